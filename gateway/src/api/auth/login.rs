@@ -1,0 +1,69 @@
+//! `POST /auth/login`: the same work, timing and answer whether or not the account
+//! exists, so the endpoint cannot be used to find out who has one.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use shared::db::{self, audit, memberships, users};
+use shared::domain::{Email, Password};
+use shared::password::Verification;
+
+use super::tokens::issue_pair;
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, RequestId};
+use crate::api::wire::{LoginRequest, SessionBody, TenantBody, UserBody};
+use crate::api::ApiState;
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "email or password is incorrect")
+}
+
+/// Logs a user in: 200 with tokens, the user and all their tenants, or 401
+/// `invalid_credentials`.
+pub async fn login(
+    State(state): State<Arc<ApiState>>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<axum::Json<SessionBody>, ApiError> {
+    let candidate = req.password.expose_secret();
+    // An address that cannot exist, or a password longer than any we accept, still
+    // costs one verification, so no shortcut tells them apart from a wrong password.
+    let plausible = candidate.chars().count() <= Password::MAX_CHARS;
+    let credentials = match Email::parse(&req.email) {
+        Ok(email) if plausible => users::find_credentials_by_email(&state.pool, &email).await?,
+        _ => None,
+    };
+    let verdict = state.passwords.verify(candidate, credentials.as_ref().map(|c| c.password_hash.as_str())).await?;
+    let user = match (verdict, credentials) {
+        (Verification::Match, Some(credentials)) => credentials.user,
+        _ => return Err(invalid_credentials()),
+    };
+
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let (tokens, session_id) = issue_pair(&state, &mut tx, &user, None, user_agent).await?;
+    audit::insert(
+        &mut *tx,
+        &audit::NewEntry {
+            tenant_id: None,
+            actor_id: Some(user.id),
+            action: "user.logged_in",
+            target: Some(format!("session:{session_id}")),
+            metadata: json!({}),
+            request_id: Some(&request_id),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(db::Error::from)?;
+
+    let tenants = memberships::list_for_user(&state.pool, user.id).await?;
+    Ok(axum::Json(SessionBody {
+        tokens,
+        user: UserBody::from(&user),
+        tenants: tenants.iter().map(TenantBody::from).collect(),
+    }))
+}

@@ -1,0 +1,20 @@
+//! `GET /auth/me`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use shared::db::memberships;
+
+use crate::api::error::ApiError;
+use crate::api::extract::BearerUser;
+use crate::api::wire::{MeBody, TenantBody, UserBody};
+use crate::api::ApiState;
+
+/// The caller and their tenants with roles.
+pub async fn me(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<axum::Json<MeBody>, ApiError> {
+    let tenants = memberships::list_for_user(&state.pool, caller.id()).await?;
+    Ok(axum::Json(MeBody {
+        user: UserBody::from(&caller.user),
+        tenants: tenants.iter().map(TenantBody::from).collect(),
+    }))
+}

@@ -1,0 +1,117 @@
+//! Refresh-token rotation with reuse detection, and logout.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use shared::db::{self, audit, sessions, users};
+use shared::tokens::TokenHasher;
+
+use super::tokens::issue_pair;
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, BearerUser, RequestId};
+use crate::api::wire::{RefreshRequest, TokenPair};
+use crate::api::ApiState;
+
+fn invalid_refresh() -> ApiError {
+    ApiError::unauthorized("invalid_token", "the refresh token is not valid")
+}
+
+/// Exchanges a refresh token for a new pair. The presented token is spent; a spent
+/// token presented again revokes its whole family (it was stolen or replayed) and
+/// answers 401 `token_reused`.
+pub async fn refresh(
+    State(state): State<Arc<ApiState>>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    let presented = req.refresh_token.expose_secret();
+    if !TokenHasher::looks_valid(presented) {
+        return Err(invalid_refresh());
+    }
+    let hash = state.opaque.hash(presented);
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let Some(session) = sessions::lock_by_hash(&mut tx, &hash).await? else {
+        return Err(invalid_refresh());
+    };
+    if session.replaced_by.is_some() {
+        let revoked = sessions::revoke_family(&mut *tx, session.family_id).await?;
+        audit::insert(
+            &mut *tx,
+            &audit::NewEntry {
+                tenant_id: None,
+                actor_id: Some(session.user_id),
+                action: "session.reuse_detected",
+                target: Some(format!("family:{}", session.family_id)),
+                metadata: json!({ "revoked": revoked }),
+                request_id: Some(&request_id),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db::Error::from)?;
+        tracing::warn!(user_id = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
+        return Err(ApiError::unauthorized(
+            "token_reused",
+            "this refresh token was already used; the session is revoked",
+        ));
+    }
+    if session.revoked_at.is_some() {
+        return Err(invalid_refresh());
+    }
+    if session.expires_at <= Utc::now() {
+        return Err(ApiError::unauthorized("token_expired", "the refresh token has expired"));
+    }
+    let Some(user) = users::find_by_id(&mut *tx, session.user_id).await? else {
+        return Err(invalid_refresh());
+    };
+    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let (pair, successor) = issue_pair(&state, &mut tx, &user, Some(session.family_id), user_agent).await?;
+    sessions::mark_replaced(&mut tx, session.id, successor).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+    Ok(axum::Json(pair))
+}
+
+/// Revokes the session the refresh token belongs to. Answers 204 for unknown tokens
+/// too: logging out is idempotent and reveals nothing.
+pub async fn logout(
+    State(state): State<Arc<ApiState>>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    let presented = req.refresh_token.expose_secret();
+    if TokenHasher::looks_valid(presented) {
+        if let Some(session) = sessions::find_by_hash(&state.pool, &state.opaque.hash(presented)).await? {
+            sessions::revoke_family(&state.pool, session.family_id).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the caller and invalidates their outstanding access tokens
+/// (their token version moves on).
+pub async fn logout_all(
+    State(state): State<Arc<ApiState>>,
+    RequestId(request_id): RequestId,
+    caller: BearerUser,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let version = users::bump_token_version(&mut *tx, caller.id()).await?;
+    let revoked = sessions::revoke_all_for_user(&mut *tx, caller.id()).await?;
+    audit::insert(
+        &mut *tx,
+        &audit::NewEntry {
+            tenant_id: None,
+            actor_id: Some(caller.id()),
+            action: "user.logged_out_everywhere",
+            target: Some(format!("user:{}", caller.id())),
+            metadata: json!({ "revokedSessions": revoked, "tokenVersion": version }),
+            request_id: Some(&request_id),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(db::Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,80 @@
+//! The gateway's own HTTP API under `/auth`: an axum [`Router`] called in process
+//! from the proxy's `request_filter` (no network hop). axum does the routing and
+//! JSON; this module only wires handlers to state.
+
+mod auth;
+pub mod error;
+pub mod extract;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use shared::config::Settings;
+use shared::jwt::AccessTokens;
+use shared::password::PasswordHasher;
+use shared::tokens::TokenHasher;
+use sqlx::PgPool;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use self::error::ApiError;
+
+/// The path prefix the API owns; everything else is proxied.
+pub const PREFIX: &str = "/auth";
+
+/// Whether the gateway answers this path itself.
+pub fn owns(path: &str) -> bool {
+    path == PREFIX || path.starts_with("/auth/")
+}
+
+/// What the handlers need. Built once at start; cheap to share.
+pub struct ApiState {
+    /// Postgres.
+    pub pool: PgPool,
+    /// Access-token signing and verification.
+    pub tokens: AccessTokens,
+    /// Refresh (and other opaque) token hashing.
+    pub opaque: TokenHasher,
+    /// argon2id on a bounded pool.
+    pub passwords: PasswordHasher,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: Duration,
+}
+
+/// Builds the router for `state`, with CORS from `settings.cors` and the body cap
+/// from `settings.gateway.body_limit`.
+pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
+    let auth = Router::new()
+        .route("/register", post(auth::register::register))
+        .route("/login", post(auth::login::login))
+        .route("/refresh", post(auth::session::refresh))
+        .route("/logout", post(auth::session::logout))
+        .route("/logout-all", post(auth::session::logout_all))
+        .route("/me", get(auth::me::me))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+        });
+    Router::new()
+        .nest(PREFIX, auth)
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(settings.gateway.body_limit))
+        .layer(cors(&settings.cors.origins))
+        .with_state(state)
+}
+
+/// CORS for listed origins only; credentials allowed, since only listed origins
+/// ever get an `Access-Control-Allow-Origin` back.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}

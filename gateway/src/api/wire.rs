@@ -1,0 +1,122 @@
+//! Request and response bodies (the wire types), apart from domain types.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use shared::db::memberships::TenantMembership;
+use shared::db::users::User;
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// Address.
+    pub email: String,
+    /// Password (8..=128 characters).
+    pub password: SecretString,
+    /// Display name.
+    pub name: String,
+    /// Language tag, `en` by default.
+    pub language: Option<String>,
+    /// Name of the tenant to create; a personal one when absent.
+    pub tenant_name: Option<String>,
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    /// Address.
+    pub email: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// `POST /auth/refresh` and `POST /auth/logout`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: SecretString,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody {
+    /// Id.
+    pub id: String,
+    /// Address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Language tag.
+    pub language: String,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+}
+
+impl From<&User> for UserBody {
+    fn from(u: &User) -> UserBody {
+        UserBody {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            language: u.language.clone(),
+            email_verified: u.email_verified_at.is_some(),
+        }
+    }
+}
+
+/// One of the user's tenants with their role.
+#[derive(Debug, Serialize)]
+pub struct TenantBody {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Slug.
+    pub slug: String,
+    /// The user's role.
+    pub role: &'static str,
+}
+
+impl From<&TenantMembership> for TenantBody {
+    fn from(m: &TenantMembership) -> TenantBody {
+        TenantBody { id: m.tenant_id.to_string(), name: m.name.clone(), slug: m.slug.clone(), role: m.role.as_str() }
+    }
+}
+
+/// A fresh token pair.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    /// JWT access token.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// Register and login answers: tokens, the user and their tenants.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionBody {
+    /// Tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// The user.
+    pub user: UserBody,
+    /// Their tenants.
+    pub tenants: Vec<TenantBody>,
+}
+
+/// `GET /auth/me`.
+#[derive(Debug, Serialize)]
+pub struct MeBody {
+    /// The user.
+    pub user: UserBody,
+    /// Their tenants.
+    pub tenants: Vec<TenantBody>,
+}

@@ -1,0 +1,113 @@
+//! Building the Pingora server from settings: the proxy service, the admin listener
+//! and whatever background services the gateway needs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
+use pingora::services::background::background_service;
+use shared::config::Settings;
+use shared::jwt::AccessTokens;
+use shared::password::PasswordHasher;
+use shared::telemetry::{admin_router, Check, Readiness};
+use shared::tokens::TokenHasher;
+use sqlx::PgPool;
+
+use crate::admin::AdminService;
+use crate::api::{self, ApiState};
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+
+/// A gateway ready to run.
+pub struct Application {
+    server: Server,
+    /// Runs what is not per-request: pool maintenance, cache listeners, refreshers.
+    /// Pingora builds one runtime per service; this one lives as long as the process.
+    support: tokio::runtime::Runtime,
+}
+
+/// Options that come from the command line rather than settings.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Take over the listeners of a running gateway (Pingora's zero-downtime upgrade).
+    pub upgrade: bool,
+}
+
+impl Application {
+    /// Builds every service. Binds the admin listener now so a busy port fails here.
+    ///
+    /// # Errors
+    /// A bad database URL, an unusable admin address, or a metrics registration bug.
+    pub fn build(settings: &Settings, options: &RunOptions) -> anyhow::Result<Application> {
+        let support = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tg-support")
+            .enable_all()
+            .build()
+            .context("starting the support runtime")?;
+        let _context = support.enter();
+        let pool = shared::db::pool(&settings.database).context("building the database pool")?;
+        let metrics = Metrics::new().context("registering metrics")?;
+
+        let state = Arc::new(ApiState {
+            pool: pool.clone(),
+            tokens: AccessTokens::new(&settings.jwt),
+            opaque: TokenHasher::new(settings.jwt.refresh_secret.clone()),
+            passwords: PasswordHasher::new(settings.hash_concurrency()).context("initialising argon2")?,
+            refresh_ttl: settings.jwt.refresh_ttl,
+        });
+        let gateway = Gateway {
+            api: api::router(state, settings),
+            body_limit: settings.gateway.body_limit,
+            metrics: metrics.clone(),
+        };
+
+        let conf = ServerConf {
+            threads: settings.gateway_threads(),
+            grace_period_seconds: Some(settings.gateway.shutdown_grace.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(5),
+            upgrade_sock: "/tmp/tenantgate_upgrade.sock".into(),
+            pid_file: "/tmp/tenantgate.pid".into(),
+            ..ServerConf::default()
+        };
+        let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
+        server.bootstrap();
+
+        let mut proxy =
+            pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tenantgate proxy");
+        proxy.add_tcp(&settings.gateway.listen.to_string());
+        server.add_service(proxy);
+
+        let admin_addr = settings.gateway.admin_listen;
+        let admin_listener = std::net::TcpListener::bind(admin_addr)
+            .with_context(|| format!("binding GATEWAY_ADMIN_LISTEN {admin_addr}"))?;
+        let admin = AdminService::new(admin_listener, admin_router(metrics.registry.clone(), readiness(pool)));
+        server.add_service(background_service("admin", admin));
+
+        Ok(Application { server, support })
+    }
+
+    /// Runs until SIGTERM (graceful: in-flight requests get `GATEWAY_SHUTDOWN_GRACE`)
+    /// or SIGINT (fast), then returns.
+    pub fn run_until_stopped(self) {
+        self.server.run(RunArgs::default());
+        self.support.shutdown_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
+fn readiness(pool: PgPool) -> Readiness {
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let postgres = tokio::time::timeout(std::time::Duration::from_secs(2), shared::db::ping(&pool)).await;
+            let error = match postgres {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(shared::telemetry::error_chain(&e)),
+                Err(_) => Some("timed out".to_owned()),
+            };
+            vec![Check { name: "postgres", error }]
+        })
+    })
+}

@@ -1,0 +1,226 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned, issuer and audience checked.
+//!
+//! Claims carry no role: roles are looked up per tenant. They do carry `ver`, the
+//! user's token version at issue time, so logout-all can invalidate every
+//! outstanding token by bumping the version.
+
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::JwtSettings;
+use crate::domain::UserId;
+
+/// Why a token was refused; the reason is also the metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Not a JWT at all, or claims missing or mistyped.
+    #[error("malformed token")]
+    Malformed,
+    /// Past `exp`.
+    #[error("token expired")]
+    Expired,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `alg` is not HS256.
+    #[error("algorithm not allowed")]
+    BadAlgorithm,
+    /// Wrong `iss`.
+    #[error("wrong issuer")]
+    BadIssuer,
+    /// Wrong `aud`.
+    #[error("wrong audience")]
+    BadAudience,
+    /// Signing failed (should not happen with HMAC).
+    #[error("token signing failed")]
+    Signing,
+}
+
+impl Error {
+    /// A stable label for metrics and error bodies.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Malformed => "malformed",
+            Error::Expired => "expired",
+            Error::BadSignature => "bad_signature",
+            Error::BadAlgorithm => "bad_algorithm",
+            Error::BadIssuer => "bad_issuer",
+            Error::BadAudience => "bad_audience",
+            Error::Signing => "signing",
+        }
+    }
+}
+
+/// The claims of an access token (the wire type).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: UserId,
+    /// The user's email at issue time.
+    pub email: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Unique token id.
+    pub jti: Uuid,
+    /// The user's token version at issue time.
+    pub ver: i32,
+}
+
+/// A signed access token and its lifetime.
+#[derive(Debug, Clone)]
+pub struct IssuedAccessToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Its claims.
+    pub claims: AccessClaims,
+}
+
+/// Signs and verifies access tokens. Verification is pure CPU: no I/O.
+#[derive(Clone)]
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl AccessTokens {
+    /// Keys and rules from settings: HS256 only, `exp`/`iss`/`aud`/`sub` required,
+    /// 30 seconds of clock leeway.
+    pub fn new(settings: &JwtSettings) -> AccessTokens {
+        let secret = settings.secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 30;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        AccessTokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl: settings.access_ttl,
+        }
+    }
+
+    /// The configured lifetime.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Signs a token for `user`.
+    ///
+    /// # Errors
+    /// [`Error::Signing`] if encoding fails.
+    pub fn issue(&self, user: UserId, email: &str, token_version: i32) -> Result<IssuedAccessToken, Error> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            sub: user,
+            email: email.to_owned(),
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::new_v4(),
+            ver: token_version,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| Error::Signing)?;
+        Ok(IssuedAccessToken { token, expires_in: self.ttl.as_secs(), claims })
+    }
+
+    /// Verifies signature, algorithm, expiry, issuer and audience.
+    ///
+    /// # Errors
+    /// The [`Error`] that says why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, Error> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => Error::Expired,
+                ErrorKind::InvalidSignature => Error::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Error::BadAlgorithm,
+                ErrorKind::InvalidIssuer => Error::BadIssuer,
+                ErrorKind::InvalidAudience => Error::BadAudience,
+                _ => Error::Malformed,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn tokens(secret: &str, iss: &str, aud: &str) -> AccessTokens {
+        let mut s = Settings::default().jwt;
+        s.secret = secret.to_owned().into();
+        s.issuer = iss.into();
+        s.audience = aud.into();
+        AccessTokens::new(&s)
+    }
+
+    #[test]
+    fn round_trips_and_checks_issuer_audience_and_key() {
+        let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let user = UserId::new();
+        let issued = t.issue(user, "a@b.c", 3).unwrap();
+        let claims = t.verify(&issued.token).unwrap();
+        assert_eq!((claims.sub, claims.ver, claims.email.as_str()), (user, 3, "a@b.c"));
+        assert_eq!(tokens("x".repeat(32).as_str(), "iss", "aud").verify(&issued.token), Err(Error::BadSignature));
+        assert_eq!(tokens("k".repeat(32).as_str(), "other", "aud").verify(&issued.token), Err(Error::BadIssuer));
+        assert_eq!(tokens("k".repeat(32).as_str(), "iss", "other").verify(&issued.token), Err(Error::BadAudience));
+        assert_eq!(t.verify("not.a.jwt"), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn refuses_alg_none_and_other_algorithms() {
+        let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let issued = t.issue(UserId::new(), "a@b.c", 0).unwrap();
+        let payload = issued.token.split('.').nth(1).unwrap();
+        for alg in ["none", "HS512", "RS256"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let forged = format!("{header}.{payload}.");
+            assert!(matches!(t.verify(&forged), Err(Error::BadAlgorithm | Error::Malformed)), "{alg} accepted");
+        }
+    }
+
+    #[test]
+    fn refuses_expired_tokens() {
+        let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            sub: UserId::new(),
+            email: "a@b.c".into(),
+            iat: now - 600,
+            exp: now - 120,
+            iss: "iss".into(),
+            aud: "aud".into(),
+            jti: Uuid::new_v4(),
+            ver: 0,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[b'k'; 32]))
+                .unwrap();
+        assert_eq!(t.verify(&token), Err(Error::Expired));
+    }
+}

@@ -1,0 +1,137 @@
+//! Logging, metrics and the admin listener (`/healthz`, `/readyz`, `/metrics`) that
+//! both binaries serve.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::{Encoder, Registry, TextEncoder};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Errors from telemetry setup.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `LOG_LEVEL` did not parse.
+    #[error("invalid LOG_LEVEL: {0}")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    /// A global subscriber was already installed.
+    #[error("tracing already initialised: {0}")]
+    Init(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Installs the global tracing subscriber: text or JSON lines on stderr, filtered by
+/// `RUST_LOG` if set, else `LOG_LEVEL`.
+///
+/// # Errors
+/// [`Error`] on a bad filter or a second call.
+pub fn init_tracing(settings: &LogSettings) -> Result<(), Error> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
+        _ => EnvFilter::try_new(&settings.level)?,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    match settings.format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+    }
+    Ok(())
+}
+
+/// Logs an error with its whole `source()` chain, as one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// One dependency's readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// The dependency (`postgres`, `redis`...).
+    pub name: &'static str,
+    /// `None` when healthy, else why not.
+    pub error: Option<String>,
+}
+
+/// A future resolving to the readiness of every dependency.
+pub type ReadinessFuture = Pin<Box<dyn Future<Output = Vec<Check>> + Send>>;
+
+/// Produces a [`ReadinessFuture`] on each `/readyz` call.
+pub type Readiness = Arc<dyn Fn() -> ReadinessFuture + Send + Sync>;
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Registry,
+    readiness: Readiness,
+}
+
+/// The admin router: `/healthz` (the process is up), `/readyz` (every dependency
+/// answers; 503 otherwise, with the failing ones named) and `/metrics` (Prometheus
+/// text format from `registry`).
+pub fn admin_router(registry: Registry, readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(AdminState { registry, readiness })
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let checks = (state.readiness)().await;
+    let ready = checks.iter().all(|c| c.error.is_none());
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": checks,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let encoder = TextEncoder::new();
+    let mut buffer = Vec::new();
+    match encoder.encode(&state.registry.gather(), &mut buffer) {
+        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], buffer).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// I/O errors from the listener.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
