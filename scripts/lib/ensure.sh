@@ -1,0 +1,47 @@
+# Sourced by the scripts in scripts/: installs the build tools a fresh machine lacks
+# and starts the local services (Postgres, Redis, RabbitMQ) when they are down.
+# Idempotent and quiet when everything is already there.
+
+ensure_tools() {
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # Pingora's build needs it
+    command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+    command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing ${missing[*]}"
+        if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+wait_for() { # name, command...
+    local name=$1; shift
+    for _ in $(seq 1 60); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 1
+    done
+    echo "!! $name did not come up" >&2
+    return 1
+}
+
+ensure_services() {
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        echo "==> starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+        wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+    fi
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        echo "==> starting Redis"
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/ci.log
+        wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+    fi
+    if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+        echo "==> starting RabbitMQ"
+        rabbitmq-server -detached
+        wait_for RabbitMQ bash -c '(exec 3<>/dev/tcp/127.0.0.1/5672)'
+        rabbitmqctl await_startup >/dev/null 2>&1 || true
+    fi
+}
