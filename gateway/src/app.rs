@@ -14,10 +14,22 @@ use shared::telemetry::{admin_router, Check, Readiness};
 use shared::tokens::TokenHasher;
 use sqlx::PgPool;
 
+use arc_swap::ArcSwap;
+use secrecy::ExposeSecret;
+use shared::cache::{Cache, CacheConfig, Invalidator, RedisTier, Ttls};
+use shared::jwt::AssertionSigner;
+
 use crate::admin::AdminService;
+use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
+use crate::control::ControlPlane;
 use crate::metrics::Metrics;
+use crate::proxy::access::AccessControl;
+use crate::proxy::rate_limit::RateLimits;
+use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
+use crate::relay::OutboxRelay;
+use crate::routes::RouteTable;
 
 /// A gateway ready to run.
 pub struct Application {
@@ -49,17 +61,67 @@ impl Application {
         let _context = support.enter();
         let pool = shared::db::pool(&settings.database).context("building the database pool")?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let routes = RouteTable::load(&settings.gateway.routes)
+            .with_context(|| format!("loading GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
+        metrics.routes_loaded.set(routes.len() as i64);
+        let routes = Arc::new(ArcSwap::from_pointee(routes));
 
+        let redis_client = redis::Client::open(settings.redis.url.expose_secret()).context("parsing REDIS_URL")?;
+        let redis = RedisTier::new(redis_client);
+        let cache_config = CacheConfig {
+            ttls: Ttls { negative: settings.cache.negative_ttl, ..Ttls::default() },
+            max_entries: settings.cache.l1_max_entries,
+            prefix: settings.redis.key_prefix.clone(),
+        };
+        let cache = Cache::new(pool.clone(), redis.clone(), cache_config, &metrics.registry)
+            .context("registering cache metrics")?;
+        let invalidator = Invalidator::new(redis.clone(), settings.redis.key_prefix.clone(), Some(cache.clone()));
+
+        let tokens = AccessTokens::new(&settings.jwt);
         let state = Arc::new(ApiState {
             pool: pool.clone(),
-            tokens: AccessTokens::new(&settings.jwt),
+            tokens: tokens.clone(),
             opaque: TokenHasher::new(settings.jwt.refresh_secret.clone()),
             passwords: PasswordHasher::new(settings.hash_concurrency()).context("initialising argon2")?,
             refresh_ttl: settings.jwt.refresh_ttl,
+            invalidator,
+            throttle: Throttle::new(
+                redis.clone(),
+                settings.redis.key_prefix.clone(),
+                TokenHasher::new(settings.jwt.refresh_secret.clone()),
+                settings.rate_limit.window,
+                settings.rate_limit.max,
+            ),
+            redis,
+            key_prefix: settings.redis.key_prefix.clone(),
         });
+        let assertion_secret = settings.gateway.assertion_secret.expose_secret();
+        let pools = Arc::new(Pools::default());
+        let limits = Arc::new(RateLimits::default());
         let gateway = Gateway {
             api: api::router(state, settings),
             body_limit: settings.gateway.body_limit,
+            routes: routes.clone(),
+            access: AccessControl {
+                tokens,
+                cache: cache.clone(),
+                access_cookie: settings.gateway.access_cookie.clone(),
+                base_domain: settings.gateway.base_domain.to_ascii_lowercase(),
+            },
+            pools: pools.clone(),
+            limits: limits.clone(),
+            assertions: (!assertion_secret.is_empty()).then(|| {
+                AssertionSigner::new(assertion_secret.as_bytes(), &settings.jwt.issuer, settings.gateway.assertion_ttl)
+            }),
+            metrics: metrics.clone(),
+        };
+        let control = ControlPlane {
+            cache,
+            routes,
+            routes_path: settings.gateway.routes.clone(),
+            pools,
+            limits,
+            health_interval: settings.gateway.health_check_interval,
             metrics: metrics.clone(),
         };
 
@@ -80,11 +142,14 @@ impl Application {
         proxy.add_tcp(&settings.gateway.listen.to_string());
         server.add_service(proxy);
 
+        let relay = OutboxRelay { pool: pool.clone(), config: shared::queue::Config::from_settings(settings) };
         let admin_addr = settings.gateway.admin_listen;
         let admin_listener = std::net::TcpListener::bind(admin_addr)
             .with_context(|| format!("binding GATEWAY_ADMIN_LISTEN {admin_addr}"))?;
         let admin = AdminService::new(admin_listener, admin_router(metrics.registry.clone(), readiness(pool)));
         server.add_service(background_service("admin", admin));
+        server.add_service(background_service("control plane", control));
+        server.add_service(background_service("outbox relay", relay));
 
         Ok(Application { server, support })
     }

@@ -66,9 +66,13 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     shared::telemetry::init_tracing(&settings.log).context("initialising logging")
 }
 
+/// Validates settings (already done by loading) and the route files.
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    let routes = crate::routes::RouteTable::load(&settings.gateway.routes)
+        .with_context(|| format!("GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
     println!("configuration OK (profile {:?})", settings.app.env);
     println!("  listen {}  admin {}", settings.gateway.listen, settings.gateway.admin_listen);
+    println!("  {} route(s) from {}", routes.len(), settings.gateway.routes.display());
     Ok(())
 }
 

@@ -9,5 +9,8 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod control;
 pub mod metrics;
 pub mod proxy;
+pub mod relay;
+pub mod routes;

@@ -1,6 +1,7 @@
 //! The gateway's Prometheus metrics, registered in a per-process [`Registry`].
+//! Cache metrics are registered by `shared::cache` into the same registry.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Every metric the gateway exports.
 #[derive(Clone)]
@@ -11,8 +12,20 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Whole-request duration by route.
     pub duration: HistogramVec,
-    /// Authentication failures by reason.
+    /// Time from sending a request upstream to its response header, by route.
+    pub upstream_duration: HistogramVec,
+    /// Requests refused for authentication or authorization, by reason.
     pub auth_failures: IntCounterVec,
+    /// Route-file reloads by result (`ok`, `error`).
+    pub route_reloads: IntCounterVec,
+    /// 1 when the last route reload succeeded.
+    pub route_reload_success: IntGauge,
+    /// Routes in the live table.
+    pub routes_loaded: IntGauge,
+    /// 1 per healthy upstream, by route and address.
+    pub upstream_healthy: IntGaugeVec,
+    /// 1 while subscribed to cache invalidations.
+    pub invalidation_subscribed: IntGauge,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -25,25 +38,59 @@ impl Metrics {
     /// [`prometheus::Error`] when a name is registered twice (a bug).
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("tenantgate_http_requests_total", "Requests handled, by route, method and status."),
-            &["route", "method", "status"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new("tenantgate_http_request_duration_seconds", "Time from request to last response byte.")
-                .buckets(BUCKETS.to_vec()),
-            &["route"],
-        )?;
-        let auth_failures = IntCounterVec::new(
-            Opts::new(
-                "tenantgate_auth_failures_total",
-                "Requests refused for authentication or authorization, by reason.",
-            ),
-            &["reason"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(auth_failures.clone()))?;
-        Ok(Metrics { registry, requests, duration, auth_failures })
+        let histogram = |name: &str, help: &str| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()), &["route"])
+        };
+        let metrics = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new("tenantgate_http_requests_total", "Requests handled, by route, method and status."),
+                &["route", "method", "status"],
+            )?,
+            duration: histogram(
+                "tenantgate_http_request_duration_seconds",
+                "Time from request to response, by route.",
+            )?,
+            upstream_duration: histogram(
+                "tenantgate_upstream_response_duration_seconds",
+                "Time from sending a request upstream to its response header, by route.",
+            )?,
+            auth_failures: IntCounterVec::new(
+                Opts::new(
+                    "tenantgate_auth_failures_total",
+                    "Requests refused by authentication or authorization, by reason.",
+                ),
+                &["reason"],
+            )?,
+            route_reloads: IntCounterVec::new(
+                Opts::new("tenantgate_route_reloads_total", "Route file reloads, by result."),
+                &["result"],
+            )?,
+            route_reload_success: IntGauge::new(
+                "tenantgate_route_last_reload_success",
+                "1 if the last route reload succeeded, 0 if it kept the previous table.",
+            )?,
+            routes_loaded: IntGauge::new("tenantgate_routes", "Routes in the live route table.")?,
+            upstream_healthy: IntGaugeVec::new(
+                Opts::new("tenantgate_upstream_healthy", "1 if the upstream passed its last health check."),
+                &["route", "upstream"],
+            )?,
+            invalidation_subscribed: IntGauge::new(
+                "tenantgate_cache_invalidation_subscribed",
+                "1 while this gateway listens for cache invalidations.",
+            )?,
+            registry,
+        };
+        let m = &metrics;
+        m.registry.register(Box::new(m.requests.clone()))?;
+        m.registry.register(Box::new(m.duration.clone()))?;
+        m.registry.register(Box::new(m.upstream_duration.clone()))?;
+        m.registry.register(Box::new(m.auth_failures.clone()))?;
+        m.registry.register(Box::new(m.route_reloads.clone()))?;
+        m.registry.register(Box::new(m.route_reload_success.clone()))?;
+        m.registry.register(Box::new(m.routes_loaded.clone()))?;
+        m.registry.register(Box::new(m.upstream_healthy.clone()))?;
+        m.registry.register(Box::new(m.invalidation_subscribed.clone()))?;
+        m.route_reload_success.set(1);
+        Ok(metrics)
     }
 }

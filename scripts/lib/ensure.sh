@@ -7,11 +7,12 @@ ensure_tools() {
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)   # Pingora's build needs it
     command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks our /metrics
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing ${missing[*]}"
         if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 

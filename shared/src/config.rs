@@ -42,6 +42,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SMTP_PASSWORD", "smtp.password"),
     ("SMTP_FROM", "smtp.from"),
     ("SMTP_TLS", "smtp.tls"),
+    ("SMTP_TIMEOUT", "smtp.timeout"),
+    ("SMTP_POOL_SIZE", "smtp.pool_size"),
+    ("MAIL_TRANSPORT", "mail.transport"),
+    ("MAIL_DIR", "mail.dir"),
+    ("QUEUE_PREFIX", "queue.prefix"),
+    ("QUEUE_MAX_ATTEMPTS", "queue.max_attempts"),
+    ("QUEUE_RETRY_BASE_DELAY", "queue.retry_base_delay"),
+    ("QUEUE_RETRY_MAX_DELAY", "queue.retry_max_delay"),
+    ("QUEUE_OUTBOX_BATCH", "queue.outbox_batch"),
+    ("QUEUE_OUTBOX_POLL_INTERVAL", "queue.outbox_poll_interval"),
     ("CORS_ORIGINS", "cors.origins"),
     ("RATE_LIMIT_WINDOW", "rate_limit.window"),
     ("RATE_LIMIT_MAX", "rate_limit.max"),
@@ -54,7 +64,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_THREADS", "gateway.threads"),
     ("GATEWAY_BODY_LIMIT", "gateway.body_limit"),
     ("GATEWAY_SHUTDOWN_GRACE", "gateway.shutdown_grace"),
+    ("GATEWAY_BASE_DOMAIN", "gateway.base_domain"),
+    ("GATEWAY_ACCESS_COOKIE", "gateway.access_cookie"),
+    ("GATEWAY_ASSERTION_SECRET", "gateway.assertion_secret"),
+    ("GATEWAY_ASSERTION_TTL", "gateway.assertion_ttl"),
+    ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
+    ("CACHE_L1_MAX_ENTRIES", "cache.l1_max_entries"),
+    ("CACHE_NEGATIVE_TTL", "cache.negative_ttl"),
     ("WORKER_ADMIN_LISTEN", "worker.admin_listen"),
+    ("WORKER_CONCURRENCY", "worker.concurrency"),
+    ("WORKER_SHUTDOWN_GRACE", "worker.shutdown_grace"),
 ];
 
 /// Values shipped in `.env.example` and `config/gateway.toml`: a secret still set to
@@ -110,6 +129,16 @@ pub enum SmtpTls {
     Tls,
 }
 
+/// Which transport the worker hands rendered mail to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// The SMTP server in `SMTP_*`.
+    Smtp,
+    /// `.eml` files in `MAIL_DIR` (development and demos).
+    File,
+}
+
 /// The whole settings tree.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +155,10 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// Outgoing mail.
     pub smtp: SmtpSettings,
+    /// Where rendered mail goes.
+    pub mail: MailSettings,
+    /// RabbitMQ queue names, retries and the outbox relay.
+    pub queue: QueueSettings,
     /// CORS for the auth API.
     pub cors: CorsSettings,
     /// Default limits for credential endpoints.
@@ -134,6 +167,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// Password hashing.
     pub password: PasswordSettings,
+    /// The role cache.
+    pub cache: CacheSettings,
     /// The gateway binary.
     pub gateway: GatewaySettings,
     /// The worker binary.
@@ -157,7 +192,7 @@ pub struct AppSettings {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `DATABASE_URL`.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub url: SecretString,
     /// `DATABASE_MAX_CONNECTIONS`: pool size per process.
     pub max_connections: u32,
@@ -170,7 +205,7 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// `REDIS_URL`.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub url: SecretString,
     /// `REDIS_KEY_PREFIX`: prepended to every key and channel, so several deployments
     /// (or tests) can share one Redis.
@@ -182,7 +217,7 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqSettings {
     /// `RABBITMQ_URL`.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub url: SecretString,
 }
 
@@ -191,10 +226,10 @@ pub struct RabbitMqSettings {
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
     /// `JWT_SECRET`: HS256 key for access tokens.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub secret: SecretString,
     /// `JWT_REFRESH_SECRET`: HMAC key refresh-token hashes are computed with.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub refresh_secret: SecretString,
     /// `JWT_ISSUER`: the `iss` claim.
     pub issuer: String,
@@ -219,12 +254,50 @@ pub struct SmtpSettings {
     /// `SMTP_USER`: empty for no authentication.
     pub user: String,
     /// `SMTP_PASSWORD`.
-    #[serde(serialize_with = "redact")]
+    #[serde(serialize_with = "expose")]
     pub password: SecretString,
     /// `SMTP_FROM`: the From header.
     pub from: String,
     /// `SMTP_TLS`: `none`, `starttls` or `tls`.
     pub tls: SmtpTls,
+    /// `SMTP_TIMEOUT`: limit on each SMTP command (connect, greeting, DATA...).
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub timeout: Duration,
+    /// `SMTP_POOL_SIZE`: most SMTP connections kept open and used at once.
+    pub pool_size: u32,
+}
+
+/// Mail delivery settings (used by the worker).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `MAIL_TRANSPORT`: `smtp` or `file`.
+    pub transport: MailTransport,
+    /// `MAIL_DIR`: the folder `.eml` files are written to with `MAIL_TRANSPORT=file`.
+    pub dir: PathBuf,
+}
+
+/// RabbitMQ topology and outbox relay settings (used by both binaries).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// `QUEUE_PREFIX`: prepended to every queue name (`{prefix}email`...), so several
+    /// deployments (or tests) can share one broker.
+    pub prefix: String,
+    /// `QUEUE_MAX_ATTEMPTS`: attempts before a job goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// `QUEUE_RETRY_BASE_DELAY`: the wait before the first retry; doubled each time.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub retry_base_delay: Duration,
+    /// `QUEUE_RETRY_MAX_DELAY`: the longest wait between two attempts.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub retry_max_delay: Duration,
+    /// `QUEUE_OUTBOX_BATCH`: outbox rows the relay publishes per transaction.
+    pub outbox_batch: u32,
+    /// `QUEUE_OUTBOX_POLL_INTERVAL`: how often the relay looks for rows when no
+    /// notification woke it.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub outbox_poll_interval: Duration,
 }
 
 /// CORS settings.
@@ -265,6 +338,18 @@ pub struct PasswordSettings {
     pub hash_concurrency: usize,
 }
 
+/// Role-cache settings (TTLs per key are fixed by design: user 5 min, tenant 1 h,
+/// role 10 min).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `CACHE_L1_MAX_ENTRIES`: in-process entries per cache (users, tenants, roles...).
+    pub l1_max_entries: u64,
+    /// `CACHE_NEGATIVE_TTL`: how long "not a member" and "no such tenant" are cached.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub negative_ttl: Duration,
+}
+
 /// Gateway settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,6 +367,21 @@ pub struct GatewaySettings {
     /// `GATEWAY_SHUTDOWN_GRACE`: how long in-flight requests get on SIGTERM.
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub shutdown_grace: Duration,
+    /// `GATEWAY_BASE_DOMAIN`: tenants are `{slug}.{base_domain}` for `subdomain`
+    /// resolution; empty disables it.
+    pub base_domain: String,
+    /// `GATEWAY_ACCESS_COOKIE`: cookie an access token is also read from.
+    pub access_cookie: String,
+    /// `GATEWAY_ASSERTION_SECRET`: HS256 key of the signed identity assertion sent
+    /// upstream (`X-Tenantgate-Assertion`); empty disables it.
+    #[serde(serialize_with = "expose")]
+    pub assertion_secret: SecretString,
+    /// `GATEWAY_ASSERTION_TTL`: lifetime of an assertion.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub assertion_ttl: Duration,
+    /// `GATEWAY_HEALTH_CHECK_INTERVAL`: how often upstreams are probed.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub health_check_interval: Duration,
 }
 
 /// Worker settings.
@@ -290,6 +390,11 @@ pub struct GatewaySettings {
 pub struct WorkerSettings {
     /// `WORKER_ADMIN_LISTEN`: `/healthz`, `/readyz`, `/metrics`.
     pub admin_listen: SocketAddr,
+    /// `WORKER_CONCURRENCY`: jobs run at once per queue (also the prefetch).
+    pub concurrency: u16,
+    /// `WORKER_SHUTDOWN_GRACE`: how long in-flight jobs get to finish on SIGTERM.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -323,6 +428,17 @@ impl Default for Settings {
                 password: empty(),
                 from: "tenantgate <no-reply@localhost>".into(),
                 tls: SmtpTls::None,
+                timeout: Duration::from_secs(10),
+                pool_size: 16,
+            },
+            mail: MailSettings { transport: MailTransport::Smtp, dir: PathBuf::from("var/mail") },
+            queue: QueueSettings {
+                prefix: String::new(),
+                max_attempts: 8,
+                retry_base_delay: Duration::from_secs(5),
+                retry_max_delay: Duration::from_secs(3600),
+                outbox_batch: 100,
+                outbox_poll_interval: Duration::from_secs(2),
             },
             cors: CorsSettings { origins: Vec::new() },
             rate_limit: RateLimitSettings { window: Duration::from_secs(15 * 60), max: 10 },
@@ -335,8 +451,18 @@ impl Default for Settings {
                 threads: 0,
                 body_limit: 64 * 1024,
                 shutdown_grace: Duration::from_secs(10),
+                base_domain: String::new(),
+                access_cookie: "tg_access".into(),
+                assertion_secret: empty(),
+                assertion_ttl: Duration::from_secs(60),
+                health_check_interval: Duration::from_secs(2),
             },
-            worker: WorkerSettings { admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)) },
+            cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
+            worker: WorkerSettings {
+                admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+                concurrency: 32,
+                shutdown_grace: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -431,8 +557,35 @@ impl Settings {
         if self.gateway.body_limit < 1024 {
             return invalid("GATEWAY_BODY_LIMIT must be at least 1024 bytes".into());
         }
+        let assertion = self.gateway.assertion_secret.expose_secret();
+        if !assertion.is_empty() {
+            if self.app.env == Profile::Production && assertion.len() < MIN_SECRET_BYTES {
+                return invalid(format!("GATEWAY_ASSERTION_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
+            }
+            if assertion == self.jwt.secret.expose_secret() {
+                return invalid("GATEWAY_ASSERTION_SECRET must differ from JWT_SECRET (upstreams hold it)".into());
+            }
+        }
         if self.database.max_connections == 0 {
             return invalid("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.queue.max_attempts == 0 {
+            return invalid("QUEUE_MAX_ATTEMPTS must be at least 1".into());
+        }
+        if self.queue.retry_base_delay.is_zero() || self.queue.retry_max_delay < self.queue.retry_base_delay {
+            return invalid("QUEUE_RETRY_BASE_DELAY must be positive and at most QUEUE_RETRY_MAX_DELAY".into());
+        }
+        if !self.queue.prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
+            return invalid(format!("QUEUE_PREFIX {:?} may only hold letters, digits and . _ - :", self.queue.prefix));
+        }
+        if self.queue.outbox_batch == 0 || self.queue.outbox_poll_interval.is_zero() {
+            return invalid("QUEUE_OUTBOX_BATCH and QUEUE_OUTBOX_POLL_INTERVAL must be positive".into());
+        }
+        if self.worker.concurrency == 0 || self.smtp.pool_size == 0 || self.smtp.timeout.is_zero() {
+            return invalid("WORKER_CONCURRENCY, SMTP_POOL_SIZE and SMTP_TIMEOUT must be positive".into());
+        }
+        if self.mail.transport == MailTransport::Smtp && self.smtp.host.is_empty() {
+            return invalid("SMTP_HOST must be set with MAIL_TRANSPORT=smtp".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
@@ -465,8 +618,11 @@ fn http_origin(origin: &str) -> Option<&str> {
     (!rest.is_empty() && !rest.contains('/')).then_some(rest)
 }
 
-fn redact<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
+/// `Serialize` exists only to feed [`Settings::default`] to figment as the lowest
+/// layer, so secrets must round-trip. Never log a serialized `Settings`; its `Debug`
+/// (the `SecretString`s') is redacted.
+fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
 /// Accepts `"a, b"` (as the environment gives it) or a TOML array.
@@ -521,6 +677,14 @@ mod tests {
         assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(s.cors.origins, vec!["https://a.test", "http://b.test:3000"]);
         assert_eq!(s.gateway.body_limit, 64 * 1024);
+    }
+
+    #[test]
+    fn secret_defaults_survive_the_default_layer() {
+        let s = env(&GOOD).unwrap();
+        assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
+        assert!(s.database.url.expose_secret().starts_with("postgres://"));
+        assert!(!format!("{s:?}").contains("0123456789abcdef"), "Debug must redact secrets");
     }
 
     #[test]

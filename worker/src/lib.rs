@@ -1,1 +1,20 @@
-pub fn x() {}
+//! The tenantgate worker: consumes the `email` and `notification` queues, sends
+//! email through a pooled SMTP transport (or `.eml` files), stores notifications
+//! and publishes them on Redis.
+//!
+//! Invariants: a delivery is acknowledged only after its side effect is done; a
+//! failure goes to the retry path, an unparsable message to the dead-letter queue,
+//! never back to the head of the queue; an email is sent once per message id; no
+//! token, password or email body is ever logged.
+
+pub mod app;
+pub mod cli;
+pub mod consumer;
+pub mod dead_letters;
+pub mod jobs;
+pub mod mail;
+pub mod metrics;
+pub mod notify;
+
+pub use app::Application;
+pub use jobs::{Incoming, Jobs, Outcome};

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for humans.
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -28,7 +30,20 @@ struct Body<'a> {
 impl ApiError {
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 429 `rate_limited` with `Retry-After: retry_after` (whole seconds, at least 1).
+    pub fn rate_limited(retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; retry later")
+        }
+    }
+
+    /// 400 `invalid_token`: a one-time token that is unknown, used or expired.
+    pub fn invalid_one_time_token() -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "the token is invalid, used or expired")
     }
 
     /// 400 `invalid_request`.
@@ -74,6 +89,9 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response

@@ -67,3 +67,17 @@ impl FromRequestParts<Arc<ApiState>> for BearerUser {
         }
     }
 }
+
+/// The address of the TCP peer, as the proxy saw it (`session.client_addr()`), for
+/// per-IP rate limits and login notifications. `None` when the request did not come
+/// through the proxy over TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientIp>().copied().unwrap_or(ClientIp(None)))
+    }
+}

@@ -5,6 +5,7 @@
 mod auth;
 pub mod error;
 pub mod extract;
+pub mod throttle;
 pub mod wire;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
+use shared::cache::{Invalidator, RedisTier};
 use shared::config::Settings;
 use shared::jwt::AccessTokens;
 use shared::password::PasswordHasher;
@@ -22,6 +24,7 @@ use sqlx::PgPool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::error::ApiError;
+use self::throttle::Throttle;
 
 /// The path prefix the API owns; everything else is proxied.
 pub const PREFIX: &str = "/auth";
@@ -43,6 +46,15 @@ pub struct ApiState {
     pub passwords: PasswordHasher,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
+    /// Tells every gateway to forget cached users, tenants and roles that changed.
+    pub invalidator: Invalidator,
+    /// The shared Redis: rate-limit counters, and the client notification streams
+    /// subscribe with.
+    pub redis: RedisTier,
+    /// `REDIS_KEY_PREFIX`, for channel names.
+    pub key_prefix: String,
+    /// Per-account and per-IP attempt limits on login and forgot-password.
+    pub throttle: Throttle,
 }
 
 /// Builds the router for `state`, with CORS from `settings.cors` and the body cap
@@ -55,6 +67,13 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         .route("/logout", post(auth::session::logout))
         .route("/logout-all", post(auth::session::logout_all))
         .route("/me", get(auth::me::me))
+        .route("/verify-email", post(auth::verify_email::verify_email))
+        .route("/resend-verification", post(auth::verify_email::resend_verification))
+        .route("/forgot-password", post(auth::password_reset::forgot_password))
+        .route("/reset-password", post(auth::password_reset::reset_password))
+        .route("/notifications", get(auth::notifications::list))
+        .route("/notifications/read", post(auth::notifications::mark_read))
+        .route("/notifications/stream", get(auth::notifications::stream))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")

@@ -120,3 +120,78 @@ pub struct MeBody {
     /// Their tenants.
     pub tenants: Vec<TenantBody>,
 }
+
+/// `POST /auth/verify-email`.
+#[derive(Debug, Deserialize)]
+pub struct VerifyEmailRequest {
+    /// The token from the email.
+    pub token: SecretString,
+}
+
+/// `POST /auth/verify-email` answer.
+#[derive(Debug, Serialize)]
+pub struct UserOnlyBody {
+    /// The user, now verified.
+    pub user: UserBody,
+}
+
+/// `POST /auth/forgot-password`.
+#[derive(Debug, Deserialize)]
+pub struct ForgotPasswordRequest {
+    /// The address the account was registered with.
+    pub email: String,
+}
+
+/// `POST /auth/reset-password`.
+#[derive(Debug, Deserialize)]
+pub struct ResetPasswordRequest {
+    /// The token from the email.
+    pub token: SecretString,
+    /// The new password (8..=128 characters).
+    pub password: SecretString,
+}
+
+/// The 202 answer of the endpoints that enqueue an email.
+#[derive(Debug, Serialize)]
+pub struct AcceptedBody {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// A sentence for humans, the same whatever happened.
+    pub message: &'static str,
+}
+
+/// `GET /auth/notifications` query: `?limit=&before=&unread=`.
+#[derive(Debug, Deserialize)]
+pub struct NotificationsQuery {
+    /// Page size (1..=100, 20 by default).
+    pub limit: Option<i64>,
+    /// Only notifications older than this id (the previous page's `nextBefore`).
+    pub before: Option<uuid::Uuid>,
+    /// Only unread ones.
+    pub unread: Option<bool>,
+}
+
+/// `GET /auth/notifications` answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsBody {
+    /// Newest first.
+    pub notifications: Vec<shared::queue::NotificationMessage>,
+    /// The caller's unread count (all pages).
+    pub unread_count: i64,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<uuid::Uuid>,
+}
+
+/// `POST /auth/notifications/read`: `{"ids": [...]}` or `{"all": true}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkReadRequest {
+    /// Notifications to mark read.
+    #[serde(default)]
+    pub ids: Vec<uuid::Uuid>,
+    /// Mark every notification read.
+    #[serde(default)]
+    pub all: bool,
+}

@@ -12,7 +12,7 @@ use pingora::Result;
 use tower::ServiceExt;
 
 use super::respond::{json_error, write_full};
-use crate::api::extract::RequestId;
+use crate::api::extract::{ClientIp, RequestId};
 
 /// Serves one API request; returns the status written.
 ///
@@ -29,6 +29,7 @@ pub async fn serve(session: &mut Session, api: &Router, body_limit: usize, reque
     };
     let mut parts = session.req_header().as_owned_parts();
     parts.extensions.insert(RequestId(request_id.to_owned()));
+    parts.extensions.insert(ClientIp(session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())));
     let request = http::Request::from_parts(parts, Body::from(body));
     let response = match api.clone().oneshot(request).await {
         Ok(response) => response,

@@ -2,23 +2,35 @@
 //! each delegates to a named function.
 //!
 //! Requests under `/auth` are answered by the in-process API; everything else is
-//! matched against the route table and proxied.
+//! matched against the route table, authorized (`access`), stripped of spoofed
+//! identity headers, given ours, and proxied to a healthy upstream.
 
+pub mod access;
 pub mod api_bridge;
+pub mod identity_headers;
+pub mod rate_limit;
 mod request_id;
 pub mod respond;
+mod routing;
+pub mod upstreams;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use axum::Router;
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use shared::jwt::AssertionSigner;
 
+use self::access::{AccessControl, Decision, Identity, Refusal};
+use self::rate_limit::{RateLimits, Verdict};
+use self::upstreams::Pools;
 use crate::api;
 use crate::metrics::Metrics;
+use crate::routes::{Route, RouteTable};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -27,7 +39,15 @@ pub struct RequestCtx {
     /// When the request arrived.
     pub started: Instant,
     /// The route label for logs and metrics (`auth-api`, a route name, `none`).
-    pub route: Arc<str>,
+    pub route_label: Arc<str>,
+    /// The matched route.
+    pub route: Option<Arc<Route>>,
+    /// Who, which tenant, which role.
+    pub identity: Identity,
+    /// Path and query to send upstream.
+    pub upstream_path: String,
+    /// When the upstream request was sent.
+    pub upstream_started: Option<Instant>,
     /// The status the gateway answered itself, if it did.
     pub status: Option<StatusCode>,
 }
@@ -38,6 +58,16 @@ pub struct Gateway {
     pub api: Router,
     /// Largest accepted API body.
     pub body_limit: usize,
+    /// The current route table (swapped whole on reload).
+    pub routes: Arc<ArcSwap<RouteTable>>,
+    /// Authentication, tenant resolution, roles.
+    pub access: AccessControl,
+    /// Upstream balancers.
+    pub pools: Arc<Pools>,
+    /// Per-route rate limits.
+    pub limits: Arc<RateLimits>,
+    /// Signs the upstream identity assertion, when configured.
+    pub assertions: Option<AssertionSigner>,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -47,22 +77,65 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx { request_id: String::new(), started: Instant::now(), route: Arc::from("none"), status: None }
+        RequestCtx {
+            request_id: String::new(),
+            started: Instant::now(),
+            route_label: Arc::from("none"),
+            route: None,
+            identity: Identity::default(),
+            upstream_path: String::new(),
+            upstream_started: None,
+            status: None,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
         if api::owns(session.req_header().uri.path()) {
-            ctx.route = Arc::from("auth-api");
+            ctx.route_label = Arc::from("auth-api");
             ctx.status = Some(api_bridge::serve(session, &self.api, self.body_limit, &ctx.request_id).await?);
             return Ok(true);
         }
-        self.refuse(session, ctx, StatusCode::NOT_FOUND, "route_not_found", "no route matches this request").await
+        match self.admit(session, ctx).await {
+            Ok(()) => Ok(false),
+            Err(refusal) => self.refuse(session, ctx, &refusal).await,
+        }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        // request_filter answers every request until routes are configured.
-        Err(Error::explain(ErrorType::HTTPStatus(404), "no route"))
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let route =
+            ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
+        let addr =
+            self.pools.select(route).ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream"))?;
+        let mut peer = HttpPeer::new(addr.as_str(), false, String::new());
+        peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
+        peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_started = Some(Instant::now());
+        routing::prepare_upstream_request(session, upstream_request, ctx, self.assertions.as_ref())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.upstream_started {
+            self.metrics
+                .upstream_duration
+                .with_label_values(&[&*ctx.route_label])
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        Ok(())
     }
 
     async fn response_filter(
@@ -75,25 +148,71 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let mut refusal = routing::upstream_failure(e);
+        // The connection is not reused after a failed proxy attempt; say so, so the
+        // client does not send its next request into a closing socket.
+        refusal.close_connection = true;
+        let code = match self.refuse(session, ctx, &refusal).await {
+            Ok(_) => refusal.status.as_u16(),
+            Err(_) => 0,
+        };
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
     async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut RequestCtx) {
         self.record(session, error, ctx);
     }
 }
 
 impl Gateway {
+    /// Matches the route and decides access; on success `ctx` holds the route, the
+    /// identity and the upstream path.
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<(), Refusal> {
+        let table = self.routes.load();
+        let target = routing::resolve(&table, session.req_header())?;
+        ctx.route_label = target.route.name().clone();
+        if !target.route.allows_method(&session.req_header().method) {
+            return Err(routing::METHOD_NOT_ALLOWED);
+        }
+        let facts = routing::facts(session.req_header(), &target);
+        let decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
+        identity_headers::strip(session.req_header_mut());
+        let identity = match decision {
+            Decision::Allow(identity) => identity,
+            Decision::Deny(refusal) => return Err(refusal),
+        };
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default();
+        if let Verdict::Limited(wait) = self.limits.check(&target.route, &client_ip, &identity) {
+            ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
+            return Err(routing::rate_limited(wait));
+        }
+        ctx.upstream_path = target.upstream_path;
+        ctx.route = Some(target.route);
+        ctx.identity = identity;
+        Ok(())
+    }
+
     /// Answers with a JSON error and stops the request.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: StatusCode,
-        code: &str,
-        message: &str,
-    ) -> Result<bool> {
-        let id = http::HeaderValue::from_str(&ctx.request_id).unwrap_or(http::HeaderValue::from_static("-"));
-        respond::json_error(session, status, code, message, &[(http::HeaderName::from_static("x-request-id"), id)])
-            .await?;
-        ctx.status = Some(status);
+    async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
+        let mut headers = vec![(
+            HeaderName::from_static("x-request-id"),
+            HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")),
+        )];
+        if refusal.status == StatusCode::UNAUTHORIZED {
+            self.metrics.auth_failures.with_label_values(&[refusal.code]).inc();
+            headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        } else if refusal.status == StatusCode::FORBIDDEN {
+            self.metrics.auth_failures.with_label_values(&[refusal.code]).inc();
+        }
+        if refusal.close_connection {
+            headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+        }
+        if let Some(secs) = refusal.retry_after {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        respond::json_error(session, refusal.status, refusal.code, refusal.message, &headers).await?;
+        ctx.status = Some(refusal.status);
         Ok(true)
     }
 
@@ -104,16 +223,18 @@ impl Gateway {
             session.response_written().map(|r| r.status).or(ctx.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let req = session.req_header();
         let elapsed = ctx.started.elapsed();
-        self.metrics.requests.with_label_values(&[&*ctx.route, req.method.as_str(), status.as_str()]).inc();
-        self.metrics.duration.with_label_values(&[&*ctx.route]).observe(elapsed.as_secs_f64());
+        self.metrics.requests.with_label_values(&[&*ctx.route_label, req.method.as_str(), status.as_str()]).inc();
+        self.metrics.duration.with_label_values(&[&*ctx.route_label]).observe(elapsed.as_secs_f64());
         let client = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             request_id = %ctx.request_id,
             method = %req.method,
             path = %req.uri.path(),
-            route = %ctx.route,
+            route = %ctx.route_label,
             status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
+            user_id = ctx.identity.user.as_ref().map(|u| u.id.to_string()),
+            tenant_id = ctx.identity.tenant.as_ref().map(|t| t.id.to_string()),
             client = %client,
             error = error.map(|e| e.to_string()),
             "request"

@@ -33,19 +33,26 @@ async fn register_creates_user_tenant_owner_audit_and_tokens() {
         .await
         .expect("membership row");
     assert_eq!(role, "owner");
-    let actions: Vec<(String,)> =
-        sqlx::query_as("SELECT action FROM audit_log WHERE actor_id = $1::uuid ORDER BY id").bind(user_id).fetch_all(&pool).await.expect("audit");
+    let actions: Vec<(String,)> = sqlx::query_as("SELECT action FROM audit_log WHERE actor_id = $1::uuid ORDER BY id")
+        .bind(user_id)
+        .fetch_all(&pool)
+        .await
+        .expect("audit");
     let actions: Vec<&str> = actions.iter().map(|(a,)| a.as_str()).collect();
     assert_eq!(actions, ["user.registered", "tenant.created"]);
-    let (hash,): (String,) =
-        sqlx::query_as("SELECT password_hash FROM users WHERE id = $1::uuid").bind(user_id).fetch_one(&pool).await.expect("user");
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-    // The refresh token is stored only as a keyed hash.
-    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM refresh_sessions WHERE token_hash = convert_to($1, 'UTF8')")
-        .bind(body["refreshToken"].as_str())
+    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1::uuid")
+        .bind(user_id)
         .fetch_one(&pool)
         .await
-        .expect("sessions");
+        .expect("user");
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    // The refresh token is stored only as a keyed hash.
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM refresh_sessions WHERE token_hash = convert_to($1, 'UTF8')")
+            .bind(body["refreshToken"].as_str())
+            .fetch_one(&pool)
+            .await
+            .expect("sessions");
     assert_eq!(stored, 0);
 }
 
@@ -71,7 +78,8 @@ async fn register_refuses_duplicate_email_case_insensitively() {
         .await;
     assert_error(res, 409, "email_taken").await;
     // Nothing of the second attempt was kept.
-    let (tenants,): (i64,) = sqlx::query_as("SELECT count(*) FROM tenants").fetch_one(&app.db.pool().await).await.unwrap();
+    let (tenants,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM tenants").fetch_one(&app.db.pool().await).await.unwrap();
     assert_eq!(tenants, 1);
 }
 
@@ -79,12 +87,14 @@ async fn register_refuses_duplicate_email_case_insensitively() {
 async fn register_enforces_the_password_policy_and_field_rules() {
     let app = spawn_app().await;
     for password in ["short77", &"x".repeat(129)] {
-        let res = app.post_json("/auth/register", &json!({"email": unique_email(), "password": password, "name": "N"})).await;
+        let res =
+            app.post_json("/auth/register", &json!({"email": unique_email(), "password": password, "name": "N"})).await;
         assert_error(res, 400, "weak_password").await;
     }
     let accepted_edges = [&"y".repeat(8), &"é".repeat(128)];
     for password in accepted_edges {
-        let res = app.post_json("/auth/register", &json!({"email": unique_email(), "password": password, "name": "N"})).await;
+        let res =
+            app.post_json("/auth/register", &json!({"email": unique_email(), "password": password, "name": "N"})).await;
         assert_eq!(res.status(), 201);
     }
     let cases = [
@@ -111,10 +121,18 @@ async fn malformed_bodies_content_types_sizes_and_paths_get_json_errors() {
     };
     assert_error(send("{not json", "application/json").await.unwrap(), 400, "invalid_request").await;
     assert_error(send("{}", "application/json").await.unwrap(), 400, "invalid_request").await;
-    assert_error(send("email=a", "application/x-www-form-urlencoded").await.unwrap(), 415, "unsupported_media_type").await;
+    assert_error(send("email=a", "application/x-www-form-urlencoded").await.unwrap(), 415, "unsupported_media_type")
+        .await;
 
     let huge = format!(r#"{{"email":"a@b.co","password":"{}"}}"#, "x".repeat(70 * 1024));
-    let res = app.client.post(app.url("/auth/login")).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 413, "payload_too_large").await;
 
     assert_error(app.client.get(app.url("/auth/nope")).send().await.unwrap(), 404, "not_found").await;
@@ -217,7 +235,8 @@ fn claims_of(token: &str) -> Value {
 
 fn jwt_with(token: &str, alg: &str, secret: &str) -> String {
     let header = jsonwebtoken::Header::new(alg.parse().unwrap());
-    jsonwebtoken::encode(&header, &claims_of(token), &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    jsonwebtoken::encode(&header, &claims_of(token), &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
+        .unwrap()
 }
 
 /// The token's claims changed by `edit`, signed with the gateway's real key.

@@ -34,13 +34,17 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return; // borrowed from another TestApp, which drops it
+        }
         let name = self.name.clone();
         // Drop runs inside the test's runtime; use a thread with its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(PG_ADMIN_URL).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
                 }
             });
         })
@@ -60,6 +64,12 @@ pub struct TestApp {
     pub admin: String,
     pub db: TestDb,
     pub client: reqwest::Client,
+    /// The folder GATEWAY_ROUTES points at.
+    pub routes_dir: tempfile::TempDir,
+    /// This test's Redis key prefix.
+    pub prefix: String,
+    /// The echo upstream every default route points at.
+    pub upstream: Upstream,
     child: Child,
 }
 
@@ -118,12 +128,41 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts a gateway on a fresh database with `extra` environment on top of
-/// [`base_env`], and waits until `/readyz` answers 200.
+/// The routes every test gateway starts with (`{upstream}` is the echo upstream):
+/// `/app` needs a user who is a member of the tenant, found by any source.
+pub const DEFAULT_ROUTES: &str = r#"
+[[route]]
+name = "app"
+path_prefix = "/app"
+upstreams = ["{upstream}"]
+auth = "required"
+tenant = "required"
+tenant_from = ["header", "path", "subdomain", "domain"]
+min_role = "viewer"
+"#;
+
+/// Starts a gateway with [`DEFAULT_ROUTES`] and `extra` environment.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::create().await;
+    spawn_gateway(DEFAULT_ROUTES, extra, None).await
+}
+
+/// Starts a gateway on a fresh database (or `shared`'s database and Redis prefix, for
+/// a second instance) with `routes` (`{upstream}` replaced by a fresh echo
+/// upstream) and `extra` environment on top of [`base_env`]; waits until ready.
+pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<&TestApp>) -> TestApp {
+    let db = match shared {
+        Some(other) => TestDb { name: String::new(), url: other.db.url.clone() },
+        None => TestDb::create().await,
+    };
+    let prefix = shared.map_or_else(|| format!("tgtest:{}:", uuid::Uuid::new_v4().simple()), |o| o.prefix.clone());
+    let upstream = Upstream::start().await;
+    let routes_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(routes_dir.path().join("routes.toml"), routes.replace("{upstream}", &upstream.addr))
+        .expect("write routes");
     let (listen, admin) = (free_port(), free_port());
     let mut env = base_env(&db, listen, admin);
+    env.push(("GATEWAY_ROUTES".into(), routes_dir.path().display().to_string()));
+    env.push(("REDIS_KEY_PREFIX".into(), prefix.clone()));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let child = gateway_command(&env).spawn().expect("spawn gateway");
     let mut app = TestApp {
@@ -131,10 +170,52 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         admin: format!("http://127.0.0.1:{admin}"),
         db,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        routes_dir,
+        prefix,
+        upstream,
         child,
     };
     app.wait_ready().await;
     app
+}
+
+/// A real HTTP upstream on a free port that answers every request with JSON
+/// `{method, path, query, headers}`; `/slow` waits 3 s first.
+pub struct Upstream {
+    pub addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        use axum::extract::Request;
+        async fn echo(req: Request) -> axum::Json<Value> {
+            if req.uri().path().ends_with("/slow") {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            let headers: serde_json::Map<String, Value> =
+                req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("")))).collect();
+            axum::Json(json!({
+                "method": req.method().as_str(),
+                "path": req.uri().path(),
+                "query": req.uri().query(),
+                "headers": headers,
+            }))
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let app = axum::Router::new().fallback(echo);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Upstream { addr, task }
+    }
 }
 
 impl TestApp {
@@ -216,4 +297,88 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
 
 pub fn unique_email() -> String {
     format!("user-{}@example.test", uuid::Uuid::new_v4().simple())
+}
+
+/// A TCP proxy the test owns, to cut a service off without touching the machine's
+/// shared one: `cut()` drops every connection and refuses new ones until
+/// `restore()`.
+pub struct TcpProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let target = target.to_owned();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let handle = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().expect("lock").push(handle.abort_handle());
+            }
+        });
+        TcpProxy { port, up, conns, task }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().expect("lock").drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl TestApp {
+    /// The value of one metric sample line (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.client.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Polls `check` every 25 ms until it is true or `timeout` passes; returns
+    /// whether it became true.
+    pub async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
 }

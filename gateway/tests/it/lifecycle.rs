@@ -9,7 +9,8 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
     let app = spawn_app().await;
     let health = app.client.get(format!("{}/healthz", app.admin)).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = app.client.get(format!("{}/readyz", app.admin)).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value =
+        app.client.get(format!("{}/readyz", app.admin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
 
     app.client.get(app.url("/auth/nope")).send().await.unwrap();
@@ -19,6 +20,28 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
         "{metrics}"
     );
     assert!(metrics.contains("tenantgate_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_check() {
+    let app = spawn_app().await;
+    let m = crate::proxy::member(&app, "Acme").await;
+    crate::proxy::get(&app, "/app", Some(&m.token), &[("x-tenant-id", &m.tenant_id)]).await;
+    crate::proxy::get(&app, "/app", None, &[]).await;
+    let text = app.client.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("tenantgate_cache_lookups_total") && text.contains("tenantgate_auth_failures_total"));
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/test.sh");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool: {report}");
 }
 
 #[tokio::test]
@@ -51,9 +74,47 @@ async fn check_config_refuses_weak_secrets_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("JWT_SECRET") && stderr.contains("32"), "{stderr}");
 
-    let good = base_env(&db, free_port(), free_port());
+    let routes = tempfile::tempdir().unwrap();
+    let mut good = base_env(&db, free_port(), free_port());
+    good.push(("GATEWAY_ROUTES".into(), routes.path().display().to_string()));
+    std::fs::write(routes.path().join("a.toml"), DEFAULT_ROUTES.replace("{upstream}", "127.0.0.1:3000")).unwrap();
     let out = gateway_command(&good).arg("check-config").stdout(std::process::Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 route(s)"));
+
+    // A broken route file is refused with its name and line.
+    std::fs::write(routes.path().join("b.toml"), "[[route]]\nname = \"x\"\npath_prefix = \"nope\"\n").unwrap();
+    let out = gateway_command(&good).arg("check-config").stderr(std::process::Stdio::piped()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("b.toml:1:1") && stderr.contains("upstreams"), "{stderr}");
+}
+
+#[tokio::test]
+async fn route_edits_are_picked_up_live_and_bad_edits_keep_the_old_table() {
+    let app = spawn_app().await;
+    let file = app.routes_dir.path().join("routes.toml");
+    let (status, body) = crate::proxy::get(&app, "/open/x", None, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("route_not_found")));
+
+    let mut routes = std::fs::read_to_string(&file).unwrap();
+    routes.push_str(&format!(
+        "\n[[route]]\nname = \"open\"\npath_prefix = \"/open\"\nupstreams = [\"{}\"]\nauth = \"none\"\ntenant = \"none\"\n",
+        app.upstream.addr
+    ));
+    std::fs::write(&file, &routes).unwrap();
+    let live = app
+        .eventually(Duration::from_secs(10), || async { crate::proxy::get(&app, "/open/x", None, &[]).await.0 == 200 });
+    assert!(live.await, "the new route never went live");
+    assert_eq!(app.metric(r#"tenantgate_route_reloads_total{result="ok"}"#).await, 1.0);
+
+    std::fs::write(&file, "[[route]]\nname = 42\n").unwrap();
+    let refused = app.eventually(Duration::from_secs(10), || async {
+        app.metric(r#"tenantgate_route_reloads_total{result="error"}"#).await >= 1.0
+    });
+    assert!(refused.await, "the bad edit was not noticed");
+    assert_eq!(app.metric("tenantgate_route_last_reload_success").await, 0.0);
+    assert_eq!(crate::proxy::get(&app, "/open/x", None, &[]).await.0, 200, "the previous table must stay");
 }
 
 #[tokio::test]
@@ -62,11 +123,12 @@ async fn migrate_subcommand_creates_the_schema() {
     let env = base_env(&db, free_port(), free_port());
     let out = gateway_command(&env).arg("migrate").output().unwrap();
     assert!(out.status.success());
-    let tables: Vec<(String,)> =
-        sqlx::query_as("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
-            .fetch_all(&db.pool().await)
-            .await
-            .unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(&db.pool().await)
+    .await
+    .unwrap();
     let tables: Vec<&str> = tables.iter().map(|(t,)| t.as_str()).collect();
     for t in ["audit_log", "refresh_sessions", "tenants", "user_tenant_roles", "users"] {
         assert!(tables.contains(&t), "{t} missing from {tables:?}");

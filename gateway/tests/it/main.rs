@@ -1,6 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 //! Gateway integration tests: the real binary against the real Postgres.
 
+mod accounts;
 mod auth_api;
+mod cache;
 mod helpers;
 mod lifecycle;
+mod notifications;
+mod proxy;
 mod sessions;

@@ -64,3 +64,29 @@ pub async fn find_role(ex: impl PgExecutor<'_>, user: UserId, tenant: TenantId) 
             .await?;
     row.map(|(role,)| Role::parse(&role).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
 }
+
+/// Changes the user's role in the tenant; returns the previous role, or `None` when
+/// the user is not a member (nothing changed). The caller invalidates
+/// `Key::Role { user, tenant }` after committing.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn update_role(
+    conn: &mut PgConnection,
+    user: UserId,
+    tenant: TenantId,
+    role: Role,
+) -> Result<Option<Role>, Error> {
+    let previous: Option<(String,)> = sqlx::query_as(
+        "UPDATE user_tenant_roles m SET role = $3
+           FROM (SELECT role FROM user_tenant_roles WHERE user_id = $1 AND tenant_id = $2 FOR UPDATE) old
+          WHERE m.user_id = $1 AND m.tenant_id = $2
+          RETURNING old.role",
+    )
+    .bind(user.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(role.as_str())
+    .fetch_optional(conn)
+    .await?;
+    previous.map(|(r,)| Role::parse(&r).map_err(|e| Error::Corrupt(e.to_string()))).transpose()
+}

@@ -3,8 +3,12 @@
 //! Functions take `impl PgExecutor` when they run one statement and may run on the
 //! pool, or `&mut PgConnection` when they are steps of a caller's transaction.
 
+pub mod account_tokens;
 pub mod audit;
 pub mod memberships;
+pub mod notifications;
+pub mod outbox;
+pub mod processed_messages;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

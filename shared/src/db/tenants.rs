@@ -61,3 +61,32 @@ pub async fn insert_with_derived_slug(
     }
     Err(Error::Duplicate { constraint: "tenants_slug_key".into() })
 }
+
+/// Finds a tenant by id.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn find_by_id(ex: impl sqlx::PgExecutor<'_>, id: TenantId) -> Result<Option<Tenant>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id.as_uuid()).fetch_optional(ex).await?)
+}
+
+/// The id of the tenant with this slug.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn find_id_by_slug(ex: impl sqlx::PgExecutor<'_>, slug: &str) -> Result<Option<TenantId>, Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_optional(ex).await?;
+    Ok(row.map(|(id,)| TenantId::from(id)))
+}
+
+/// The id of the tenant with this custom domain (compared lowercased).
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn find_id_by_domain(ex: impl sqlx::PgExecutor<'_>, domain: &str) -> Result<Option<TenantId>, Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM tenants WHERE domain = lower($1)").bind(domain).fetch_optional(ex).await?;
+    Ok(row.map(|(id,)| TenantId::from(id)))
+}

@@ -1,5 +1,6 @@
 //! `POST /auth/login`: the same work, timing and answer whether or not the account
-//! exists, so the endpoint cannot be used to find out who has one.
+//! exists, so the endpoint cannot be used to find out who has one. Attempts are
+//! limited per address and per client IP.
 
 use std::sync::Arc;
 
@@ -10,10 +11,13 @@ use serde_json::json;
 use shared::db::{self, audit, memberships, users};
 use shared::domain::{Email, Password};
 use shared::password::Verification;
+use shared::queue::{AuthEvent, AuthEventKind};
 
+use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, RequestId};
+use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::throttle::Action;
 use crate::api::wire::{LoginRequest, SessionBody, TenantBody, UserBody};
 use crate::api::ApiState;
 
@@ -21,14 +25,17 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "email or password is incorrect")
 }
 
-/// Logs a user in: 200 with tokens, the user and all their tenants, or 401
-/// `invalid_credentials`.
+/// Logs a user in: 200 with tokens, the user and all their tenants, 401
+/// `invalid_credentials`, or 429 `rate_limited` once the address or the client IP
+/// made `RATE_LIMIT_MAX` attempts in `RATE_LIMIT_WINDOW`.
 pub async fn login(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<axum::Json<SessionBody>, ApiError> {
+    state.throttle.hit(Action::Login, Some(&req.email), ip).await?;
     let candidate = req.password.expose_secret();
     // An address that cannot exist, or a password longer than any we accept, still
     // costs one verification, so no shortcut tells them apart from a wrong password.
@@ -58,6 +65,11 @@ pub async fn login(
         },
     )
     .await?;
+    let mut event = AuthEvent::now(user.id, None, AuthEventKind::Login);
+    if let Some(ip) = ip {
+        event = event.with("ip", ip.to_string());
+    }
+    enqueue::event(&mut tx, event).await?;
     tx.commit().await.map_err(db::Error::from)?;
 
     let tenants = memberships::list_for_user(&state.pool, user.id).await?;

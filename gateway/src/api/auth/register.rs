@@ -1,14 +1,18 @@
-//! `POST /auth/register`: a user, their first tenant (as owner), the audit rows and a
-//! session, in one transaction.
+//! `POST /auth/register`: a user, their first tenant (as owner), the audit rows, a
+//! session, an email-verification token with its email and a `register` auth
+//! event (both through the outbox), in one transaction.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
+use shared::db::account_tokens::Purpose;
 use shared::db::{self, audit, memberships, tenants, users};
 use shared::domain::{Email, Language, Password, PersonName, Role, Slug, TenantName};
+use shared::queue::{AuthEvent, AuthEventKind};
 
+use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, RequestId};
@@ -92,6 +96,8 @@ pub async fn register(
     .await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let (tokens, _) = issue_pair(&state, &mut tx, &user, None, user_agent).await?;
+    enqueue::token_email(&state, &mut tx, Purpose::EmailVerification, &user).await?;
+    enqueue::event(&mut tx, AuthEvent::now(user.id, Some(tenant.id), AuthEventKind::Register)).await?;
     tx.commit().await.map_err(db::Error::from)?;
 
     tracing::info!(user_id = %user.id, tenant_id = %tenant.id, "user registered");

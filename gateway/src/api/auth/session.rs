@@ -7,9 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::json;
+use shared::cache::Key;
 use shared::db::{self, audit, sessions, users};
+use shared::queue::{AuthEvent, AuthEventKind};
 use shared::tokens::TokenHasher;
 
+use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser, RequestId};
@@ -82,11 +85,17 @@ pub async fn logout(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let presented = req.refresh_token.expose_secret();
-    if TokenHasher::looks_valid(presented) {
-        if let Some(session) = sessions::find_by_hash(&state.pool, &state.opaque.hash(presented)).await? {
-            sessions::revoke_family(&state.pool, session.family_id).await?;
+    if !TokenHasher::looks_valid(presented) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    if let Some(session) = sessions::find_by_hash(&mut *tx, &state.opaque.hash(presented)).await? {
+        // Only a logout that ended something is news for the user's feed.
+        if sessions::revoke_family(&mut *tx, session.family_id).await? > 0 {
+            enqueue::event(&mut tx, AuthEvent::now(session.user_id, None, AuthEventKind::Logout)).await?;
         }
     }
+    tx.commit().await.map_err(db::Error::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,6 +121,12 @@ pub async fn logout_all(
         },
     )
     .await?;
+    let event = AuthEvent::now(caller.id(), None, AuthEventKind::Logout).with("everywhere", true);
+    enqueue::event(&mut tx, event).await?;
     tx.commit().await.map_err(db::Error::from)?;
+    // The proxy caches users; every gateway must see the new token version now.
+    if let Err(e) = state.invalidator.invalidate(vec![Key::User { user: caller.id() }]).await {
+        tracing::warn!(error = %e, "cache invalidation after logout-all failed; TTL applies");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

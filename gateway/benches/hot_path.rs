@@ -1,0 +1,49 @@
+#![allow(clippy::expect_used)] // a benchmark: a failed setup should stop it loudly
+//! In-memory costs on the proxied request path (no I/O is involved once the cache
+//! is warm): JWT verification, path normalization plus route matching on a
+//! 50-route table, and reading the token from headers.
+//!
+//! `cargo bench -p tenantgate-gateway --bench hot_path`
+
+use std::path::Path;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use gateway::proxy::access::access_token;
+use gateway::routes::{normalize, RouteTable};
+use http::{HeaderMap, HeaderValue};
+use shared::config::Settings;
+use shared::domain::UserId;
+use shared::jwt::AccessTokens;
+
+fn table() -> RouteTable {
+    let mut text = String::new();
+    for i in 0..50 {
+        text.push_str(&format!(
+            "[[route]]\nname = \"r{i}\"\nhosts = [\"app{i}.example.com\", \"*.t{i}.example.com\"]\npath_prefix = \"/api/v{i}\"\nupstreams = [\"127.0.0.1:3000\"]\nauth = \"required\"\ntenant = \"required\"\ntenant_from = [\"header\"]\nmin_role = \"member\"\n\n"
+        ));
+    }
+    RouteTable::parse(Path::new("bench.toml"), &text).expect("bench routes parse")
+}
+
+fn hot_path(c: &mut Criterion) {
+    let mut jwt = Settings::default().jwt;
+    jwt.secret = "bench-secret-bench-secret-bench-secret-0123".to_owned().into();
+    let tokens = AccessTokens::new(&jwt);
+    let token = tokens.issue(UserId::new(), "bench@example.test", 0).expect("issue").token;
+    c.bench_function("jwt_verify_hs256", |b| b.iter(|| tokens.verify(black_box(&token)).expect("valid")));
+
+    let routes = table();
+    c.bench_function("normalize_and_match_50_routes", |b| {
+        b.iter(|| {
+            let path = normalize(black_box("/api/v42/projects/./123/../456")).expect("normal");
+            routes.match_request(black_box("acme.t42.example.com:443"), &path).map(|m| m.route.name().len())
+        })
+    });
+
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+    c.bench_function("access_token_from_headers", |b| b.iter(|| access_token(black_box(&headers), "tg_access")));
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

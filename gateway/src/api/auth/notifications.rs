@@ -1,0 +1,98 @@
+//! The caller's notification feed: `GET /auth/notifications` (newest first, paged),
+//! `POST /auth/notifications/read`, and `GET /auth/notifications/stream`
+//! (Server-Sent Events fed by the worker's Redis pub/sub channel).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use shared::db::notifications::{self, Page};
+use shared::queue::{notification_channel, NotificationMessage};
+
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, BearerUser};
+use crate::api::wire::{MarkReadRequest, NotificationsBody, NotificationsQuery};
+use crate::api::ApiState;
+
+/// How often an idle stream sends a comment, so proxies and clients keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The most ids one mark-as-read call takes.
+const MAX_IDS: usize = 500;
+
+/// A page of the caller's notifications, newest first, with their unread count.
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    query: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> Result<axum::Json<NotificationsBody>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid_request(e.body_text()))?;
+    let page = Page {
+        limit: query.limit.unwrap_or(Page::default().limit).clamp(1, 100),
+        before: query.before,
+        unread_only: query.unread.unwrap_or(false),
+    };
+    let rows = notifications::list_for_user(&state.pool, caller.id(), &page).await?;
+    let unread_count = notifications::count_unread(&state.pool, caller.id()).await?;
+    let next_before = (rows.len() as i64 == page.limit).then(|| rows.last().map(|n| n.id)).flatten();
+    Ok(axum::Json(NotificationsBody {
+        notifications: rows.iter().map(NotificationMessage::from).collect(),
+        unread_count,
+        next_before,
+    }))
+}
+
+/// Marks the listed notifications (or all of them) read: 204. Ids that are not the
+/// caller's are ignored.
+pub async fn mark_read(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    ApiJson(req): ApiJson<MarkReadRequest>,
+) -> Result<StatusCode, ApiError> {
+    match (req.all, req.ids.len()) {
+        (true, 0) => {
+            notifications::mark_all_read(&state.pool, caller.id()).await?;
+        }
+        (false, 1..=MAX_IDS) => {
+            notifications::mark_read(&state.pool, caller.id(), &req.ids).await?;
+        }
+        (false, 0) | (true, _) => {
+            return Err(ApiError::invalid_request("send either a non-empty \"ids\" list or \"all\": true"))
+        }
+        (false, _) => return Err(ApiError::invalid_request(format!("at most {MAX_IDS} ids per call"))),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Live notifications as Server-Sent Events (`event: notification`, `id`: the
+/// notification id, `data`: its JSON), starting with a `: connected` comment once
+/// the subscription is in place, with keep-alive comments. The stream ends when
+/// the access token expires; the client reconnects with a fresh one and lists
+/// what it missed. 503 when Redis is unreachable.
+pub async fn stream(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let channel = notification_channel(&state.key_prefix, caller.id());
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(2), state.redis.client().get_async_pubsub())
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .map_err(|e| ApiError::unavailable(&e))?;
+    pubsub.subscribe(&channel).await.map_err(|e| ApiError::unavailable(&e))?;
+
+    let remaining = u64::try_from(caller.claims.exp - chrono::Utc::now().timestamp()).unwrap_or(0);
+    let token_expired = tokio::time::sleep(Duration::from_secs(remaining));
+    let connected = futures::stream::once(async { Ok(Event::default().comment("connected")) });
+    let live = pubsub.into_on_message().filter_map(|msg| async move {
+        let payload: String = msg.get_payload().ok()?;
+        // Forward only what parses as a notification; the id lets clients dedupe.
+        let id = serde_json::from_str::<NotificationMessage>(&payload).ok()?.id;
+        Some(Ok(Event::default().event("notification").id(id.to_string()).data(payload)))
+    });
+    let events = connected.chain(live).take_until(token_expired);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}

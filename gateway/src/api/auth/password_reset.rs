@@ -1,0 +1,128 @@
+//! `POST /auth/forgot-password` and `POST /auth/reset-password`: a one-time token
+//! (1 h, single use) mailed to the address lets its owner set a new password, which
+//! ends every session.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use shared::cache::Key;
+use shared::db::account_tokens::{self, Purpose};
+use shared::db::{self, audit, sessions, users};
+use shared::domain::{Email, Password};
+use shared::queue::{AuthEvent, AuthEventKind};
+use shared::tokens::TokenHasher;
+
+use super::enqueue;
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::throttle::Action;
+use crate::api::wire::{AcceptedBody, ForgotPasswordRequest, ResetPasswordRequest};
+use crate::api::ApiState;
+
+/// Answers 202 with the same body whether or not an account has this address (or
+/// the address is malformed), then, when one does, mails it a reset link. The work
+/// runs after the answer is sent, so the response time says nothing about the
+/// account either. Rate-limited per address and per client IP (429
+/// `rate_limited`), with counters apart from the login ones.
+pub async fn forgot_password(
+    State(state): State<Arc<ApiState>>,
+    ClientIp(ip): ClientIp,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<ForgotPasswordRequest>,
+) -> Result<(StatusCode, axum::Json<AcceptedBody>), ApiError> {
+    state.throttle.hit(Action::ForgotPassword, Some(&req.email), ip).await?;
+    if let Ok(email) = Email::parse(&req.email) {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = request_reset(&state, &email, &request_id).await {
+                tracing::warn!(code = e.code, %request_id, "password reset request not processed");
+            }
+        });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(AcceptedBody {
+            status: "accepted",
+            message: "if an account uses this address, a reset link is on its way",
+        }),
+    ))
+}
+
+/// Looks the address up and, for an existing account, stores a reset token and
+/// enqueues its email, in one transaction.
+async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    if let Some(credentials) = users::find_credentials_by_email(&mut *tx, email).await? {
+        let user = credentials.user;
+        enqueue::token_email(state, &mut tx, Purpose::PasswordReset, &user).await?;
+        audit::insert(
+            &mut *tx,
+            &audit::NewEntry {
+                tenant_id: None,
+                actor_id: Some(user.id),
+                action: "user.password_reset_requested",
+                target: Some(format!("user:{}", user.id)),
+                metadata: json!({}),
+                request_id: Some(request_id),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(db::Error::from)?;
+    Ok(())
+}
+
+/// Spends a reset token and sets the new password: 204. Every refresh session is
+/// revoked and every access token stops working (the token version moves on).
+/// 400 `invalid_token` for an unknown, used or expired token, 400 `weak_password`
+/// for a password outside the policy.
+pub async fn reset_password(
+    State(state): State<Arc<ApiState>>,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let presented = req.token.expose_secret();
+    if !TokenHasher::looks_valid(presented) {
+        return Err(ApiError::invalid_one_time_token());
+    }
+    let token_hash = state.opaque.hash(presented);
+    // Refuse a dead token before paying for argon2; `spend` below still decides.
+    if account_tokens::find_live(&state.pool, Purpose::PasswordReset, &token_hash).await?.is_none() {
+        return Err(ApiError::invalid_one_time_token());
+    }
+    let password = Password::parse(req.password)?;
+    let password_hash = state.passwords.hash(&password).await?;
+
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let Some(owner) = account_tokens::spend(&mut tx, Purpose::PasswordReset, &token_hash).await? else {
+        return Err(ApiError::invalid_one_time_token());
+    };
+    let Some(user) = account_tokens::set_password(&mut *tx, owner, &password_hash).await? else {
+        return Err(ApiError::invalid_one_time_token());
+    };
+    let revoked = sessions::revoke_all_for_user(&mut *tx, user.id).await?;
+    audit::insert(
+        &mut *tx,
+        &audit::NewEntry {
+            tenant_id: None,
+            actor_id: Some(user.id),
+            action: "user.password_reset",
+            target: Some(format!("user:{}", user.id)),
+            metadata: json!({ "revokedSessions": revoked, "tokenVersion": user.token_version }),
+            request_id: Some(&request_id),
+        },
+    )
+    .await?;
+    let event = AuthEvent::now(user.id, None, AuthEventKind::PasswordChanged).with("reason", "reset");
+    enqueue::event(&mut tx, event).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+    // The proxy caches the token version: every gateway must refuse old tokens now.
+    if let Err(e) = state.invalidator.invalidate(vec![Key::User { user: user.id }]).await {
+        tracing::warn!(error = %e, "cache invalidation after password reset failed; TTL applies");
+    }
+    tracing::info!(user_id = %user.id, revoked, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,98 @@
+//! The gateway's control plane, as one Pingora background service: the Redis
+//! connection, the cache-invalidation subscriber, the route-file watcher, and the
+//! loop that health-checks upstreams and refreshes rate limiters.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use shared::cache::{run_subscriber, Cache};
+
+use crate::metrics::Metrics;
+use crate::proxy::rate_limit::RateLimits;
+use crate::proxy::upstreams::Pools;
+use crate::routes::{self, RouteTable};
+
+/// What the control plane keeps up to date.
+pub struct ControlPlane {
+    /// The cache whose Redis tier it connects and whose L1 it evicts.
+    pub cache: Cache,
+    /// The live route table.
+    pub routes: Arc<ArcSwap<RouteTable>>,
+    /// Where the routes come from.
+    pub routes_path: PathBuf,
+    /// Upstream balancers.
+    pub pools: Arc<Pools>,
+    /// Rate limiters.
+    pub limits: Arc<RateLimits>,
+    /// How often upstreams are checked.
+    pub health_interval: Duration,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+async fn stopped(mut shutdown: ShutdownWatch) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.cache.redis().connect_in_background();
+        let subscribed = self.metrics.invalidation_subscribed.clone();
+        let subscriber = run_subscriber(
+            self.cache.redis().clone(),
+            self.cache.prefix().to_owned(),
+            self.cache.clone(),
+            move |up| subscribed.set(i64::from(up)),
+            stopped(shutdown.clone()),
+        );
+        tokio::join!(subscriber, self.watch_routes(shutdown.clone()), self.refresh_loop(shutdown));
+    }
+}
+
+impl ControlPlane {
+    async fn watch_routes(&self, shutdown: ShutdownWatch) {
+        let metrics = self.metrics.clone();
+        let on_reload = move |result: Result<usize, &routes::LoadError>| match result {
+            Ok(count) => {
+                metrics.route_reloads.with_label_values(&["ok"]).inc();
+                metrics.route_reload_success.set(1);
+                metrics.routes_loaded.set(count as i64);
+                tracing::info!(routes = count, "routes reloaded");
+            }
+            Err(e) => {
+                metrics.route_reloads.with_label_values(&["error"]).inc();
+                metrics.route_reload_success.set(0);
+                tracing::error!(error = %e, "route reload refused; keeping the previous table");
+            }
+        };
+        match routes::watch(&self.routes_path, self.routes.clone(), on_reload, stopped(shutdown)) {
+            Ok(watcher) => watcher.await,
+            Err(e) => tracing::error!(error = %e, "cannot watch the route files; edits need a restart"),
+        }
+    }
+
+    async fn refresh_loop(&self, shutdown: ShutdownWatch) {
+        let stop = stopped(shutdown);
+        tokio::pin!(stop);
+        loop {
+            let table = self.routes.load_full();
+            self.metrics.routes_loaded.set(table.len() as i64);
+            self.limits.refresh(&table);
+            self.pools.refresh(&table, &self.metrics.upstream_healthy).await;
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(self.health_interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! Reading route files: TOML into checked [`Route`]s, with errors that name the
+//! file, the line and column, and the problem, for syntax and semantic mistakes
+//! alike (every value keeps its span from the `toml` parser).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+use shared::domain::Role;
+use toml::Spanned;
+
+use super::route::{
+    HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route, TenantSource, Upstream,
+};
+
+/// Why a route file or folder was refused. The `Display` form is a message an
+/// operator can act on: `config/routes/app.toml:12:9: upstream "x" must be host:port`.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file or folder could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `GATEWAY_ROUTES` is a folder without any `*.toml` file.
+    #[error("{}: no route files (*.toml) in this folder", path.display())]
+    NoFiles {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The files define no route at all, so every request would be a 404.
+    #[error("{}: no routes defined; add a [[route]] table", path.display())]
+    NoRoutes {
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// A syntax error or an invalid route.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        /// The route file.
+        file: PathBuf,
+        /// 1-based line of the offending value.
+        line: usize,
+        /// 1-based column (in characters) of the offending value.
+        column: usize,
+        /// What is wrong, as a sentence.
+        message: String,
+    },
+}
+
+impl LoadError {
+    /// The file and 1-based line and column the error points at, for structured
+    /// logs; `None` for errors about a whole file or folder.
+    pub fn location(&self) -> Option<(&Path, usize, usize)> {
+        match self {
+            LoadError::Invalid { file, line, column, .. } => Some((file, *line, *column)),
+            _ => None,
+        }
+    }
+}
+
+/// The files to read for `path`: the file itself, or the folder's `*.toml` files
+/// (not hidden ones, not recursively) sorted by name.
+pub(super) fn route_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read_err = |source| LoadError::Read { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let file = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_route_file_name(&name) && file.is_file() {
+            files.push(file);
+        }
+    }
+    if files.is_empty() {
+        return Err(LoadError::NoFiles { path: path.to_owned() });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `*.toml`, but not editor leftovers such as `.#app.toml`.
+pub(super) fn is_route_file_name(name: &str) -> bool {
+    name.ends_with(".toml") && !name.starts_with('.')
+}
+
+/// Names already taken and (host, prefix) pairs already routed, across files.
+#[derive(Default)]
+pub(super) struct Seen {
+    names: HashMap<Arc<str>, String>,
+    places: HashMap<(Option<HostPattern>, PathPrefix), (Arc<str>, String)>,
+}
+
+/// Parses one file's text and appends its routes to `out`.
+pub(super) fn parse_file(file: &Path, text: &str, seen: &mut Seen, out: &mut Vec<Route>) -> Result<(), LoadError> {
+    let invalid = |span: Range<usize>, message: String| {
+        let (line, column) = locate(text, span.start);
+        LoadError::Invalid { file: file.to_owned(), line, column, message }
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| invalid(e.span().unwrap_or(0..0), e.message().to_owned()))?;
+    for raw in raw.route {
+        let name_span = raw.name.span();
+        let (line, _) = locate(text, name_span.start);
+        let origin = format!("{}:{line}", file.display());
+        let prefix_span = raw.path_prefix.as_ref().map_or(name_span.clone(), Spanned::span);
+        let route = build(raw, origin).map_err(|p| invalid(p.span, p.message))?;
+
+        if let Some(first) = seen.names.get(&route.name) {
+            return Err(invalid(name_span, format!("route name {:?} is already used at {first}", route.name)));
+        }
+        let hosts: Vec<Option<HostPattern>> =
+            if route.hosts.is_empty() { vec![None] } else { route.hosts.iter().cloned().map(Some).collect() };
+        for host in hosts {
+            let key = (host, route.path_prefix.clone());
+            if let Some((other, at)) = seen.places.get(&key) {
+                let host = key.0.as_ref().map_or("any host".to_owned(), |h| format!("host {h}"));
+                return Err(invalid(
+                    prefix_span,
+                    format!(
+                        "route {:?} has the same path_prefix {:?} for {host} as route {other:?} ({at}), \
+                         so one of them could never match",
+                        route.name,
+                        route.path_prefix.as_str()
+                    ),
+                ));
+            }
+            seen.places.insert(key, (route.name.clone(), route.origin.clone()));
+        }
+        seen.names.insert(route.name.clone(), route.origin.clone());
+        out.push(route);
+    }
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn locate(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    // Count UTF-8 leading bytes, not continuation bytes, so columns are characters.
+    let column = before[line_start..].iter().filter(|b| (**b & 0xC0) != 0x80).count() + 1;
+    (line, column)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    route: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Spanned<String>,
+    hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    path_prefix: Option<Spanned<String>>,
+    upstreams: Spanned<Vec<Spanned<String>>>,
+    auth: Option<Spanned<Requirement>>,
+    tenant: Option<Spanned<Requirement>>,
+    tenant_from: Option<Spanned<Vec<Spanned<TenantSource>>>>,
+    min_role: Option<Spanned<Role>>,
+    strip_prefix: Option<bool>,
+    methods: Option<Spanned<Vec<Spanned<String>>>>,
+    connect_timeout: Option<Spanned<String>>,
+    read_timeout: Option<Spanned<String>>,
+    require_verified_email: Option<Spanned<bool>>,
+    rate_limit: Option<Spanned<RawRateLimit>>,
+    headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    on_unauthenticated: Option<Spanned<OnUnauthenticated>>,
+    signed_assertion: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests: Spanned<u32>,
+    window: Spanned<String>,
+    key: Option<RateLimitKey>,
+}
+
+/// A semantic problem and the span it points at.
+struct Problem {
+    span: Range<usize>,
+    message: String,
+}
+
+fn problem<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Problem> {
+    Err(Problem { span, message: message.into() })
+}
+
+/// Labels the proxy itself uses for requests that match no route.
+const RESERVED_NAMES: &[&str] = &["auth-api", "none"];
+
+/// Headers a route may not set: identity headers the gateway strips and injects
+/// itself (setting them from config would forge an identity), and hop-by-hop or
+/// framing headers that belong to the connection.
+fn forbidden_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    ["x-user-", "x-tenant-", "x-tenantgate-"].iter().any(|p| name.starts_with(p))
+        || [
+            "x-request-id",
+            "host",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+            "trailer",
+            "upgrade",
+            "content-length",
+        ]
+        .contains(&name)
+}
+
+/// Checks one raw route and builds the typed one; the first problem wins.
+fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
+    let name_span = raw.name.span();
+    let name = raw.name.into_inner();
+    let valid_name = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid_name {
+        return problem(name_span, format!("route name {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"));
+    }
+    if RESERVED_NAMES.contains(&name.as_str()) {
+        return problem(name_span, format!("route name {name:?} is reserved for the gateway's own metrics labels"));
+    }
+
+    let hosts = match raw.hosts {
+        None => Vec::new(),
+        Some(list) => {
+            let span = list.span();
+            let list = list.into_inner();
+            if list.is_empty() {
+                return problem(span, "hosts is empty; leave it out to match any host");
+            }
+            let mut hosts: Vec<HostPattern> = Vec::with_capacity(list.len());
+            for host in list {
+                let parsed = HostPattern::parse(host.get_ref()).or_else(|m| problem(host.span(), m))?;
+                if hosts.contains(&parsed) {
+                    return problem(host.span(), format!("host {parsed} is listed twice"));
+                }
+                hosts.push(parsed);
+            }
+            hosts
+        }
+    };
+
+    let path_prefix = match &raw.path_prefix {
+        None => PathPrefix::parse("/").or_else(|m| problem(name_span.clone(), m))?,
+        Some(p) => PathPrefix::parse(p.get_ref()).or_else(|m| problem(p.span(), m))?,
+    };
+
+    let upstreams_span = raw.upstreams.span();
+    let mut upstreams = Vec::new();
+    for upstream in raw.upstreams.into_inner() {
+        upstreams.push(Upstream::parse(upstream.get_ref()).or_else(|m| problem(upstream.span(), m))?);
+    }
+    if upstreams.is_empty() {
+        return problem(upstreams_span, "upstreams needs at least one host:port");
+    }
+
+    let auth = raw.auth.as_ref().map_or(Requirement::Required, |a| *a.get_ref());
+    let tenant = raw.tenant.as_ref().map_or(Requirement::None, |t| *t.get_ref());
+    let tenant_from = tenant_sources(tenant, raw.tenant.map(|t| t.span()), raw.tenant_from, &name_span)?;
+
+    let min_role = match raw.min_role {
+        None => None,
+        Some(role) if tenant == Requirement::None => {
+            return problem(role.span(), "min_role needs a tenant: set tenant = \"required\" or \"optional\"")
+        }
+        Some(role) if auth == Requirement::None => {
+            return problem(role.span(), "min_role needs a user: set auth = \"required\" or \"optional\"")
+        }
+        Some(role) => Some(role.into_inner()),
+    };
+
+    let methods = match raw.methods {
+        None => None,
+        Some(list) => Some(methods(list)?),
+    };
+
+    let require_verified_email = match raw.require_verified_email {
+        Some(v) if *v.get_ref() && auth == Requirement::None => {
+            return problem(v.span(), "require_verified_email needs a user: set auth = \"required\" or \"optional\"")
+        }
+        v => v.is_some_and(|v| v.into_inner()),
+    };
+
+    let rate_limit = match raw.rate_limit {
+        None => None,
+        Some(limit) => Some(rate_limit(limit, auth, tenant)?),
+    };
+
+    let mut headers = Vec::new();
+    if let Some(table) = raw.headers {
+        for (name, value) in table.into_inner() {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .or_else(|_| problem(value.span(), format!("headers: {name:?} is not a valid header name")))?;
+            if forbidden_header(&header) {
+                return problem(
+                    value.span(),
+                    format!("headers: {header} may not be set by a route (identity and hop-by-hop headers are the gateway's)"),
+                );
+            }
+            let parsed = HeaderValue::from_str(value.get_ref()).or_else(|_| {
+                problem(value.span(), format!("headers: the value of {header} is not a valid header value"))
+            })?;
+            headers.push((header, parsed));
+        }
+    }
+
+    let on_unauthenticated = match raw.on_unauthenticated {
+        Some(o) if auth != Requirement::Required => {
+            return problem(o.span(), "on_unauthenticated only applies to routes with auth = \"required\"")
+        }
+        o => o.map(Spanned::into_inner),
+    };
+
+    Ok(Route {
+        name: Arc::from(name),
+        origin,
+        hosts,
+        path_prefix,
+        upstreams,
+        auth,
+        tenant,
+        tenant_from,
+        min_role,
+        strip_prefix: raw.strip_prefix.unwrap_or(false),
+        methods,
+        connect_timeout: raw.connect_timeout.map(|t| duration("connect_timeout", t)).transpose()?,
+        read_timeout: raw.read_timeout.map(|t| duration("read_timeout", t)).transpose()?,
+        require_verified_email,
+        rate_limit,
+        headers,
+        on_unauthenticated,
+        signed_assertion: raw.signed_assertion.unwrap_or(false),
+    })
+}
+
+/// `tenant_from` is required (non-empty, no repeats) when the route resolves a
+/// tenant, and forbidden when it does not.
+fn tenant_sources(
+    tenant: Requirement,
+    tenant_span: Option<Range<usize>>,
+    raw: Option<Spanned<Vec<Spanned<TenantSource>>>>,
+    name_span: &Range<usize>,
+) -> Result<Vec<TenantSource>, Problem> {
+    match (tenant, raw) {
+        (Requirement::None, None) => Ok(Vec::new()),
+        (Requirement::None, Some(list)) => {
+            problem(list.span(), "tenant_from needs tenant = \"required\" or \"optional\" (tenant is \"none\")")
+        }
+        (_, None) => problem(
+            tenant_span.unwrap_or_else(|| name_span.clone()),
+            "this route resolves a tenant but has no tenant_from; list where to look, \
+             e.g. tenant_from = [\"subdomain\", \"header\"]",
+        ),
+        (_, Some(list)) => {
+            let span = list.span();
+            let mut sources = Vec::new();
+            for source in list.into_inner() {
+                if sources.contains(source.get_ref()) {
+                    return problem(source.span(), "tenant_from lists this source twice");
+                }
+                sources.push(*source.get_ref());
+            }
+            if sources.is_empty() {
+                return problem(span, "tenant_from is empty; list at least one of domain, subdomain, path, header");
+            }
+            Ok(sources)
+        }
+    }
+}
+
+fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> {
+    let span = list.span();
+    let mut methods = Vec::new();
+    for raw in list.into_inner() {
+        let upper = raw.get_ref().to_ascii_uppercase();
+        let method = match Method::from_bytes(upper.as_bytes()) {
+            Ok(m) if !upper.is_empty() => m,
+            _ => return problem(raw.span(), format!("methods: {:?} is not an HTTP method", raw.get_ref())),
+        };
+        if methods.contains(&method) {
+            return problem(raw.span(), format!("methods lists {method} twice"));
+        }
+        methods.push(method);
+    }
+    if methods.is_empty() {
+        return problem(span, "methods is empty, so nothing could use this route; leave it out to allow every method");
+    }
+    Ok(methods)
+}
+
+fn duration(key: &str, raw: Spanned<String>) -> Result<Duration, Problem> {
+    match shared::config::parse_duration(raw.get_ref()) {
+        Ok(d) if d.is_zero() => problem(raw.span(), format!("{key} must be longer than zero")),
+        Ok(d) => Ok(d),
+        Err(m) => problem(raw.span(), format!("{key}: {m}")),
+    }
+}
+
+fn rate_limit(raw: Spanned<RawRateLimit>, auth: Requirement, tenant: Requirement) -> Result<RateLimit, Problem> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let Some(requests) = std::num::NonZeroU32::new(*raw.requests.get_ref()) else {
+        return problem(raw.requests.span(), "rate_limit.requests must be at least 1");
+    };
+    let window = duration("rate_limit.window", raw.window)?;
+    let key = raw.key.unwrap_or(RateLimitKey::Ip);
+    match key {
+        RateLimitKey::User if auth == Requirement::None => {
+            problem(span, "rate_limit.key = \"user\" needs a user: set auth = \"required\" or \"optional\"")
+        }
+        RateLimitKey::Tenant if tenant == Requirement::None => {
+            problem(span, "rate_limit.key = \"tenant\" needs a tenant: set tenant = \"required\" or \"optional\"")
+        }
+        _ => Ok(RateLimit { requests, window, key }),
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -1,0 +1,248 @@
+//! Loader tests: valid files, every refusal with its line, folders.
+
+use std::path::Path;
+
+use shared::domain::Role;
+
+use super::super::route::{OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
+use super::super::table::RouteTable;
+use super::LoadError;
+
+const FULL: &str = r#"
+# a comment
+[[route]]
+name = "app"
+hosts = ["app.example.com", "*.App.example.com"]
+path_prefix = "/api/"
+upstreams = ["127.0.0.1:3000", "127.0.0.1:3001"]
+auth = "optional"
+tenant = "required"
+tenant_from = ["domain", "subdomain", "path", "header"]
+min_role = "member"
+strip_prefix = true
+methods = ["get", "POST"]
+connect_timeout = "2s"
+read_timeout = "1m"
+require_verified_email = true
+rate_limit = { requests = 100, window = "1m", key = "tenant" }
+headers = { "X-Forwarded-App" = "app", "authorization" = "Bearer upstream-key" }
+signed_assertion = true
+
+[[route]]
+name = "public"
+upstreams = ["localhost:8000"]
+auth = "required"
+on_unauthenticated = "redirect"
+"#;
+
+fn parse(text: &str) -> Result<RouteTable, LoadError> {
+    RouteTable::parse(Path::new("routes.toml"), text)
+}
+
+/// The `file:line:column: message` of a refused file.
+fn refusal(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A minimal route with `extra` lines appended (starting at line 4).
+fn with(extra: &str) -> String {
+    format!("[[route]]\nname = \"r\"\nupstreams = [\"127.0.0.1:1\"]\n{extra}\n")
+}
+
+#[test]
+fn reads_every_key() {
+    let table = parse(FULL).unwrap();
+    let app = table.get("app").unwrap();
+    assert_eq!(app.origin(), "routes.toml:4");
+    assert_eq!(
+        app.hosts().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["app.example.com", "*.app.example.com"]
+    );
+    assert_eq!(app.path_prefix().as_str(), "/api");
+    assert_eq!(app.upstreams().len(), 2);
+    assert_eq!(app.auth(), Requirement::Optional);
+    assert_eq!(app.tenant(), Requirement::Required);
+    assert_eq!(
+        app.tenant_from(),
+        [TenantSource::Domain, TenantSource::Subdomain, TenantSource::Path, TenantSource::Header]
+    );
+    assert_eq!(app.min_role(), Some(Role::Member));
+    assert!(app.strip_prefix());
+    assert!(app.allows_method(&http::Method::GET) && app.allows_method(&http::Method::POST));
+    assert!(!app.allows_method(&http::Method::DELETE) && !app.allows_method(&http::Method::HEAD));
+    assert_eq!(app.connect_timeout(), Some(std::time::Duration::from_secs(2)));
+    assert_eq!(app.read_timeout(), Some(std::time::Duration::from_secs(60)));
+    assert!(app.require_verified_email());
+    let limit = app.rate_limit().unwrap();
+    assert_eq!((limit.requests().get(), limit.window().as_secs(), limit.key()), (100, 60, RateLimitKey::Tenant));
+    let headers: Vec<_> = app.headers().iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+    assert_eq!(headers, [("x-forwarded-app", "app"), ("authorization", "Bearer upstream-key")]);
+    assert!(app.signed_assertion());
+    assert_eq!(app.on_unauthenticated(), None);
+
+    let public = table.get("public").unwrap();
+    assert_eq!((public.auth(), public.tenant()), (Requirement::Required, Requirement::None));
+    assert!(public.hosts().is_empty() && public.tenant_from().is_empty());
+    assert_eq!(public.path_prefix().as_str(), "/");
+    assert_eq!(public.methods(), None);
+    assert!(public.allows_method(&http::Method::DELETE));
+    assert_eq!(public.on_unauthenticated(), Some(OnUnauthenticated::Redirect));
+    assert!(!public.strip_prefix() && !public.signed_assertion() && !public.require_verified_email());
+}
+
+#[test]
+fn defaults_are_fail_closed() {
+    let table = parse(&with("")).unwrap();
+    let r = table.get("r").unwrap();
+    assert_eq!(r.auth(), Requirement::Required, "auth defaults to required");
+    assert_eq!(r.tenant(), Requirement::None);
+    assert!(r.rate_limit().is_none() && r.connect_timeout().is_none());
+}
+
+#[test]
+fn syntax_and_schema_errors_point_at_the_line() {
+    let cases: &[(&str, &str)] = &[
+        ("nme = \"x\"", "routes.toml:4:1: unknown field `nme`"),
+        ("auth = \"sometimes\"", "routes.toml:4:8: unknown variant `sometimes`"),
+        ("min_role = \"boss\"", "routes.toml:4:12: unknown variant `boss`"),
+        ("strip_prefix = \"yes\"", "routes.toml:4:16: invalid type"),
+        ("rate_limit = { requests = 1, window = \"1m\", per = \"ip\" }", "routes.toml:4:"),
+        ("upstreams = [\"127.0.0.1:2\"]", "routes.toml:4:1: duplicate key"),
+        ("[[routes]]", "routes.toml:4:3: unknown field `routes`"),
+        ("x = [", "routes.toml:5:1: invalid array"),
+    ];
+    for (extra, expected) in cases {
+        let got = refusal(&with(extra));
+        assert!(got.starts_with(expected), "{extra:?}: {got}");
+    }
+    assert!(refusal("[[route]]\nname = \"r\"\n").contains("missing field `upstreams`"));
+}
+
+#[test]
+fn semantic_errors_point_at_the_value() {
+    let cases: &[(&str, &str)] = &[
+        ("hosts = [\"ok.com\", \"bad host\"]", "routes.toml:4:20: host \"bad host\" has an invalid label"),
+        ("hosts = [\"a.com\", \"A.com\"]", "routes.toml:4:19: host a.com is listed twice"),
+        ("hosts = []", "routes.toml:4:9: hosts is empty"),
+        ("path_prefix = \"api\"", "routes.toml:4:15: path_prefix \"api\" must start with '/'"),
+        ("path_prefix = \"/a/../b\"", "routes.toml:4:15: path_prefix \"/a/../b\" is not normalized"),
+        ("tenant = \"required\"", "routes.toml:4:10: this route resolves a tenant but has no tenant_from"),
+        ("tenant_from = [\"path\"]", "routes.toml:4:15: tenant_from needs tenant"),
+        ("tenant = \"optional\"\ntenant_from = []", "routes.toml:5:15: tenant_from is empty"),
+        ("tenant = \"optional\"\ntenant_from = [\"path\", \"path\"]", "routes.toml:5:24: tenant_from lists"),
+        ("min_role = \"admin\"", "routes.toml:4:12: min_role needs a tenant"),
+        (
+            "auth = \"none\"\ntenant = \"required\"\ntenant_from = [\"path\"]\nmin_role = \"admin\"",
+            "routes.toml:7:12: min_role needs a user",
+        ),
+        ("methods = [\"G T\"]", "routes.toml:4:12: methods: \"G T\" is not an HTTP method"),
+        ("methods = [\"GET\", \"get\"]", "routes.toml:4:19: methods lists GET twice"),
+        ("methods = []", "routes.toml:4:11: methods is empty"),
+        ("connect_timeout = \"soon\"", "routes.toml:4:19: connect_timeout: \"soon\" is not a duration"),
+        ("read_timeout = \"0s\"", "routes.toml:4:16: read_timeout must be longer than zero"),
+        ("auth = \"none\"\nrequire_verified_email = true", "routes.toml:5:26: require_verified_email needs a user"),
+        ("rate_limit = { requests = 0, window = \"1m\" }", "routes.toml:4:27: rate_limit.requests must be"),
+        ("rate_limit = { requests = 1, window = \"x\" }", "routes.toml:4:39: rate_limit.window:"),
+        ("rate_limit = { requests = 1, window = \"1s\", key = \"tenant\" }", "routes.toml:4:14: rate_limit.key"),
+        ("auth = \"none\"\nrate_limit = { requests = 1, window = \"1s\", key = \"user\" }", "routes.toml:5:14:"),
+        ("headers = { \"x-user-id\" = \"42\" }", "routes.toml:4:27: headers: x-user-id may not be set"),
+        ("headers = { \"X-Tenant-Slug\" = \"a\" }", "routes.toml:4:31: headers: x-tenant-slug may not"),
+        ("headers = { \"host\" = \"a\" }", "routes.toml:4:22: headers: host may not"),
+        ("headers = { \"bad name\" = \"a\" }", "routes.toml:4:26: headers: \"bad name\" is not a valid header"),
+        ("headers = { \"x-a\" = \"line\\nbreak\" }", "routes.toml:4:21: headers: the value of x-a"),
+        ("auth = \"optional\"\non_unauthenticated = \"401\"", "routes.toml:5:22: on_unauthenticated only"),
+    ];
+    for (extra, expected) in cases {
+        let got = refusal(&with(extra));
+        assert!(got.starts_with(expected), "{extra:?}\n  got: {got}\n want: {expected}");
+    }
+}
+
+#[test]
+fn names_and_upstreams_are_checked() {
+    let bad_upstream = "[[route]]\nname = \"r\"\nupstreams = [\"127.0.0.1:1\", \"http://x:1\"]\n";
+    let got = refusal(bad_upstream);
+    assert!(got.starts_with("routes.toml:3:29: upstream \"http://x:1\" must be host:port"), "{got}");
+    let none = "[[route]]\nname = \"r\"\nupstreams = []\n";
+    assert!(refusal(none).starts_with("routes.toml:3:13: upstreams needs at least one"));
+    for (name, why) in
+        [("", "must be 1 to 64"), ("a b", "must be 1 to 64"), ("none", "reserved"), ("auth-api", "reserved")]
+    {
+        let text = format!("[[route]]\nname = {name:?}\nupstreams = [\"127.0.0.1:1\"]\n");
+        let got = refusal(&text);
+        assert!(got.starts_with("routes.toml:2:8: ") && got.contains(why), "{name:?}: {got}");
+    }
+}
+
+#[test]
+fn duplicates_point_at_the_second_definition() {
+    let text = format!("{}\n{}", with("path_prefix = \"/a\""), with("path_prefix = \"/b\""));
+    assert_eq!(refusal(&text), "routes.toml:7:8: route name \"r\" is already used at routes.toml:2");
+
+    let same_place = format!(
+        "{}\n[[route]]\nname = \"s\"\nupstreams = [\"127.0.0.1:1\"]\nhosts = [\"b.com\", \"a.com\"]\npath_prefix = \"/x/\"\n",
+        with("hosts = [\"a.com\"]\npath_prefix = \"/x\"")
+    );
+    let got = refusal(&same_place);
+    assert!(got.starts_with("routes.toml:11:15: route \"s\" has the same path_prefix \"/x\" for host a.com"), "{got}");
+    assert!(got.contains("route \"r\" (routes.toml:2)"), "{got}");
+
+    // The same prefix on different hosts, or host vs any host, is fine.
+    let fine = format!("{}\n{}", with("hosts = [\"a.com\"]"), with("hosts = [\"b.com\"]").replace("\"r\"", "\"s\""));
+    assert_eq!(parse(&fine).unwrap().len(), 2);
+    let any_too = format!("{}\n{}", with("hosts = [\"a.com\"]"), with("").replace("\"r\"", "\"s\""));
+    assert_eq!(parse(&any_too).unwrap().len(), 2);
+}
+
+#[test]
+fn empty_files_are_refused() {
+    assert_eq!(refusal("# nothing yet\n"), "routes.toml: no routes defined; add a [[route]] table");
+}
+
+#[test]
+fn columns_count_characters() {
+    let got = refusal(&with("headers = { \"x-é\" = \"a\" }"));
+    assert!(got.starts_with("routes.toml:4:"), "{got}");
+    let got = refusal("# é é é\n[[route]]\nname = \"é\"\nupstreams = [\"127.0.0.1:1\"]\n");
+    assert!(got.starts_with("routes.toml:3:8: "), "{got}");
+}
+
+#[test]
+fn folders_are_read_in_name_order_and_names_are_unique_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.toml"), with("path_prefix = \"/b\"").replace("\"r\"", "\"b\"")).unwrap();
+    std::fs::write(dir.path().join("a.toml"), with("path_prefix = \"/a\"").replace("\"r\"", "\"a\"")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a route file").unwrap();
+    std::fs::write(dir.path().join(".#a.toml"), "editor lock").unwrap();
+    let table = RouteTable::load(dir.path()).unwrap();
+    let names: Vec<_> = table.routes().iter().map(|r| r.name().to_string()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(table.files().len(), 2);
+
+    std::fs::write(dir.path().join("c.toml"), with("path_prefix = \"/c\"").replace("\"r\"", "\"a\"")).unwrap();
+    let err = RouteTable::load(dir.path()).unwrap_err();
+    let (file, line, column) = err.location().unwrap();
+    assert_eq!((file.file_name().unwrap().to_str(), line, column), (Some("c.toml"), 2, 8));
+    assert!(err.to_string().contains("already used at") && err.to_string().contains("a.toml:2"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(RouteTable::load(empty.path()), Err(LoadError::NoFiles { .. })));
+    assert!(matches!(RouteTable::load(&empty.path().join("missing.toml")), Err(LoadError::Read { .. })));
+}
+
+#[test]
+fn the_shipped_demo_routes_load() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/routes");
+    let table = RouteTable::load(&folder).unwrap();
+    let demo = table.get("demo").unwrap();
+    assert_eq!(demo.upstreams()[0].as_str(), "127.0.0.1:3000");
+    assert_eq!(
+        (demo.auth(), demo.tenant(), demo.min_role()),
+        (Requirement::Required, Requirement::Required, Some(Role::Viewer))
+    );
+    assert_eq!(demo.tenant_from()[0], TenantSource::Header);
+    assert!(table.match_request("localhost:8080", "/anything").is_some());
+}

@@ -1,0 +1,111 @@
+//! Pure helpers that find a tenant slug in a request's Host or path. The proxy
+//! looks the slug up afterwards; these functions do no I/O.
+
+use shared::domain::Slug;
+
+/// The host name of a `Host` header value: without the port (`:8080`), without a
+/// trailing dot, IPv6 brackets kept (`[::1]`). Case is left as is. Never allocates.
+pub fn host_name(host: &str) -> &str {
+    let host = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// The tenant slug of a Host of the form `{slug}.{base_domain}` (one label only;
+/// port and case ignored), as in `acme.example.com` with base domain `example.com`.
+///
+/// Returns `None` when the Host is not directly under the base domain, or when the
+/// label is not a valid [`Slug`]: reserved labels such as `www`, `api` or `app` are
+/// never tenants, so those hosts fall through to the route's next tenant source.
+pub fn subdomain_slug(host: &str, base_domain: &str) -> Option<Slug> {
+    let host = host_name(host);
+    let base = base_domain.trim_start_matches('.');
+    let base = base.strip_suffix('.').unwrap_or(base);
+    if base.is_empty() {
+        return None;
+    }
+    let split = host.len().checked_sub(base.len() + 1)?;
+    let (label, dot_base) = (host.get(..split)?, host.get(split..)?);
+    let suffix = dot_base.strip_prefix('.')?;
+    if !suffix.eq_ignore_ascii_case(base) || label.is_empty() || label.contains('.') {
+        return None;
+    }
+    Slug::parse(&label.to_ascii_lowercase()).ok()
+}
+
+/// The tenant slug and the remaining path of a path of the form `/t/{slug}/rest`:
+/// `/t/acme/projects?x` (without the query) gives `acme` and `/projects`, and
+/// `/t/acme` gives `acme` and `/`. Paths are case-sensitive, so `/t/Acme/` is not a
+/// tenant path. Pass the normalized path.
+///
+/// Returns `None` when the path does not start with `/t/` followed by a valid slug.
+pub fn path_slug(path: &str) -> Option<(Slug, &str)> {
+    let after = path.strip_prefix("/t/")?;
+    let (slug, rest) = match after.find('/') {
+        Some(end) => after.split_at(end),
+        None => (after, "/"),
+    };
+    Some((Slug::parse(slug).ok()?, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_lose_port_and_trailing_dot() {
+        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("Example.com:8080"), "Example.com");
+        assert_eq!(host_name("example.com."), "example.com");
+        assert_eq!(host_name("example.com.:443"), "example.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert_eq!(host_name("host:abc"), "host:abc");
+        assert_eq!(host_name(""), "");
+    }
+
+    #[test]
+    fn subdomains_under_the_base_domain() {
+        let slug = |host: &str| subdomain_slug(host, "example.com").map(|s| s.as_str().to_owned());
+        assert_eq!(slug("acme.example.com").as_deref(), Some("acme"));
+        assert_eq!(slug("ACME.Example.COM:8443").as_deref(), Some("acme"));
+        assert_eq!(slug("acme.example.com.").as_deref(), Some("acme"));
+        assert_eq!(subdomain_slug("acme.example.com", ".example.com.").map(|s| s.to_string()).as_deref(), Some("acme"));
+        for none in [
+            "example.com",
+            ".example.com",
+            "a.b.example.com",
+            "acme.example.org",
+            "acmeexample.com",
+            "acme.notexample.com",
+            "www.example.com",
+            "ab.example.com",
+            "acme_co.example.com",
+            "é.example.com",
+            "",
+        ] {
+            assert_eq!(slug(none), None, "{none:?}");
+        }
+        assert_eq!(subdomain_slug("acme.example.com", ""), None);
+    }
+
+    #[test]
+    fn tenant_paths() {
+        let parts = |path: &str| path_slug(path).map(|(s, rest)| (s.as_str().to_owned(), rest.to_owned()));
+        assert_eq!(parts("/t/acme/projects/1"), Some(("acme".into(), "/projects/1".into())));
+        assert_eq!(parts("/t/acme/"), Some(("acme".into(), "/".into())));
+        assert_eq!(parts("/t/acme"), Some(("acme".into(), "/".into())));
+        for none in ["/t/", "/t", "/t//x", "/t/Acme/x", "/t/ab/x", "/tx/acme/", "/api/t/acme/", "/t/admin/x"] {
+            assert_eq!(parts(none), None, "{none:?}");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The two-tier cache behind every proxied request: moka in process (L1), Redis
+//! shared between gateways (L2), Postgres behind both.
+//!
+//! A warm lookup is one in-memory hash probe. A cold one asks Redis, then Postgres,
+//! writes Redis back, and fills L1; concurrent misses on one key share that single
+//! load (moka's `try_get_with`). Facts that do not exist (not a member, unknown slug)
+//! are cached too, briefly. If Redis is down the tier is skipped; if Postgres is down
+//! cold lookups fail with [`Error::Unavailable`] and warm ones keep working.
+
+mod invalidation;
+mod keys;
+mod redis_tier;
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache as Moka;
+use moka::Expiry;
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+pub use invalidation::{channel, run_subscriber, Invalidation, Invalidator};
+pub use keys::Key;
+pub use redis_tier::{Error as RedisError, RedisTier};
+
+use crate::db;
+use crate::domain::{Role, TenantId, UserId};
+
+/// Errors from a lookup.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The fact was not cached and Postgres could not be asked: fail closed.
+    #[error("cache miss and the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the proxy needs to know about a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedUser {
+    /// The id.
+    pub id: UserId,
+    /// Current address.
+    pub email: String,
+    /// Whether it is verified.
+    pub email_verified: bool,
+    /// Access tokens with another version are revoked.
+    pub token_version: i32,
+}
+
+/// What the proxy needs to know about a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedTenant {
+    /// The id.
+    pub id: TenantId,
+    /// Slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Whether its traffic is allowed.
+    pub is_active: bool,
+}
+
+/// Time-to-live of each kind of entry, in both tiers (L1 never outlives L2).
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    /// `user:{id}`.
+    pub user: Duration,
+    /// `tenant:{id}`, and the slug and domain lookups.
+    pub tenant: Duration,
+    /// `user:{id}:tenant:{id}:role`.
+    pub role: Duration,
+    /// Facts that do not exist.
+    pub negative: Duration,
+}
+
+impl Default for Ttls {
+    /// Our design's TTLs: user 5 min, tenant 1 h, role 10 min; negatives 30 s.
+    fn default() -> Ttls {
+        Ttls {
+            user: Duration::from_secs(300),
+            tenant: Duration::from_secs(3600),
+            role: Duration::from_secs(600),
+            negative: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sizing of the in-process tier.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// TTLs.
+    pub ttls: Ttls,
+    /// Entries per cache (users, tenants, roles, slugs, domains) at most.
+    pub max_entries: u64,
+    /// Prefix of every Redis key and channel.
+    pub prefix: String,
+}
+
+/// Gives absent values the negative TTL.
+struct TtlPolicy {
+    positive: Duration,
+    negative: Duration,
+}
+
+impl<K, V> Expiry<K, Option<V>> for TtlPolicy {
+    fn expire_after_create(&self, _: &K, value: &Option<V>, _: Instant) -> Option<Duration> {
+        Some(if value.is_some() { self.positive } else { self.negative })
+    }
+}
+
+type Tier<K, V> = Moka<K, Option<Arc<V>>>;
+
+struct Inner {
+    users: Tier<UserId, CachedUser>,
+    tenants: Tier<TenantId, CachedTenant>,
+    roles: Tier<(UserId, TenantId), Role>,
+    slugs: Tier<String, TenantId>,
+    domains: Tier<String, TenantId>,
+    redis: RedisTier,
+    pool: PgPool,
+    config: CacheConfig,
+    lookups: IntCounterVec,
+}
+
+/// The two-tier cache. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+fn tier<K, V>(max: u64, positive: Duration, negative: Duration) -> Tier<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    Moka::builder().max_capacity(max).expire_after(TtlPolicy { positive, negative }).build()
+}
+
+impl Cache {
+    /// Builds the cache and registers `tenantgate_cache_lookups_total{cache, tier,
+    /// result}` in `registry`.
+    ///
+    /// # Errors
+    /// When the metric is already registered.
+    pub fn new(
+        pool: PgPool,
+        redis: RedisTier,
+        config: CacheConfig,
+        registry: &Registry,
+    ) -> Result<Cache, prometheus::Error> {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "tenantgate_cache_lookups_total",
+                "Cache lookups by cache (user, tenant, role, slug, domain), tier (l1, l2, db) and result.",
+            ),
+            &["cache", "tier", "result"],
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        let t = &config.ttls;
+        let n = config.max_entries;
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                users: tier(n, t.user, t.negative),
+                tenants: tier(n, t.tenant, t.negative),
+                roles: tier(n, t.role, t.negative),
+                slugs: tier(n, t.tenant, t.negative),
+                domains: tier(n, t.tenant, t.negative),
+                redis,
+                pool,
+                config,
+                lookups,
+            }),
+        })
+    }
+
+    /// The Redis tier.
+    pub fn redis(&self) -> &RedisTier {
+        &self.inner.redis
+    }
+
+    /// The Redis key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.config.prefix
+    }
+
+    /// The user, or `None` if there is no such user.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn user(&self, id: UserId) -> Result<Option<Arc<CachedUser>>, Error> {
+        let pool = self.inner.pool.clone();
+        self.lookup(&self.inner.users, id, Key::User { user: id }, self.inner.config.ttls.user, async move {
+            Ok(db::users::find_by_id(&pool, id).await?.map(|u| CachedUser {
+                id: u.id,
+                email: u.email,
+                email_verified: u.email_verified_at.is_some(),
+                token_version: u.token_version,
+            }))
+        })
+        .await
+    }
+
+    /// The tenant, or `None` if there is no such tenant.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Arc<CachedTenant>>, Error> {
+        let pool = self.inner.pool.clone();
+        self.lookup(&self.inner.tenants, id, Key::Tenant { tenant: id }, self.inner.config.ttls.tenant, async move {
+            Ok(db::tenants::find_by_id(&pool, id).await?.map(|t| CachedTenant {
+                id: t.id,
+                slug: t.slug,
+                name: t.name,
+                is_active: t.is_active,
+            }))
+        })
+        .await
+    }
+
+    /// The tenant with this slug.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
+        let slug = slug.to_ascii_lowercase();
+        let pool = self.inner.pool.clone();
+        let key = Key::Slug { slug: slug.clone() };
+        let s = slug.clone();
+        let id = self
+            .lookup(&self.inner.slugs, slug, key, self.inner.config.ttls.tenant, async move {
+                db::tenants::find_id_by_slug(&pool, &s).await
+            })
+            .await?;
+        match id {
+            Some(id) => self.tenant(*id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The tenant with this custom domain.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn tenant_by_domain(&self, domain: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
+        let domain = domain.to_ascii_lowercase();
+        let pool = self.inner.pool.clone();
+        let key = Key::Domain { domain: domain.clone() };
+        let d = domain.clone();
+        let id = self
+            .lookup(&self.inner.domains, domain, key, self.inner.config.ttls.tenant, async move {
+                db::tenants::find_id_by_domain(&pool, &d).await
+            })
+            .await?;
+        match id {
+            Some(id) => self.tenant(*id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The user's role in the tenant, or `None` when not a member.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn role(&self, user: UserId, tenant: TenantId) -> Result<Option<Role>, Error> {
+        let pool = self.inner.pool.clone();
+        let key = Key::Role { user, tenant };
+        let role = self
+            .lookup(&self.inner.roles, (user, tenant), key, self.inner.config.ttls.role, async move {
+                db::memberships::find_role(&pool, user, tenant).await
+            })
+            .await?;
+        Ok(role.map(|r| *r))
+    }
+
+    /// Evicts these keys from this process's tier.
+    pub async fn evict_local(&self, keys: &[Key]) {
+        for key in keys {
+            match key {
+                Key::User { user } => self.inner.users.invalidate(user).await,
+                Key::Tenant { tenant } => self.inner.tenants.invalidate(tenant).await,
+                Key::Role { user, tenant } => self.inner.roles.invalidate(&(*user, *tenant)).await,
+                Key::Slug { slug } => self.inner.slugs.invalidate(slug).await,
+                Key::Domain { domain } => self.inner.domains.invalidate(domain).await,
+            }
+        }
+    }
+
+    /// Empties this process's tier.
+    pub fn clear_local(&self) {
+        self.inner.users.invalidate_all();
+        self.inner.tenants.invalidate_all();
+        self.inner.roles.invalidate_all();
+        self.inner.slugs.invalidate_all();
+        self.inner.domains.invalidate_all();
+    }
+
+    fn count(&self, cache: &str, tier: &str, result: &str) {
+        self.inner.lookups.with_label_values(&[cache, tier, result]).inc();
+    }
+
+    async fn lookup<K, V>(
+        &self,
+        l1: &Tier<K, V>,
+        l1_key: K,
+        key: Key,
+        ttl: Duration,
+        load: impl Future<Output = Result<Option<V>, db::Error>>,
+    ) -> Result<Option<Arc<V>>, Error>
+    where
+        K: Hash + Eq + Send + Sync + 'static,
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let cache = key.cache_name();
+        if let Some(hit) = l1.get(&l1_key).await {
+            self.count(cache, "l1", "hit");
+            return Ok(hit);
+        }
+        self.count(cache, "l1", "miss");
+        l1.try_get_with(l1_key, self.load_shared_or_db(key, ttl, load)).await.map_err(|e| (*e).clone())
+    }
+
+    async fn load_shared_or_db<V>(
+        &self,
+        key: Key,
+        ttl: Duration,
+        load: impl Future<Output = Result<Option<V>, db::Error>>,
+    ) -> Result<Option<Arc<V>>, Error>
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        let cache = key.cache_name();
+        let redis_key = key.redis_key(&self.inner.config.prefix);
+        match self.inner.redis.get(&redis_key).await {
+            Ok(Some(json)) => match serde_json::from_str::<Option<V>>(&json) {
+                Ok(value) => {
+                    self.count(cache, "l2", "hit");
+                    return Ok(value.map(Arc::new));
+                }
+                Err(_) => self.count(cache, "l2", "error"),
+            },
+            Ok(None) => self.count(cache, "l2", "miss"),
+            Err(_) => self.count(cache, "l2", "error"),
+        }
+        let value = match load.await {
+            Ok(value) => value,
+            Err(e) => {
+                self.count(cache, "db", "error");
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), cache, "cache load failed");
+                return Err(Error::Unavailable(e.to_string()));
+            }
+        };
+        self.count(cache, "db", if value.is_some() { "hit" } else { "miss" });
+        let ttl = if value.is_some() { ttl } else { self.inner.config.ttls.negative };
+        if let Ok(json) = serde_json::to_string(&value) {
+            // Best effort: a Redis outage must not fail the request.
+            let _ = self.inner.redis.set_ex(&redis_key, &json, ttl).await;
+        }
+        Ok(value.map(Arc::new))
+    }
+}

@@ -1,0 +1,135 @@
+//! `worker dead-letters list|replay`: inspect and requeue dead letters.
+//!
+//! Listing takes messages with `basic.get` without acknowledging them and closes the
+//! channel, which hands them all back in order. Replaying publishes each one to its
+//! queue as attempt 1 (with confirms) and only then acknowledges the dead copy.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use shared::queue::{self, JobQueue, Publisher};
+
+use crate::consumer::{attempt_of, DEAD_AT_HEADER, DEAD_REASON_HEADER};
+
+/// One dead letter, without its body.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The queue it died on.
+    pub queue: JobQueue,
+    /// The message id.
+    pub id: String,
+    /// The job type.
+    pub kind: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it died (`x-tg-dead-reason`, or the broker's reason, such as
+    /// `delivery_limit` for a job that kept crashing the worker).
+    pub reason: String,
+    /// When (Unix seconds), if known.
+    pub dead_at: Option<i64>,
+}
+
+fn header<'a>(headers: &'a Option<FieldTable>, key: &str) -> Option<&'a AMQPValue> {
+    headers.as_ref().and_then(|h| h.inner().get(key))
+}
+
+fn text(value: Option<&AMQPValue>) -> Option<String> {
+    match value {
+        Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn describe(queue: JobQueue, delivery: &lapin::message::Delivery) -> DeadLetter {
+    let props = &delivery.properties;
+    let headers = props.headers();
+    let reason = text(header(headers, DEAD_REASON_HEADER))
+        .or_else(|| text(header(headers, "x-first-death-reason")).map(|r| format!("broker: {r}")))
+        .unwrap_or_else(|| "unknown".into());
+    let dead_at = match header(headers, DEAD_AT_HEADER) {
+        Some(AMQPValue::LongLongInt(t)) => Some(*t),
+        _ => None,
+    };
+    DeadLetter {
+        queue,
+        id: props.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        kind: props.kind().as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        attempts: attempt_of(props),
+        reason,
+        dead_at,
+    }
+}
+
+/// Lists up to `limit` dead letters per queue, oldest first, leaving them in place.
+///
+/// # Errors
+/// [`queue::Error`] when the broker is unreachable.
+pub async fn list(broker: &queue::Config, queues: &[JobQueue], limit: usize) -> Result<Vec<DeadLetter>, queue::Error> {
+    let connection = queue::connect(&broker.url, "tenantgate dead-letters").await?;
+    let channel = connection.create_channel().await.map_err(amqp("open channel"))?;
+    queue::declare(&channel, &broker.topology).await?;
+    let mut out = Vec::new();
+    for &queue in queues {
+        let name = broker.topology.dead_letter_queue(queue);
+        for _ in 0..limit {
+            match channel.basic_get(name.as_str().into(), BasicGetOptions { no_ack: false }).await {
+                Ok(Some(message)) => out.push(describe(queue, &message.delivery)),
+                Ok(None) => break,
+                Err(e) => return Err(amqp("get")(e)),
+            }
+        }
+    }
+    // Unacknowledged gets go back to their queue when the connection closes.
+    let _ = connection.close(200, "listed".into()).await;
+    Ok(out)
+}
+
+/// Moves up to `limit` dead letters per queue (only `only_id` if given) back to
+/// their queue as attempt 1; returns those moved.
+///
+/// # Errors
+/// [`queue::Error`] when the broker is unreachable or refuses a publish; letters
+/// not yet moved stay dead.
+pub async fn replay(
+    broker: &queue::Config,
+    queues: &[JobQueue],
+    limit: usize,
+    only_id: Option<&str>,
+) -> Result<Vec<DeadLetter>, queue::Error> {
+    let connection = queue::connect(&broker.url, "tenantgate dead-letters").await?;
+    let publisher = Publisher::open(&connection).await?;
+    queue::declare(publisher.channel(), &broker.topology).await?;
+    let channel = connection.create_channel().await.map_err(amqp("open channel"))?;
+    let mut moved = Vec::new();
+    for &queue in queues {
+        let name = broker.topology.dead_letter_queue(queue);
+        let mut seen = 0;
+        while seen < limit {
+            let Some(message) = channel
+                .basic_get(name.as_str().into(), BasicGetOptions { no_ack: false })
+                .await
+                .map_err(amqp("get"))?
+            else {
+                break;
+            };
+            let letter = describe(queue, &message.delivery);
+            if only_id.is_some_and(|id| id != letter.id) {
+                // Left unacknowledged: it returns to the dead-letter queue on close.
+                continue;
+            }
+            seen += 1;
+            let id = uuid::Uuid::parse_str(&letter.id).unwrap_or_else(|_| uuid::Uuid::nil());
+            let props = queue::properties(id, &letter.kind, 1, FieldTable::default());
+            let pending = publisher.start(&broker.topology.queue(queue), id, &message.delivery.data, props).await?;
+            Publisher::finish(pending).await?;
+            message.delivery.acker.ack(BasicAckOptions::default()).await.map_err(amqp("ack"))?;
+            moved.push(letter);
+        }
+    }
+    let _ = connection.close(200, "replayed".into()).await;
+    Ok(moved)
+}
+
+fn amqp(context: &'static str) -> impl FnOnce(lapin::Error) -> queue::Error {
+    move |source| queue::Error::Amqp { context, source }
+}
