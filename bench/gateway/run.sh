@@ -35,7 +35,7 @@ trap cleanup EXIT
 echo "==> building (release)"
 cargo build --release -q -p tenantgate-gateway --bin gateway --bin demo_upstream --example bare_proxy
 
-./target/release/demo_upstream --listen $UP >/dev/null 2>&1 & pids+=($!)
+./target/release/demo_upstream --fixed --listen $UP >/dev/null 2>&1 & pids+=($!)
 ./target/release/examples/bare_proxy $BARE $UP $THREADS >/dev/null 2>&1 & pids+=($!)
 
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
@@ -78,10 +78,12 @@ run() { # name url [headers...]
 }
 
 echo "==> wrk -t1 -c$CONNS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores"
-run "upstream direct" "http://$UP/x"
-run "bare pingora proxy" "http://$BARE/x"
+# Every run sends the same request headers; the upstream answers a fixed body.
+AUTH="authorization: Bearer $TOKEN"; TEN="x-tenant-id: $TENANT"
+run "upstream direct" "http://$UP/x" "$AUTH" "$TEN"
+run "bare pingora proxy" "http://$BARE/x" "$AUTH" "$TEN"
 before=$(lookups)
-run "gateway (auth, warm cache)" "http://$GW/x" "authorization: Bearer $TOKEN" "x-tenant-id: $TENANT"
+run "gateway (auth, warm cache)" "http://$GW/x" "$AUTH" "$TEN"
 after=$(lookups)
 non200=$(curl -s "http://$ADMIN/metrics" | grep '^tenantgate_http_requests_total' | grep -v 'status="200"' | grep 'route="bench"' || true)
 

@@ -35,7 +35,8 @@ pub struct ControlPlane {
     pub metrics: Metrics,
 }
 
-async fn stopped(mut shutdown: ShutdownWatch) {
+/// Resolves once the server begins shutting down (or the watch is gone).
+pub async fn stopped(mut shutdown: ShutdownWatch) {
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
             return;

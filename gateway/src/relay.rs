@@ -9,20 +9,14 @@ use pingora::services::background::BackgroundService;
 use shared::queue::{run_relay, Config};
 use sqlx::PgPool;
 
+use crate::control::stopped;
+
 /// Runs [`run_relay`] until the server shuts down.
 pub struct OutboxRelay {
     /// Postgres, where the outbox lives.
     pub pool: PgPool,
     /// The broker and queue settings (`RABBITMQ_URL`, `QUEUE_*`).
     pub config: Config,
-}
-
-async fn stopped(mut shutdown: ShutdownWatch) {
-    while !*shutdown.borrow() {
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 #[async_trait]

@@ -25,6 +25,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Answer every request with the same small body instead of the echo (for load
+    /// benchmarks, so the response size does not depend on the headers sent).
+    #[arg(long)]
+    fixed: bool,
 }
 
 /// What the upstream received.
@@ -43,7 +47,11 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     println!("demo upstream listening on http://{}", listener.local_addr()?);
-    let app = Router::new().fallback(echo);
+    let app = if args.fixed {
+        Router::new().fallback(|| async { Json(serde_json::json!({"ok": true})) })
+    } else {
+        Router::new().fallback(echo)
+    };
     axum::serve(listener, app).await.context("serving")
 }
 

@@ -195,57 +195,34 @@ impl AccessControl {
         if route.tenant() == Requirement::None {
             return Ok(None);
         }
-        let not_found = Refusal::new(StatusCode::NOT_FOUND, "tenant_not_found", "no such tenant");
         let mut found = None;
         for source in route.tenant_from() {
-            let candidate = match source {
+            let named = match source {
                 TenantSource::Domain => {
-                    let tenant = self.cache.tenant_by_domain(facts.host).await.map_err(|_| UNAVAILABLE)?;
-                    if tenant.is_none() {
-                        continue;
-                    }
-                    tenant
-                }
-                TenantSource::Subdomain => {
-                    let Some(slug) = (!self.base_domain.is_empty())
-                        .then(|| tenant::subdomain_slug(facts.host, &self.base_domain))
-                        .flatten()
-                    else {
-                        continue;
-                    };
-                    Some(
-                        self.cache
-                            .tenant_by_slug(slug.as_str())
-                            .await
-                            .map_err(|_| UNAVAILABLE)?
-                            .ok_or(not_found.clone())?,
-                    )
-                }
-                TenantSource::Path => {
-                    let Some(slug) = &facts.path_slug else { continue };
-                    Some(
-                        self.cache
-                            .tenant_by_slug(slug.as_str())
-                            .await
-                            .map_err(|_| UNAVAILABLE)?
-                            .ok_or(not_found.clone())?,
-                    )
-                }
-                TenantSource::Header => {
-                    if let Some(id) = &facts.header_tenant_id {
-                        let id = TenantId::parse(id).map_err(|_| not_found.clone())?;
-                        Some(self.cache.tenant(id).await.map_err(|_| UNAVAILABLE)?.ok_or(not_found.clone())?)
-                    } else if let Some(slug) = &facts.header_tenant_slug {
-                        let tenant =
-                            self.cache.tenant_by_slug(&slug.to_ascii_lowercase()).await.map_err(|_| UNAVAILABLE)?;
-                        Some(tenant.ok_or(not_found.clone())?)
-                    } else {
-                        continue;
+                    // A Host that is no tenant's domain is not an error: try the next source.
+                    match self.cache.tenant_by_domain(facts.host).await.map_err(|_| UNAVAILABLE)? {
+                        Some(tenant) => {
+                            found = Some(tenant);
+                            break;
+                        }
+                        None => continue,
                     }
                 }
+                TenantSource::Subdomain if !self.base_domain.is_empty() => {
+                    tenant::subdomain_slug(facts.host, &self.base_domain).map(|s| Named::Slug(s.as_str().to_owned()))
+                }
+                TenantSource::Subdomain => None,
+                TenantSource::Path => facts.path_slug.as_ref().map(|s| Named::Slug(s.as_str().to_owned())),
+                TenantSource::Header => match (&facts.header_tenant_id, &facts.header_tenant_slug) {
+                    (Some(id), _) => Some(TenantId::parse(id).map_or(Named::Unknown, Named::Id)),
+                    (None, Some(slug)) => Some(Named::Slug(slug.to_ascii_lowercase())),
+                    (None, None) => None,
+                },
             };
-            found = candidate;
-            break;
+            if let Some(named) = named {
+                found = Some(self.named_tenant(named).await?);
+                break;
+            }
         }
         match found {
             Some(tenant) if !tenant.is_active => {
@@ -257,6 +234,28 @@ impl AccessControl {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A tenant the request names explicitly; unknown ones are a 404.
+enum Named {
+    Slug(String),
+    Id(TenantId),
+    Unknown,
+}
+
+impl AccessControl {
+    async fn named_tenant(&self, named: Named) -> Result<Arc<CachedTenant>, Refusal> {
+        let tenant = match named {
+            Named::Slug(slug) => self.cache.tenant_by_slug(&slug).await,
+            Named::Id(id) => self.cache.tenant(id).await,
+            Named::Unknown => Ok(None),
+        };
+        tenant.map_err(|_| UNAVAILABLE)?.ok_or(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "tenant_not_found",
+            "no such tenant",
+        ))
     }
 }
 

@@ -16,7 +16,8 @@ pub fn assign(session: &mut Session) -> String {
     let sent = session.req_header().headers.get(HEADER).and_then(|v| v.to_str().ok()).filter(|v| is_valid(v));
     let id = match sent {
         Some(id) => id.to_owned(),
-        None => uuid::Uuid::new_v4().to_string(),
+        // A v4 UUID from the thread-local CSPRNG: no system call per request.
+        None => uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
     };
     // The id is ASCII by construction, so the header insert cannot fail.
     let _ = session.req_header_mut().insert_header(HEADER, &id);

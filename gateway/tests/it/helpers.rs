@@ -70,6 +70,8 @@ pub struct TestApp {
     pub prefix: String,
     /// The echo upstream every default route points at.
     pub upstream: Upstream,
+    /// This test's RabbitMQ queues (deleted on drop); `None` on a second instance.
+    pub queues: Option<crate::accounts::Queues>,
     child: Child,
 }
 
@@ -163,6 +165,13 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<
     let mut env = base_env(&db, listen, admin);
     env.push(("GATEWAY_ROUTES".into(), routes_dir.path().display().to_string()));
     env.push(("REDIS_KEY_PREFIX".into(), prefix.clone()));
+    // Every gateway runs the outbox relay: give it this test's own queues.
+    let queues = shared.is_none().then(crate::accounts::Queues::new);
+    let queue_env = match (&queues, shared.and_then(|o| o.queues.as_ref())) {
+        (Some(own), _) | (None, Some(own)) => own.env(),
+        (None, None) => Vec::new(),
+    };
+    env.extend(queue_env.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let child = gateway_command(&env).spawn().expect("spawn gateway");
     let mut app = TestApp {
@@ -173,6 +182,7 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<
         routes_dir,
         prefix,
         upstream,
+        queues,
         child,
     };
     app.wait_ready().await;

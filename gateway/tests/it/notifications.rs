@@ -61,9 +61,16 @@ async fn notifications_are_listed_newest_first_paged_and_marked_read() {
     assert_error(app.get_bearer("/auth/notifications?limit=many", token).await, 400, "invalid_request").await;
     assert_error(app.client.get(app.url("/auth/notifications")).send().await.unwrap(), 401, "missing_token").await;
 
-    let app = &app;
+    let shared_app = &app;
     let read = |body: Value| async move {
-        app.client.post(app.url("/auth/notifications/read")).bearer_auth(token).json(&body).send().await.unwrap()
+        shared_app
+            .client
+            .post(shared_app.url("/auth/notifications/read"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     };
     assert_eq!(read(json!({"ids": [newest]})).await.status(), 204);
     let unread = list(&app, token, "?unread=true").await;

@@ -100,6 +100,13 @@ pub struct CacheConfig {
     pub prefix: String,
 }
 
+/// The secondary ways to find a tenant.
+#[derive(Clone, Copy)]
+enum TenantIndex {
+    Slug,
+    Domain,
+}
+
 /// Gives absent values the negative TTL.
 struct TtlPolicy {
     positive: Duration,
@@ -226,19 +233,7 @@ impl Cache {
     /// # Errors
     /// [`Error::Unavailable`] on a miss while Postgres is down.
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
-        let slug = slug.to_ascii_lowercase();
-        let pool = self.inner.pool.clone();
-        let key = Key::Slug { slug: slug.clone() };
-        let s = slug.clone();
-        let id = self
-            .lookup(&self.inner.slugs, slug, key, self.inner.config.ttls.tenant, async move {
-                db::tenants::find_id_by_slug(&pool, &s).await
-            })
-            .await?;
-        match id {
-            Some(id) => self.tenant(*id).await,
-            None => Ok(None),
-        }
+        self.tenant_by(TenantIndex::Slug, slug).await
     }
 
     /// The tenant with this custom domain.
@@ -246,13 +241,24 @@ impl Cache {
     /// # Errors
     /// [`Error::Unavailable`] on a miss while Postgres is down.
     pub async fn tenant_by_domain(&self, domain: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
-        let domain = domain.to_ascii_lowercase();
+        self.tenant_by(TenantIndex::Domain, domain).await
+    }
+
+    /// Slug or domain -> tenant id (cached on its own) -> tenant.
+    async fn tenant_by(&self, index: TenantIndex, value: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
+        let value = value.to_ascii_lowercase();
         let pool = self.inner.pool.clone();
-        let key = Key::Domain { domain: domain.clone() };
-        let d = domain.clone();
+        let (tier, key) = match index {
+            TenantIndex::Slug => (&self.inner.slugs, Key::Slug { slug: value.clone() }),
+            TenantIndex::Domain => (&self.inner.domains, Key::Domain { domain: value.clone() }),
+        };
+        let lookup_value = value.clone();
         let id = self
-            .lookup(&self.inner.domains, domain, key, self.inner.config.ttls.tenant, async move {
-                db::tenants::find_id_by_domain(&pool, &d).await
+            .lookup(tier, value, key, self.inner.config.ttls.tenant, async move {
+                match index {
+                    TenantIndex::Slug => db::tenants::find_id_by_slug(&pool, &lookup_value).await,
+                    TenantIndex::Domain => db::tenants::find_id_by_domain(&pool, &lookup_value).await,
+                }
             })
             .await?;
         match id {
