@@ -680,6 +680,22 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_settings_file_parses() {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("JWT_SECRET", GOOD[0].1);
+            jail.set_env("JWT_REFRESH_SECRET", GOOD[1].1);
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+            out = Some(Settings::load_from(&file, Env::raw()));
+            Ok(())
+        });
+        let settings = out.unwrap().unwrap();
+        assert_eq!(settings.gateway.routes, PathBuf::from("config/routes"));
+        assert_eq!(settings.cache.l1_max_entries, 100_000);
+    }
+
+    #[test]
     fn secret_defaults_survive_the_default_layer() {
         let s = env(&GOOD).unwrap();
         assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
