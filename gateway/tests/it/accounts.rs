@@ -261,3 +261,35 @@ async fn a_login_lockout_does_not_block_a_password_reset() {
     let res = app.post_json("/auth/reset-password", &json!({"token": token, "password": "recovered password"})).await;
     assert_eq!(res.status(), 204);
 }
+
+#[tokio::test]
+async fn a_register_while_rabbitmq_is_unreachable_succeeds_and_its_email_job_goes_out_once_it_is_back() {
+    // The broker is reached through a proxy this test owns and cuts; the machine's
+    // RabbitMQ itself is never touched.
+    let broker = TcpProxy::start("127.0.0.1:5672").await;
+    broker.cut();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
+    let (app, queues) = spawn_with_queues(&[("RABBITMQ_URL", &url)]).await;
+
+    let email = unique_email();
+    app.register(&email, None).await;
+    let pool = app.db.pool().await;
+    let (pending,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM outbox WHERE kind = 'send-verification' AND sent_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 1, "the job waits in the outbox while the broker is away");
+
+    broker.restore();
+    let envelope = queues.next("email", "send-verification").await;
+    assert_eq!(email_token(&envelope).0, email);
+    let sent = app
+        .eventually(Duration::from_secs(10), || async {
+            let (unsent,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&pool).await.unwrap();
+            unsent == 0
+        })
+        .await;
+    assert!(sent, "the relay did not mark the rows sent after the broker came back");
+}
