@@ -28,6 +28,10 @@ cleanup() {
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    # The gateway's outbox relay declared this run's queues; remove them.
+    for q in $(rabbitmqctl list_queues -q name 2>/dev/null | grep "^tgbench$$\." || true); do
+        rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
