@@ -107,7 +107,8 @@ pub fn prepare_upstream_request(
     if let Ok(uri) = ctx.upstream_path.parse::<http::Uri>() {
         upstream.set_uri(uri);
     }
-    identity_headers::strip(upstream);
+    // `upstream` is built from the request header `request_filter` already stripped
+    // of client-sent identity headers, and route `headers` may not name them.
     identity_headers::inject(upstream, &ctx.identity)?;
     upstream.insert_header("x-request-id", &ctx.request_id)?;
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()) {
