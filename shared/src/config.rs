@@ -680,6 +680,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
     fn the_shipped_settings_file_parses() {
         let mut out = None;
         figment::Jail::expect_with(|jail| {
