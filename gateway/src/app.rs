@@ -94,6 +94,8 @@ impl Application {
             ),
             redis,
             key_prefix: settings.redis.key_prefix.clone(),
+            base_domain: settings.gateway.base_domain.clone(),
+            invitation_ttl: settings.tenants.invitation_ttl,
         });
         let assertion_secret = settings.gateway.assertion_secret.expose_secret();
         let pools = Arc::new(Pools::default());

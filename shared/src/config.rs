@@ -71,6 +71,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
     ("CACHE_L1_MAX_ENTRIES", "cache.l1_max_entries"),
     ("CACHE_NEGATIVE_TTL", "cache.negative_ttl"),
+    ("INVITATION_TTL", "tenants.invitation_ttl"),
     ("WORKER_ADMIN_LISTEN", "worker.admin_listen"),
     ("WORKER_CONCURRENCY", "worker.concurrency"),
     ("WORKER_SHUTDOWN_GRACE", "worker.shutdown_grace"),
@@ -169,6 +170,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     /// The role cache.
     pub cache: CacheSettings,
+    /// Tenant management.
+    pub tenants: TenantSettings,
     /// The gateway binary.
     pub gateway: GatewaySettings,
     /// The worker binary.
@@ -350,6 +353,15 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
 }
 
+/// Tenant management settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// `INVITATION_TTL`: how long an emailed invitation link works.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub invitation_ttl: Duration,
+}
+
 /// Gateway settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -458,6 +470,7 @@ impl Default for Settings {
                 health_check_interval: Duration::from_secs(2),
             },
             cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
+            tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },
             worker: WorkerSettings {
                 admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
                 concurrency: 32,
@@ -553,6 +566,9 @@ impl Settings {
         }
         if self.rate_limit.max == 0 || self.rate_limit.window.is_zero() {
             return invalid("RATE_LIMIT_MAX and RATE_LIMIT_WINDOW must be positive".into());
+        }
+        if self.tenants.invitation_ttl < Duration::from_secs(60) {
+            return invalid("INVITATION_TTL must be at least 1m".into());
         }
         if self.gateway.body_limit < 1024 {
             return invalid("GATEWAY_BODY_LIMIT must be at least 1024 bytes".into());

@@ -17,6 +17,18 @@ use super::ApiState;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// `axum::extract::Path`, rejecting a malformed segment (a bad uuid...) with a
+/// 400 JSON error.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query`, rejecting unknown or malformed parameters with a 400
+/// JSON error.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
 /// The request id the proxy assigned (or kept), for audit rows and logs.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

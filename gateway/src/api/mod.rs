@@ -5,6 +5,7 @@
 mod auth;
 pub mod error;
 pub mod extract;
+mod tenants;
 pub mod throttle;
 pub mod wire;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use shared::cache::{Invalidator, RedisTier};
 use shared::config::Settings;
@@ -55,6 +56,11 @@ pub struct ApiState {
     pub key_prefix: String,
     /// Per-account and per-IP attempt limits on login and forgot-password.
     pub throttle: Throttle,
+    /// `GATEWAY_BASE_DOMAIN`: no tenant may claim it (or a name under it) as its
+    /// custom domain.
+    pub base_domain: String,
+    /// `INVITATION_TTL`.
+    pub invitation_ttl: Duration,
 }
 
 /// Builds the router for `state`, with CORS from `settings.cors` and the body cap
@@ -74,6 +80,17 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         .route("/notifications", get(auth::notifications::list))
         .route("/notifications/read", post(auth::notifications::mark_read))
         .route("/notifications/stream", get(auth::notifications::stream))
+        .route("/tenants", get(tenants::manage::list).post(tenants::manage::create))
+        .route("/tenants/{id}", get(tenants::manage::get).patch(tenants::manage::update))
+        .route("/tenants/{id}/activate", post(tenants::manage::activate))
+        .route("/tenants/{id}/deactivate", post(tenants::manage::deactivate))
+        .route("/tenants/{id}/leave", post(tenants::members::leave))
+        .route("/tenants/{id}/members", get(tenants::members::list))
+        .route("/tenants/{id}/members/{user}", patch(tenants::members::change_role).delete(tenants::members::remove))
+        .route("/tenants/{id}/invitations", get(tenants::invitations::list).post(tenants::invitations::create))
+        .route("/tenants/{id}/invitations/{invitation}", delete(tenants::invitations::revoke))
+        .route("/tenants/{id}/audit", get(tenants::audit::list))
+        .route("/invitations/accept", post(tenants::invitations::accept))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")

@@ -19,6 +19,8 @@ pub struct RegisterRequest {
     pub language: Option<String>,
     /// Name of the tenant to create; a personal one when absent.
     pub tenant_name: Option<String>,
+    /// An invitation token: join that tenant instead of creating one.
+    pub invite_token: Option<SecretString>,
 }
 
 /// `POST /auth/login`.
@@ -68,6 +70,7 @@ impl From<&User> for UserBody {
 
 /// One of the user's tenants with their role.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TenantBody {
     /// Id.
     pub id: String,
@@ -75,13 +78,24 @@ pub struct TenantBody {
     pub name: String,
     /// Slug.
     pub slug: String,
+    /// Custom domain.
+    pub domain: Option<String>,
+    /// Whether its traffic is served.
+    pub is_active: bool,
     /// The user's role.
     pub role: &'static str,
 }
 
 impl From<&TenantMembership> for TenantBody {
     fn from(m: &TenantMembership) -> TenantBody {
-        TenantBody { id: m.tenant_id.to_string(), name: m.name.clone(), slug: m.slug.clone(), role: m.role.as_str() }
+        TenantBody {
+            id: m.tenant_id.to_string(),
+            name: m.name.clone(),
+            slug: m.slug.clone(),
+            domain: m.domain.clone(),
+            is_active: m.is_active,
+            role: m.role.as_str(),
+        }
     }
 }
 

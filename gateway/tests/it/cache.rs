@@ -9,17 +9,6 @@ use shared::domain::Role;
 use crate::helpers::*;
 use crate::proxy::{get, invalidator_for, member};
 
-const ROUTES: &str = r#"
-[[route]]
-name = "app"
-path_prefix = "/app"
-upstreams = ["{upstream}"]
-auth = "required"
-tenant = "required"
-tenant_from = ["header"]
-min_role = "member"
-"#;
-
 const SUBSCRIBED: &str = "tenantgate_cache_invalidation_subscribed";
 
 fn db_loads(cache: &str, result: &str) -> String {
@@ -28,8 +17,8 @@ fn db_loads(cache: &str, result: &str) -> String {
 
 #[tokio::test]
 async fn a_demotion_is_enforced_by_a_second_instance_without_waiting_for_a_ttl() {
-    let a = spawn_gateway(ROUTES, &[], None).await;
-    let b = spawn_gateway(ROUTES, &[], Some(&a)).await;
+    let a = spawn_gateway(MEMBER_ROUTES, &[], None).await;
+    let b = spawn_gateway(MEMBER_ROUTES, &[], Some(&a)).await;
     let owner = member(&a, "Acme").await;
     let user = member(&a, "Own").await;
     let (user_id, tenant_id) = (user.user_id.parse().unwrap(), owner.tenant_id.parse().unwrap());
@@ -58,7 +47,7 @@ async fn a_demotion_is_enforced_by_a_second_instance_without_waiting_for_a_ttl()
 
 #[tokio::test]
 async fn a_cold_key_under_100_concurrent_requests_loads_from_postgres_once_then_no_io() {
-    let app = spawn_gateway(ROUTES, &[], None).await;
+    let app = spawn_gateway(MEMBER_ROUTES, &[], None).await;
     let m = member(&app, "Acme").await;
     let t = [("x-tenant-id", m.tenant_id.as_str())];
     let results = futures::future::join_all((0..100).map(|_| get(&app, "/app", Some(&m.token), &t))).await;
@@ -82,7 +71,7 @@ async fn a_cold_key_under_100_concurrent_requests_loads_from_postgres_once_then_
 async fn a_redis_outage_keeps_warm_traffic_flowing_and_the_gateway_recovers() {
     let redis = TcpProxy::start("127.0.0.1:6379").await;
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let app = spawn_gateway(ROUTES, &[("REDIS_URL", &url)], None).await;
+    let app = spawn_gateway(MEMBER_ROUTES, &[("REDIS_URL", &url)], None).await;
     let m = member(&app, "Acme").await;
     let t = [("x-tenant-id", m.tenant_id.as_str())];
     assert!(app.eventually(Duration::from_secs(10), || async { app.metric(SUBSCRIBED).await == 1.0 }).await);

@@ -143,6 +143,18 @@ tenant_from = ["header", "path", "subdomain", "domain"]
 min_role = "viewer"
 "#;
 
+/// `/app` needs at least `member`, tenant from the `X-Tenant-Id` header.
+pub const MEMBER_ROUTES: &str = r#"
+[[route]]
+name = "app"
+path_prefix = "/app"
+upstreams = ["{upstream}"]
+auth = "required"
+tenant = "required"
+tenant_from = ["header"]
+min_role = "member"
+"#;
+
 /// Starts a gateway with [`DEFAULT_ROUTES`] and `extra` environment.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn_gateway(DEFAULT_ROUTES, extra, None).await

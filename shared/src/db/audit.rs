@@ -81,3 +81,26 @@ pub async fn list_for_actor(ex: impl PgExecutor<'_>, actor: UserId, limit: i64) 
     .fetch_all(ex)
     .await?)
 }
+
+/// The tenant's entries, newest first: at most `limit`, older than the entry
+/// `before` when given (keyset pagination: pass the last id of the previous page).
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn list_for_tenant(
+    ex: impl PgExecutor<'_>,
+    tenant: TenantId,
+    limit: i64,
+    before: Option<i64>,
+) -> Result<Vec<Entry>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, actor_id, action, target, metadata, request_id, at
+           FROM audit_log WHERE tenant_id = $1 AND ($2::bigint IS NULL OR id < $2)
+          ORDER BY id DESC LIMIT $3",
+    )
+    .bind(tenant.as_uuid())
+    .bind(before)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}

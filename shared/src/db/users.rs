@@ -80,6 +80,15 @@ pub async fn find_credentials_by_email(ex: impl PgExecutor<'_>, email: &Email) -
     Ok(sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(ex).await?)
 }
 
+/// Finds a user by address, case-insensitively.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn find_by_email(ex: impl PgExecutor<'_>, email: &Email) -> Result<Option<User>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)");
+    Ok(sqlx::query_as(&sql).bind(email.as_str()).fetch_optional(ex).await?)
+}
+
 /// Finds a user by id.
 ///
 /// # Errors

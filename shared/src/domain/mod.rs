@@ -3,6 +3,7 @@
 //! Each type keeps its field private and is built only through `parse`/`TryFrom`,
 //! which returns a typed [`ParseError`] naming the field and the rule it broke.
 
+mod domain_name;
 mod email;
 mod ids;
 mod language;
@@ -12,6 +13,7 @@ mod role;
 mod slug;
 mod tenant_name;
 
+pub use domain_name::DomainName;
 pub use email::Email;
 pub use ids::{TenantId, UserId};
 pub use language::Language;

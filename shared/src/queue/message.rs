@@ -201,6 +201,12 @@ pub enum AuthEventKind {
     MemberAdded,
     /// The user left or was removed from a tenant.
     MemberRemoved,
+    /// The user created a tenant.
+    TenantCreated,
+    /// A tenant the user administers changed (name, domain, settings, activation).
+    TenantUpdated,
+    /// The user invited someone to a tenant.
+    InvitationSent,
 }
 
 impl AuthEventKind {
@@ -215,6 +221,9 @@ impl AuthEventKind {
             AuthEventKind::RoleChanged => "role-changed",
             AuthEventKind::MemberAdded => "member-added",
             AuthEventKind::MemberRemoved => "member-removed",
+            AuthEventKind::TenantCreated => "tenant-created",
+            AuthEventKind::TenantUpdated => "tenant-updated",
+            AuthEventKind::InvitationSent => "invitation-sent",
         }
     }
 }

@@ -1,23 +1,29 @@
 //! `POST /auth/register`: a user, their first tenant (as owner), the audit rows, a
 //! session, an email-verification token with its email and a `register` auth
 //! event (both through the outbox), in one transaction.
+//!
+//! With an `inviteToken`, the user joins the inviting tenant instead of creating
+//! one; the invitation reached their inbox, so the address counts as verified.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use secrecy::SecretString;
 use serde_json::json;
-use shared::db::account_tokens::Purpose;
-use shared::db::{self, audit, memberships, tenants, users};
-use shared::domain::{Email, Language, Password, PersonName, Role, Slug, TenantName};
+use shared::db::account_tokens::{self, Purpose};
+use shared::db::users::User;
+use shared::db::{self, audit, memberships, users};
+use shared::domain::{Email, Language, Password, PersonName, Role, Slug, TenantId, TenantName};
 use shared::queue::{AuthEvent, AuthEventKind};
+use sqlx::PgConnection;
 
 use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, RequestId};
 use crate::api::wire::{RegisterRequest, SessionBody, TenantBody, UserBody};
-use crate::api::ApiState;
+use crate::api::{tenants, ApiState};
 
 /// The parsed request: every field valid.
 struct Registration {
@@ -26,6 +32,7 @@ struct Registration {
     name: PersonName,
     language: Language,
     tenant_name: TenantName,
+    invite_token: Option<SecretString>,
 }
 
 impl TryFrom<RegisterRequest> for Registration {
@@ -44,6 +51,7 @@ impl TryFrom<RegisterRequest> for Registration {
             language: req.language.as_deref().map(Language::parse).transpose()?.unwrap_or_default(),
             name,
             tenant_name,
+            invite_token: req.invite_token,
         })
     }
 }
@@ -67,9 +75,6 @@ pub async fn register(
         }
         other => other?,
     };
-    let tenant =
-        tenants::insert_with_derived_slug(&mut tx, &reg.tenant_name, &Slug::derive(reg.tenant_name.as_str())).await?;
-    memberships::insert(&mut tx, user.id, tenant.id, Role::Owner).await?;
     audit::insert(
         &mut *tx,
         &audit::NewEntry {
@@ -82,25 +87,27 @@ pub async fn register(
         },
     )
     .await?;
-    audit::insert(
-        &mut *tx,
-        &audit::NewEntry {
-            tenant_id: Some(tenant.id),
-            actor_id: Some(user.id),
-            action: "tenant.created",
-            target: Some(format!("tenant:{}", tenant.id)),
-            metadata: json!({ "name": tenant.name, "slug": tenant.slug, "ownerRole": Role::Owner }),
-            request_id: Some(&request_id),
-        },
-    )
-    .await?;
+    let (tenant_id, invited) = match &reg.invite_token {
+        Some(token) => (tenants::join(&state, &mut tx, &user, token, &request_id).await?.0, true),
+        None => (create_first_tenant(&mut tx, &user, &reg.tenant_name, &request_id).await?, false),
+    };
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let user = if invited {
+        account_tokens::mark_email_verified(&mut *tx, user.id).await?.unwrap_or(user)
+    } else {
+        enqueue::token_email(&state, &mut tx, Purpose::EmailVerification, &user).await?;
+        user
+    };
     let (tokens, _) = issue_pair(&state, &mut tx, &user, None, user_agent).await?;
-    enqueue::token_email(&state, &mut tx, Purpose::EmailVerification, &user).await?;
-    enqueue::event(&mut tx, AuthEvent::now(user.id, Some(tenant.id), AuthEventKind::Register)).await?;
+    enqueue::event(&mut tx, AuthEvent::now(user.id, Some(tenant_id), AuthEventKind::Register)).await?;
     tx.commit().await.map_err(db::Error::from)?;
+    if invited {
+        // "Not a member" may be cached for this (new) user id: practically never,
+        // but the invalidation is cheap.
+        tenants::forget_role(&state, user.id, tenant_id).await;
+    }
 
-    tracing::info!(user_id = %user.id, tenant_id = %tenant.id, "user registered");
+    tracing::info!(user_id = %user.id, tenant_id = %tenant_id, invited, "user registered");
     let tenants = memberships::list_for_user(&state.pool, user.id).await?;
     Ok((
         StatusCode::CREATED,
@@ -110,4 +117,28 @@ pub async fn register(
             tenants: tenants.iter().map(TenantBody::from).collect(),
         }),
     ))
+}
+
+/// The new user's own tenant, named `name`, with them as owner and its audit row.
+async fn create_first_tenant(
+    tx: &mut PgConnection,
+    user: &User,
+    name: &TenantName,
+    request_id: &str,
+) -> Result<TenantId, ApiError> {
+    let tenant = db::tenants::insert_with_derived_slug(&mut *tx, name, &Slug::derive(name.as_str())).await?;
+    memberships::insert(&mut *tx, user.id, tenant.id, Role::Owner).await?;
+    audit::insert(
+        &mut *tx,
+        &audit::NewEntry {
+            tenant_id: Some(tenant.id),
+            actor_id: Some(user.id),
+            action: "tenant.created",
+            target: Some(format!("tenant:{}", tenant.id)),
+            metadata: json!({ "name": tenant.name, "slug": tenant.slug, "ownerRole": Role::Owner }),
+            request_id: Some(request_id),
+        },
+    )
+    .await?;
+    Ok(tenant.id)
 }

@@ -1,0 +1,208 @@
+//! Invitations: admins invite an address with a role; the email carries a random
+//! token (stored hashed, expiring, single-use) that the invited person accepts,
+//! logged in or while registering.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use shared::cache::Key;
+use shared::db::invitations::{self, NewInvitation};
+use shared::db::users::User;
+use shared::db::{self, memberships, tenants, users};
+use shared::domain::{Email, Role, TenantId};
+use shared::queue::{templates, AuthEvent, AuthEventKind, EmailJob, Envelope, Job};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::wire::{
+    AcceptRequest, InvitationBody, InvitationEnvelope, InvitationsBody, InviteRequest, TenantDetail, TenantEnvelope,
+};
+use super::{invalidate, lock_for_change, policy, role_in, tenant_not_found, Audit, MAX_PAGE};
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, ApiPath, BearerUser, RequestId};
+use crate::api::ApiState;
+
+fn already_member() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "already_member", "that user is already a member of this tenant")
+}
+
+fn tenant_inactive() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "tenant_inactive", "this tenant is deactivated")
+}
+
+/// `POST /auth/tenants/{id}/invitations {email, role}`: admins and owners (only
+/// owners invite owners). Replaces the address's pending invitation. 201.
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> Result<(StatusCode, Json<InvitationEnvelope>), ApiError> {
+    let tenant_id = TenantId::from(id);
+    let email = Email::parse(&req.email)?;
+    let role = Role::parse(&req.role)?;
+
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (tenant, actor) = lock_for_change(&mut tx, caller.id(), tenant_id).await?;
+    policy::invite(actor, role)?;
+    if !tenant.is_active {
+        return Err(tenant_inactive());
+    }
+    let invitee = users::find_by_email(&mut *tx, &email).await?;
+    if let Some(invitee) = &invitee {
+        if memberships::find_role(&mut *tx, invitee.id, tenant_id).await?.is_some() {
+            return Err(already_member());
+        }
+    }
+    let token = state.opaque.issue();
+    let expires_at = Utc::now() + state.invitation_ttl;
+    let new =
+        NewInvitation { tenant_id, email: &email, role, token_hash: &token.hash, invited_by: caller.id(), expires_at };
+    let invitation = invitations::replace_pending(&mut tx, &new).await?;
+    let mail = EmailJob {
+        to: email.as_str().to_owned(),
+        template: templates::INVITATION.to_owned(),
+        // The invitee's own language when they have an account, else the inviter's.
+        language: invitee.as_ref().map_or_else(|| caller.user.language.clone(), |u| u.language.clone()),
+        data: serde_json::Map::new(),
+    }
+    .with("token", token.plaintext.expose_secret())
+    .with("tenantName", &*tenant.name)
+    .with("inviterName", &*caller.user.name)
+    .with("role", role.as_str());
+    db::outbox::insert(&mut tx, &Envelope::new(Job::SendInvitation(mail))).await?;
+    Audit {
+        tenant: tenant_id,
+        actor: caller.id(),
+        action: "invitation.created",
+        target: format!("invitation:{}", invitation.id),
+        metadata: json!({ "after": { "email": invitation.email, "role": role, "expiresAt": expires_at } }),
+        request_id: &request_id,
+    }
+    .write(&mut tx)
+    .await?;
+    let event = AuthEvent::now(caller.id(), Some(tenant_id), AuthEventKind::InvitationSent)
+        .with("tenantName", &*tenant.name)
+        .with("email", email.as_str())
+        .with("role", role.as_str());
+    db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+
+    tracing::info!(tenant_id = %tenant_id, invitation_id = %invitation.id, "invitation created");
+    Ok((StatusCode::CREATED, Json(InvitationEnvelope { invitation: InvitationBody::from(&invitation) })))
+}
+
+/// `GET /auth/tenants/{id}/invitations`: admins and owners; newest first.
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<InvitationsBody>, ApiError> {
+    let tenant_id = TenantId::from(id);
+    policy::require(role_in(&state.pool, caller.id(), tenant_id).await?, Role::Admin)?;
+    let list = invitations::list_for_tenant(&state.pool, tenant_id, MAX_PAGE).await?;
+    Ok(Json(InvitationsBody { invitations: list.iter().map(InvitationBody::from).collect() }))
+}
+
+/// `DELETE /auth/tenants/{id}/invitations/{invId}`: admins and owners revoke a
+/// pending invitation. 204.
+pub async fn revoke(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath((id, invitation_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    let tenant_id = TenantId::from(id);
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (_, actor) = lock_for_change(&mut tx, caller.id(), tenant_id).await?;
+    policy::require(actor, Role::Admin)?;
+    let revoked = invitations::revoke(&mut *tx, tenant_id, invitation_id).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "invitation_not_found", "no pending invitation with this id")
+    })?;
+    Audit {
+        tenant: tenant_id,
+        actor: caller.id(),
+        action: "invitation.revoked",
+        target: format!("invitation:{invitation_id}"),
+        metadata: json!({ "before": { "email": revoked.email, "role": revoked.role } }),
+        request_id: &request_id,
+    }
+    .write(&mut tx)
+    .await?;
+    tx.commit().await.map_err(db::Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /auth/invitations/accept {token}`: the logged-in user joins the tenant,
+/// if the invitation was sent to their address.
+pub async fn accept(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<AcceptRequest>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (tenant_id, role) = join(&state, &mut tx, &caller.user, &req.token, &request_id).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+    invalidate(&state, vec![Key::Role { user: caller.id(), tenant: tenant_id }]).await;
+    let tenant = tenants::find_by_id(&state.pool, tenant_id).await?.ok_or_else(tenant_not_found)?;
+    tracing::info!(tenant_id = %tenant_id, user_id = %caller.id(), "invitation accepted");
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role) }))
+}
+
+/// Spends the invitation `token` for `user` inside the caller's transaction: the
+/// membership, the audit row and the `member-added` event. The caller commits and
+/// then invalidates `Key::Role` for the user and the returned tenant.
+///
+/// # Errors
+/// 400 `invalid_token` (unknown, used, revoked or expired), 403
+/// `invitation_email_mismatch` (sent to another address), 403 `tenant_inactive`,
+/// 409 `already_member`.
+pub async fn join(
+    state: &ApiState,
+    conn: &mut PgConnection,
+    user: &User,
+    token: &SecretString,
+    request_id: &str,
+) -> Result<(TenantId, Role), ApiError> {
+    let hash = state.opaque.hash(token.expose_secret());
+    let invitation =
+        invitations::lock_live_by_hash(&mut *conn, &hash).await?.ok_or_else(ApiError::invalid_one_time_token)?;
+    if !invitation.email.eq_ignore_ascii_case(&user.email) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invitation_email_mismatch",
+            "this invitation was sent to another address; log in with that one",
+        ));
+    }
+    let tenant = tenants::lock(&mut *conn, invitation.tenant_id).await?.ok_or_else(tenant_not_found)?;
+    if !tenant.is_active {
+        return Err(tenant_inactive());
+    }
+    match memberships::insert(&mut *conn, user.id, tenant.id, invitation.role).await {
+        Err(db::Error::Duplicate { .. }) => return Err(already_member()),
+        other => other?,
+    }
+    invitations::mark_accepted(&mut *conn, invitation.id, user.id).await?;
+    Audit {
+        tenant: tenant.id,
+        actor: user.id,
+        action: "member.added",
+        target: format!("user:{}", user.id),
+        metadata: json!({ "after": { "role": invitation.role }, "invitationId": invitation.id, "invitedBy": invitation.invited_by }),
+        request_id,
+    }
+    .write(&mut *conn)
+    .await?;
+    let event = AuthEvent::now(user.id, Some(tenant.id), AuthEventKind::MemberAdded)
+        .with("tenantName", &*tenant.name)
+        .with("role", invitation.role.as_str());
+    db::outbox::insert(&mut *conn, &Envelope::new(Job::AuthEvent(event))).await?;
+    Ok((tenant.id, invitation.role))
+}

@@ -1,0 +1,233 @@
+//! The tenants themselves: list, create, read, update, activate and deactivate.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Map, Value};
+use shared::cache::Key;
+use shared::db::tenants::{self, Changes, Tenant};
+use shared::db::{self, memberships};
+use shared::domain::{DomainName, ParseError, Role, Slug, TenantId, TenantName};
+use shared::queue::{AuthEvent, AuthEventKind, Envelope, Job};
+use uuid::Uuid;
+
+use super::wire::{CreateTenantRequest, TenantDetail, TenantEnvelope, UpdateTenantRequest};
+use super::{invalidate, lock_for_change, policy, role_in, tenant_not_found, Audit};
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, ApiPath, BearerUser, RequestId};
+use crate::api::wire::TenantBody;
+use crate::api::ApiState;
+
+/// `GET /auth/tenants`: the caller's tenants with their role.
+pub async fn list(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<Json<Value>, ApiError> {
+    let tenants = memberships::list_for_user(&state.pool, caller.id()).await?;
+    Ok(Json(json!({ "tenants": tenants.iter().map(TenantBody::from).collect::<Vec<_>>() })))
+}
+
+/// Parses a tenant name, reported as the `name` field (register calls it
+/// `tenantName`).
+fn parse_name(raw: &str) -> Result<TenantName, ApiError> {
+    TenantName::parse(raw).map_err(|e| ApiError::from(ParseError { field: "name", ..e }))
+}
+
+/// Parses a custom domain and refuses names under the gateway's base domain: those
+/// would shadow other tenants' `{slug}.{base_domain}` hosts.
+fn parse_domain(state: &ApiState, raw: &str) -> Result<DomainName, ApiError> {
+    let domain = DomainName::parse(raw)?;
+    if domain.is_within(&state.base_domain) {
+        return Err(ApiError::invalid_request(format!(
+            "domain: {domain} is the gateway's base domain or under it; tenants there are served by slug"
+        )));
+    }
+    Ok(domain)
+}
+
+/// Maps the unique constraints of `tenants` to 409 answers.
+fn taken(e: db::Error) -> ApiError {
+    match &e {
+        db::Error::Duplicate { constraint } if constraint.contains("slug") => {
+            ApiError::new(StatusCode::CONFLICT, "slug_taken", "another tenant already has this slug")
+        }
+        db::Error::Duplicate { constraint } if constraint.contains("domain") => {
+            ApiError::new(StatusCode::CONFLICT, "domain_taken", "another tenant already uses this domain")
+        }
+        _ => ApiError::from(e),
+    }
+}
+
+/// `POST /auth/tenants {name, slug?, domain?}`: 201, the caller is its owner.
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<TenantEnvelope>), ApiError> {
+    let name = parse_name(&req.name)?;
+    let slug = req.slug.as_deref().map(Slug::parse).transpose()?;
+    let domain = req.domain.as_deref().map(|d| parse_domain(&state, d)).transpose()?;
+
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let tenant = match &slug {
+        Some(slug) => tenants::insert(&mut tx, &name, slug, domain.as_ref()).await.map_err(taken)?,
+        None => {
+            let tenant = tenants::insert_with_derived_slug(&mut tx, &name, &Slug::derive(name.as_str())).await?;
+            match &domain {
+                Some(d) => {
+                    let changes = Changes { domain: Some(Some(d)), ..Changes::default() };
+                    tenants::update(&mut tx, tenant.id, &changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?
+                }
+                None => tenant,
+            }
+        }
+    };
+    memberships::insert(&mut tx, caller.id(), tenant.id, Role::Owner).await?;
+    Audit {
+        tenant: tenant.id,
+        actor: caller.id(),
+        action: "tenant.created",
+        target: format!("tenant:{}", tenant.id),
+        metadata: json!({ "after": { "name": tenant.name, "slug": tenant.slug, "domain": tenant.domain } }),
+        request_id: &request_id,
+    }
+    .write(&mut tx)
+    .await?;
+    let event =
+        AuthEvent::now(caller.id(), Some(tenant.id), AuthEventKind::TenantCreated).with("tenantName", &*tenant.name);
+    db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+
+    // "No such slug/domain" may be cached (negatively) from before.
+    let mut keys = vec![Key::Slug { slug: tenant.slug.clone() }, Key::Role { user: caller.id(), tenant: tenant.id }];
+    keys.extend(tenant.domain.clone().map(|domain| Key::Domain { domain }));
+    invalidate(&state, keys).await;
+    tracing::info!(tenant_id = %tenant.id, user_id = %caller.id(), "tenant created");
+    Ok((StatusCode::CREATED, Json(TenantEnvelope { tenant: TenantDetail::new(tenant, Role::Owner) })))
+}
+
+/// `GET /auth/tenants/{id}`: any member.
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let id = TenantId::from(id);
+    let role = role_in(&state.pool, caller.id(), id).await?;
+    let tenant = tenants::find_by_id(&state.pool, id).await?.ok_or_else(tenant_not_found)?;
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role) }))
+}
+
+/// `PATCH /auth/tenants/{id} {name?, domain?, settings?}`: admins and owners.
+pub async fn update(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateTenantRequest>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let name = req.name.as_deref().map(parse_name).transpose()?;
+    let domain = match req.domain.as_ref() {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(raw)) => Some(Some(parse_domain(&state, raw)?)),
+    };
+    if req.settings.as_ref().is_some_and(|s| !s.is_object()) {
+        return Err(ApiError::invalid_request("settings: must be a JSON object"));
+    }
+    if name.is_none() && domain.is_none() && req.settings.is_none() {
+        return Err(ApiError::invalid_request("nothing to change: send name, domain or settings"));
+    }
+    let changes = Changes {
+        name: name.as_ref(),
+        domain: domain.as_ref().map(Option::as_ref),
+        settings: req.settings.as_ref(),
+        is_active: None,
+    };
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Admin, "tenant.updated", &changes).await
+}
+
+/// `POST /auth/tenants/{id}/activate`: owners only.
+pub async fn activate(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let changes = Changes { is_active: Some(true), ..Changes::default() };
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.activated", &changes).await
+}
+
+/// `POST /auth/tenants/{id}/deactivate`: owners only. The proxy refuses the
+/// tenant's traffic from the next request on, on every instance.
+pub async fn deactivate(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let changes = Changes { is_active: Some(false), ..Changes::default() };
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.deactivated", &changes).await
+}
+
+/// Applies `changes` for a caller holding at least `needed`, with the audit row
+/// (before and after of each changed field), the event and the invalidations.
+async fn change(
+    state: &ApiState,
+    caller: &BearerUser,
+    request_id: &str,
+    id: TenantId,
+    needed: Role,
+    action: &'static str,
+    changes: &Changes<'_>,
+) -> Result<Json<TenantEnvelope>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (before, role) = lock_for_change(&mut tx, caller.id(), id).await?;
+    policy::require(role, needed)?;
+    let after = tenants::update(&mut tx, id, changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?;
+    let (old, new) = diff(&before, &after);
+    if !new.is_empty() {
+        Audit {
+            tenant: id,
+            actor: caller.id(),
+            action,
+            target: format!("tenant:{id}"),
+            metadata: json!({ "before": old, "after": new }),
+            request_id,
+        }
+        .write(&mut tx)
+        .await?;
+        let event = AuthEvent::now(caller.id(), Some(id), AuthEventKind::TenantUpdated)
+            .with("tenantName", &*after.name)
+            .with("change", action);
+        db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
+    }
+    tx.commit().await.map_err(db::Error::from)?;
+
+    if !new.is_empty() {
+        let mut keys = vec![Key::Tenant { tenant: id }];
+        keys.extend(
+            [before.domain.clone(), after.domain.clone()].into_iter().flatten().map(|domain| Key::Domain { domain }),
+        );
+        invalidate(state, keys).await;
+        tracing::info!(tenant_id = %id, user_id = %caller.id(), action, "tenant changed");
+    }
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(after, role) }))
+}
+
+/// The fields that differ between `before` and `after`, as two objects.
+fn diff(before: &Tenant, after: &Tenant) -> (Map<String, Value>, Map<String, Value>) {
+    let mut old = Map::new();
+    let mut new = Map::new();
+    let mut field = |key: &str, a: Value, b: Value| {
+        if a != b {
+            old.insert(key.to_owned(), a);
+            new.insert(key.to_owned(), b);
+        }
+    };
+    field("name", json!(before.name), json!(after.name));
+    field("domain", json!(before.domain), json!(after.domain));
+    field("settings", before.settings.clone(), after.settings.clone());
+    field("isActive", json!(before.is_active), json!(after.is_active));
+    (old, new)
+}

@@ -1,0 +1,142 @@
+//! A tenant's members: list, change a role, remove, leave.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::json;
+use shared::cache::Key;
+use shared::db::{self, memberships};
+use shared::domain::{Role, TenantId, UserId};
+use shared::queue::{AuthEvent, AuthEventKind, Envelope, Job};
+use uuid::Uuid;
+
+use super::wire::{ChangeRoleRequest, MemberBody, MemberEnvelope, MembersPage, PageQuery};
+use super::{invalidate, lock_for_change, page_size, policy, role_in, Audit};
+use crate::api::error::ApiError;
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery, BearerUser, RequestId};
+use crate::api::ApiState;
+
+/// 404 `member_not_found`.
+fn member_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "member_not_found", "that user is not a member of this tenant")
+}
+
+/// `GET /auth/tenants/{id}/members?limit=&offset=`: members and up (not viewers).
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<MembersPage>, ApiError> {
+    let id = TenantId::from(id);
+    let limit = page_size(query.limit)?;
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid_request("offset must not be negative"));
+    }
+    policy::require(role_in(&state.pool, caller.id(), id).await?, Role::Member)?;
+    let members = memberships::list_members(&state.pool, id, limit, offset).await?;
+    let total = memberships::count_members(&state.pool, id).await?;
+    Ok(Json(MembersPage { members: members.into_iter().map(MemberBody::from).collect(), total, limit, offset }))
+}
+
+/// `PATCH /auth/tenants/{id}/members/{userId} {role}`: see [`policy::change_role`].
+pub async fn change_role(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(req): ApiJson<ChangeRoleRequest>,
+) -> Result<Json<MemberEnvelope>, ApiError> {
+    let (tenant, target) = (TenantId::from(id), UserId::from(user));
+    let new = Role::parse(&req.role)?;
+
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (locked, actor) = lock_for_change(&mut tx, caller.id(), tenant).await?;
+    let member = memberships::find_member(&mut *tx, tenant, target).await?.ok_or_else(member_not_found)?;
+    let owners = memberships::count_owners(&mut tx, tenant).await?;
+    policy::change_role(actor, target == caller.id(), member.role, new, owners)?;
+    if member.role == new {
+        return Ok(Json(MemberEnvelope { member: MemberBody::from(member) }));
+    }
+    memberships::update_role(&mut tx, target, tenant, new).await?.ok_or_else(member_not_found)?;
+    Audit {
+        tenant,
+        actor: caller.id(),
+        action: "member.role_changed",
+        target: format!("user:{target}"),
+        metadata: json!({ "before": { "role": member.role }, "after": { "role": new } }),
+        request_id: &request_id,
+    }
+    .write(&mut tx)
+    .await?;
+    let event = AuthEvent::now(target, Some(tenant), AuthEventKind::RoleChanged)
+        .with("role", new.as_str())
+        .with("previousRole", member.role.as_str())
+        .with("tenantName", &*locked.name);
+    db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+
+    invalidate(&state, vec![Key::Role { user: target, tenant }]).await;
+    tracing::info!(tenant_id = %tenant, user_id = %target, actor = %caller.id(), role = new.as_str(), "role changed");
+    Ok(Json(MemberEnvelope { member: MemberBody { role: new, ..MemberBody::from(member) } }))
+}
+
+/// `DELETE /auth/tenants/{id}/members/{userId}`: admins remove others (owners
+/// remove owners); anyone removes themselves. 204.
+pub async fn remove(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    remove_member(&state, &caller, &request_id, TenantId::from(id), UserId::from(user)).await
+}
+
+/// `POST /auth/tenants/{id}/leave`: the caller leaves (not the last owner). 204.
+pub async fn leave(
+    State(state): State<Arc<ApiState>>,
+    caller: BearerUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let me = caller.id();
+    remove_member(&state, &caller, &request_id, TenantId::from(id), me).await
+}
+
+async fn remove_member(
+    state: &ApiState,
+    caller: &BearerUser,
+    request_id: &str,
+    tenant: TenantId,
+    target: UserId,
+) -> Result<StatusCode, ApiError> {
+    let is_self = target == caller.id();
+    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let (locked, actor) = lock_for_change(&mut tx, caller.id(), tenant).await?;
+    let member = memberships::find_member(&mut *tx, tenant, target).await?.ok_or_else(member_not_found)?;
+    let owners = memberships::count_owners(&mut tx, tenant).await?;
+    policy::remove(actor, is_self, member.role, owners)?;
+    memberships::remove(&mut tx, target, tenant).await?.ok_or_else(member_not_found)?;
+    Audit {
+        tenant,
+        actor: caller.id(),
+        action: if is_self { "member.left" } else { "member.removed" },
+        target: format!("user:{target}"),
+        metadata: json!({ "before": { "role": member.role, "email": member.email } }),
+        request_id,
+    }
+    .write(&mut tx)
+    .await?;
+    let event = AuthEvent::now(target, Some(tenant), AuthEventKind::MemberRemoved)
+        .with("tenantName", &*locked.name)
+        .with("left", is_self);
+    db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
+    tx.commit().await.map_err(db::Error::from)?;
+
+    invalidate(state, vec![Key::Role { user: target, tenant }]).await;
+    tracing::info!(tenant_id = %tenant, user_id = %target, actor = %caller.id(), "member removed");
+    Ok(StatusCode::NO_CONTENT)
+}
