@@ -103,3 +103,34 @@ async fn a_redis_outage_keeps_warm_traffic_flowing_and_the_gateway_recovers() {
         app.eventually(Duration::from_secs(5), || async { get(&app, "/app", Some(&m.token), &t).await.0 == 403 }).await
     );
 }
+
+#[tokio::test]
+async fn with_postgres_unreachable_warm_entries_serve_and_cold_ones_fail_closed_with_503() {
+    let a = spawn_gateway(MEMBER_ROUTES, &[], None).await;
+    // Instance B reaches Postgres only through a proxy this test owns.
+    let pg = TcpProxy::start("127.0.0.1:5432").await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/{}", pg.port, a.db.name);
+    let b = spawn_gateway(MEMBER_ROUTES, &[("DATABASE_URL", &url), ("DATABASE_AUTO_MIGRATE", "false")], Some(&a)).await;
+    let warm = member(&a, "Warm").await;
+    let cold = member(&a, "Cold").await;
+    let (tw, tc) = ([("x-tenant-id", warm.tenant_id.as_str())], [("x-tenant-id", cold.tenant_id.as_str())]);
+    assert_eq!(get(&b, "/app", Some(&warm.token), &tw).await.0, 200, "warm-up");
+
+    pg.cut();
+    for _ in 0..10 {
+        assert_eq!(get(&b, "/app", Some(&warm.token), &tw).await.0, 200, "warm entries need no Postgres");
+    }
+    let started = Instant::now();
+    let (status, body) = get(&b, "/app", Some(&cold.token), &tc).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("service_unavailable")), "cold must fail closed");
+    assert!(started.elapsed() < Duration::from_secs(10), "and not hang");
+    // The API says so too, as JSON.
+    assert_error(b.login(&cold.email, PASSWORD).await, 503, "service_unavailable").await;
+
+    pg.restore();
+    assert!(
+        b.eventually(Duration::from_secs(15), || async { get(&b, "/app", Some(&cold.token), &tc).await.0 == 200 })
+            .await,
+        "the gateway did not recover once Postgres was back"
+    );
+}

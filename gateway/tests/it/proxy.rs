@@ -1,6 +1,8 @@
 //! The proxy: tenant resolution by every mode, 401/403/404, cross-tenant denial,
 //! header stripping and injection, path normalization, upstream failures.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -303,4 +305,94 @@ rate_limit = { requests = 3, window = "1m", key = "ip" }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("never limited: {statuses:?}");
+}
+
+/// A WebSocket-ish upstream: answers any request with `101 Switching Protocols`,
+/// keeps the request head it got, then echoes every byte back.
+async fn upgrade_upstream() -> (String, std::sync::Arc<std::sync::Mutex<String>>, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let keep = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let head = read_head(&mut socket).await;
+                *keep.lock().unwrap() = head.to_ascii_lowercase();
+                let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+                if socket.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, task)
+}
+
+/// Reads up to the blank line that ends an HTTP head.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_passes_through_after_auth_with_identity_injected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (upstream, seen, _task) = upgrade_upstream().await;
+    let routes = format!(
+        "[[route]]\nname = \"ws\"\npath_prefix = \"/ws\"\nupstreams = [\"{upstream}\"]\nauth = \"required\"\n\
+         tenant = \"required\"\ntenant_from = [\"header\"]\nmin_role = \"viewer\"\n"
+    );
+    let app = spawn_gateway(&routes, &[], None).await;
+    let m = member(&app, "Acme").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let open = |auth: Option<String>| {
+        let (addr, tenant) = (addr.clone(), m.tenant_id.clone());
+        async move {
+            let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+            let request = format!(
+                "GET /ws/chat HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 X-Tenant-Id: {tenant}\r\nX-User-Id: spoofed\r\n{auth}\r\n"
+            );
+            socket.write_all(request.as_bytes()).await.unwrap();
+            let head = read_head(&mut socket).await;
+            (socket, head)
+        }
+    };
+
+    let (_, refused) = open(None).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(seen.lock().unwrap().is_empty(), "an unauthenticated upgrade reached the upstream");
+
+    let (mut socket, head) = open(Some(m.token.clone())).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let upstream_saw = seen.lock().unwrap().clone();
+    assert!(upstream_saw.contains(&format!("x-user-id: {}\r\n", m.user_id)), "{upstream_saw}");
+    assert!(!upstream_saw.contains("spoofed"), "{upstream_saw}");
+    assert!(upstream_saw.contains("x-tenant-role: owner"), "{upstream_saw}");
+    for message in ["hello", "over the upgraded connection"] {
+        socket.write_all(message.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), socket.read_exact(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(buf, message.as_bytes());
+    }
 }
