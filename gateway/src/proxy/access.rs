@@ -67,11 +67,11 @@ pub struct RequestFacts<'a> {
     /// Host, without port, lowercase.
     pub host: &'a str,
     /// A slug from a `/t/{slug}/` path prefix, when the route resolves by path.
-    pub path_slug: Option<Slug>,
+    pub path_slug: Option<&'a Slug>,
     /// `X-Tenant-Id`, as sent.
-    pub header_tenant_id: Option<String>,
+    pub header_tenant_id: Option<&'a str>,
     /// `X-Tenant-Slug`, as sent.
-    pub header_tenant_slug: Option<String>,
+    pub header_tenant_slug: Option<&'a str>,
 }
 
 /// Everything the decision reads. Shared by all requests.
@@ -213,7 +213,7 @@ impl AccessControl {
                 }
                 TenantSource::Subdomain => None,
                 TenantSource::Path => facts.path_slug.as_ref().map(|s| Named::Slug(s.as_str().to_owned())),
-                TenantSource::Header => match (&facts.header_tenant_id, &facts.header_tenant_slug) {
+                TenantSource::Header => match (facts.header_tenant_id, facts.header_tenant_slug) {
                     (Some(id), _) => Some(TenantId::parse(id).map_or(Named::Unknown, Named::Id)),
                     (None, Some(slug)) => Some(Named::Slug(slug.to_ascii_lowercase())),
                     (None, None) => None,

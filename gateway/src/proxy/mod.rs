@@ -182,8 +182,8 @@ impl Gateway {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
         };
-        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default();
-        if let Verdict::Limited(wait) = self.limits.check(&target.route, &client_ip, &identity) {
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
             return Err(routing::rate_limited(wait));
         }

@@ -3,6 +3,7 @@
 //! `requests` per `window` with bursts up to `requests`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,16 +37,17 @@ pub enum Verdict {
 
 impl RateLimits {
     /// Checks and counts one request to `route` from `client_ip` with `identity`.
-    pub fn check(&self, route: &Route, client_ip: &str, identity: &Identity) -> Verdict {
+    pub fn check(&self, route: &Route, client_ip: Option<IpAddr>, identity: &Identity) -> Verdict {
         let map = self.by_route.load();
         let Some(limiter) = map.get(route.name()) else {
             return Verdict::Allow;
         };
+        let ip = || client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let key = match limiter.config.key() {
-            RateLimitKey::Ip => client_ip.to_owned(),
+            RateLimitKey::Ip => ip(),
             // Anonymous callers of a user- or tenant-keyed route share the IP key.
-            RateLimitKey::User => identity.user.as_ref().map_or_else(|| client_ip.to_owned(), |u| u.id.to_string()),
-            RateLimitKey::Tenant => identity.tenant.as_ref().map_or_else(|| client_ip.to_owned(), |t| t.id.to_string()),
+            RateLimitKey::User => identity.user.as_ref().map_or_else(ip, |u| u.id.to_string()),
+            RateLimitKey::Tenant => identity.tenant.as_ref().map_or_else(ip, |t| t.id.to_string()),
         };
         match limiter.limiter.check_key(&key) {
             Ok(()) => Verdict::Allow,

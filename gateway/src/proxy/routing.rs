@@ -67,10 +67,10 @@ const NOT_FOUND: Refusal = Refusal::new(StatusCode::NOT_FOUND, "route_not_found"
 
 /// The facts the access decision reads, taken before identity headers are stripped.
 pub fn facts<'a>(req: &'a RequestHeader, target: &'a Target) -> RequestFacts<'a> {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     RequestFacts {
         host: &target.host,
-        path_slug: target.path_slug.clone(),
+        path_slug: target.path_slug.as_ref(),
         header_tenant_id: header("x-tenant-id"),
         header_tenant_slug: header("x-tenant-slug"),
     }
