@@ -7,5 +7,7 @@ mod cache;
 mod helpers;
 mod lifecycle;
 mod notifications;
+mod portal;
+mod portal_e2e;
 mod proxy;
 mod sessions;
