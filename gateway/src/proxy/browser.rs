@@ -84,8 +84,7 @@ impl Browser {
     /// picker) for a missing tenant. Only without `Authorization`, and only when
     /// the route says `on_unauthenticated = "redirect"` or, by default, the
     /// client accepts `text/html`.
-    pub fn redirect_for(&self, req: &RequestHeader, route: Option<&Route>, refusal: &Refusal) -> Option<String> {
-        let route = route?;
+    pub fn redirect_for(&self, req: &RequestHeader, route: &Route, refusal: &Refusal) -> Option<String> {
         if req.headers.contains_key(header::AUTHORIZATION) {
             return None;
         }

@@ -111,7 +111,7 @@ impl ProxyHttp for Gateway {
         }
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
-            Err(refusal) => match self.browser.redirect_for(session.req_header(), ctx.route.as_deref(), &refusal) {
+            Err(refusal) => match self.browser_redirect(session.req_header(), &refusal) {
                 Some(location) => self.redirect(session, ctx, &location).await,
                 None => self.refuse(session, ctx, &refusal).await,
             },
@@ -195,8 +195,6 @@ impl Gateway {
         if !target.route.allows_method(&session.req_header().method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
-        // Kept early so a refusal can still redirect browsers (`browser::redirect_for`).
-        ctx.route = Some(target.route.clone());
         let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant);
         let mut decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
         if let Some(refresh) = self.browser.refresh_candidate(&session.req_header().headers, &target.route, &decision) {
@@ -248,6 +246,19 @@ impl Gateway {
                 Decision::Deny(refusal)
             }
         }
+    }
+
+    /// Where to send a browser instead of refusing, if anywhere. Only refusals a
+    /// browser can act on (401, no tenant) from requests without `Authorization`
+    /// get this far; the route is looked up again here, off the allowed path.
+    fn browser_redirect(&self, req: &RequestHeader, refusal: &Refusal) -> Option<String> {
+        let actionable = refusal.status == StatusCode::UNAUTHORIZED || refusal.code == "tenant_required";
+        if !actionable || req.headers.contains_key(http::header::AUTHORIZATION) {
+            return None;
+        }
+        let table = self.routes.load();
+        let target = routing::resolve(&table, req).ok()?;
+        self.browser.redirect_for(req, &target.route, refusal)
     }
 
     /// Sends a browser elsewhere (302 for reads, 303 otherwise) and stops the request.
