@@ -8,7 +8,19 @@ ensure_tools() {
     command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks our /metrics
-    # The portal's end-to-end test drives a real headless Chromium with playwright-core.
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing ${missing[*]}"
+        if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# What the login portal's end-to-end test needs (gateway/tests/it/portal_e2e.rs):
+# Debian's chromium, Node.js with npm, and e2e/node_modules (playwright-core,
+# pinned by e2e/package-lock.json).
+ensure_e2e_tools() {
+    local missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
