@@ -553,3 +553,23 @@ async fn pages_render_in_the_browser_language_with_the_configured_brand() {
     assert!(res.text().await.unwrap().contains("Email or password is incorrect"));
     assert_eq!(app.client.get(app.url("/auth/ui/nope")).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn logout_all_through_the_api_ends_browser_sessions_too() {
+    let app = portal_app(&[]).await;
+    let email = unique_email();
+    app.register(&email, None).await;
+    let mut browser = Jar::default();
+    portal_login(&app, &mut browser, &email, "/").await;
+    assert_eq!(browse(&app, &browser, "/web/x").await.status(), 200);
+
+    let api: Value = app.login(&email, PASSWORD).await.json().await.unwrap();
+    assert_eq!(app.post_bearer("/auth/logout-all", api["accessToken"].as_str().unwrap()).await.status(), 204);
+
+    // The access cookie's token is revoked and its refresh session is gone: the
+    // browser is sent to the login page and its cookies are cleared.
+    let res = browse(&app, &browser, "/web/x").await;
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).starts_with("/auth/ui/login"));
+    assert!(set_cookies(&res).iter().any(|c| c.starts_with("tg_refresh=;")), "{:?}", set_cookies(&res));
+}
