@@ -16,6 +16,7 @@ if [ ! -f .env ]; then
         -e "s|^JWT_SECRET=.*|JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')|" \
         -e "s|^JWT_REFRESH_SECRET=.*|JWT_REFRESH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')|" \
         -e "s|^MAIL_TRANSPORT=.*|MAIL_TRANSPORT=file|" \
+        -e "s|^GATEWAY_COOKIE_SECURE=.*|GATEWAY_COOKIE_SECURE=false|" \
         .env.example > .env
 fi
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'tenantgate'" | grep -q 1 \

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure.sh
 ensure_tools
+ensure_e2e_tools
 ensure_services
 
 echo "==> cargo fmt --check"

@@ -24,7 +24,13 @@ use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
+use crate::portal::cookies::CookiePolicy;
+use crate::portal::render::Pages;
+use crate::portal::session::Sessions;
+use crate::portal::site::SitePolicy;
+use crate::portal::{self, Portal};
 use crate::proxy::access::AccessControl;
+use crate::proxy::browser::Browser;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
@@ -97,11 +103,25 @@ impl Application {
             base_domain: settings.gateway.base_domain.clone(),
             invitation_ttl: settings.tenants.invitation_ttl,
         });
+        let api_router = api::router(state.clone(), settings);
+        let sessions = Arc::new(Sessions::new(state, settings.gateway.refresh_grace));
+        let cookies = CookiePolicy::new(settings);
+        let site = SitePolicy::new(&settings.gateway.base_domain, &settings.gateway.trusted_domains);
+        let portal = Arc::new(Portal {
+            sessions: sessions.clone(),
+            api: api_router.clone(),
+            cookies: cookies.clone(),
+            site: site.clone(),
+            routes: routes.clone(),
+            pages: Pages::new(settings).context("compiling the portal's templates")?,
+        });
         let assertion_secret = settings.gateway.assertion_secret.expose_secret();
         let pools = Arc::new(Pools::default());
         let limits = Arc::new(RateLimits::default());
         let gateway = Gateway {
-            api: api::router(state, settings),
+            api: api_router,
+            portal: portal::router(portal, settings.gateway.body_limit),
+            browser: Browser { sessions, cookies, site },
             body_limit: settings.gateway.body_limit,
             routes: routes.clone(),
             access: AccessControl {

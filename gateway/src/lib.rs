@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod control;
 pub mod metrics;
+pub mod portal;
 pub mod proxy;
 pub mod relay;
 pub mod routes;

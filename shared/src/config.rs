@@ -66,9 +66,17 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_SHUTDOWN_GRACE", "gateway.shutdown_grace"),
     ("GATEWAY_BASE_DOMAIN", "gateway.base_domain"),
     ("GATEWAY_ACCESS_COOKIE", "gateway.access_cookie"),
+    ("GATEWAY_REFRESH_COOKIE", "gateway.refresh_cookie"),
+    ("GATEWAY_TENANT_COOKIE", "gateway.tenant_cookie"),
+    ("GATEWAY_COOKIE_SECURE", "gateway.cookie_secure"),
+    ("GATEWAY_TRUSTED_DOMAINS", "gateway.trusted_domains"),
+    ("GATEWAY_REFRESH_GRACE", "gateway.refresh_grace"),
     ("GATEWAY_ASSERTION_SECRET", "gateway.assertion_secret"),
     ("GATEWAY_ASSERTION_TTL", "gateway.assertion_ttl"),
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
+    ("PORTAL_PRODUCT_NAME", "portal.product_name"),
+    ("PORTAL_LOGO_URL", "portal.logo_url"),
+    ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
     ("CACHE_L1_MAX_ENTRIES", "cache.l1_max_entries"),
     ("CACHE_NEGATIVE_TTL", "cache.negative_ttl"),
     ("INVITATION_TTL", "tenants.invitation_ttl"),
@@ -174,6 +182,8 @@ pub struct Settings {
     pub tenants: TenantSettings,
     /// The gateway binary.
     pub gateway: GatewaySettings,
+    /// The hosted login portal's look.
+    pub portal: PortalSettings,
     /// The worker binary.
     pub worker: WorkerSettings,
 }
@@ -382,8 +392,27 @@ pub struct GatewaySettings {
     /// `GATEWAY_BASE_DOMAIN`: tenants are `{slug}.{base_domain}` for `subdomain`
     /// resolution; empty disables it.
     pub base_domain: String,
-    /// `GATEWAY_ACCESS_COOKIE`: cookie an access token is also read from.
+    /// `GATEWAY_ACCESS_COOKIE`: cookie an access token is also read from (and the
+    /// portal sets).
     pub access_cookie: String,
+    /// `GATEWAY_REFRESH_COOKIE`: cookie the portal keeps the refresh token in; the
+    /// proxy refreshes an expired access cookie from it.
+    pub refresh_cookie: String,
+    /// `GATEWAY_TENANT_COOKIE`: cookie holding the tenant chosen in the portal.
+    pub tenant_cookie: String,
+    /// `GATEWAY_COOKIE_SECURE`: mark session cookies `Secure` (false only for local
+    /// plain-HTTP setups).
+    pub cookie_secure: bool,
+    /// `GATEWAY_TRUSTED_DOMAINS`: more domains (and their subdomains) that return
+    /// URLs may point at and cookie-authenticated writes may come from, besides the
+    /// request's own host and `GATEWAY_BASE_DOMAIN`.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_domains: Vec<String>,
+    /// `GATEWAY_REFRESH_GRACE`: how long a gateway answers the same refresh cookie
+    /// again with the pair it rotated it into (parallel browser requests); 0
+    /// disables it.
+    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    pub refresh_grace: Duration,
     /// `GATEWAY_ASSERTION_SECRET`: HS256 key of the signed identity assertion sent
     /// upstream (`X-Tenantgate-Assertion`); empty disables it.
     #[serde(serialize_with = "expose")]
@@ -394,6 +423,19 @@ pub struct GatewaySettings {
     /// `GATEWAY_HEALTH_CHECK_INTERVAL`: how often upstreams are probed.
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub health_check_interval: Duration,
+}
+
+/// How the hosted login portal (`/auth/ui/`) looks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSettings {
+    /// `PORTAL_PRODUCT_NAME`: the name on the pages; `APP_NAME` when empty.
+    pub product_name: String,
+    /// `PORTAL_LOGO_URL`: an `https://`, `http://` or `/` URL of the logo; empty for
+    /// none.
+    pub logo_url: String,
+    /// `PORTAL_PRIMARY_COLOR`: buttons and links, as `#rgb` or `#rrggbb`.
+    pub primary_color: String,
 }
 
 /// Worker settings.
@@ -465,9 +507,19 @@ impl Default for Settings {
                 shutdown_grace: Duration::from_secs(10),
                 base_domain: String::new(),
                 access_cookie: "tg_access".into(),
+                refresh_cookie: "tg_refresh".into(),
+                tenant_cookie: "tg_tenant".into(),
+                cookie_secure: true,
+                trusted_domains: Vec::new(),
+                refresh_grace: Duration::from_secs(10),
                 assertion_secret: empty(),
                 assertion_ttl: Duration::from_secs(60),
                 health_check_interval: Duration::from_secs(2),
+            },
+            portal: PortalSettings {
+                product_name: String::new(),
+                logo_url: String::new(),
+                primary_color: "#3b5bdb".into(),
             },
             cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
             tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },
@@ -603,10 +655,66 @@ impl Settings {
         if self.mail.transport == MailTransport::Smtp && self.smtp.host.is_empty() {
             return invalid("SMTP_HOST must be set with MAIL_TRANSPORT=smtp".into());
         }
+        self.validate_portal()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
         }
         Ok(())
+    }
+
+    /// Cookie names and the portal's look: values that end up in headers and CSS.
+    fn validate_portal(&self) -> Result<(), Error> {
+        let g = &self.gateway;
+        for (var, name) in [
+            ("GATEWAY_ACCESS_COOKIE", &g.access_cookie),
+            ("GATEWAY_REFRESH_COOKIE", &g.refresh_cookie),
+            ("GATEWAY_TENANT_COOKIE", &g.tenant_cookie),
+        ] {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Error::Invalid(format!("{var} {name:?} must be letters, digits, _ or -")));
+            }
+        }
+        if g.access_cookie == g.refresh_cookie
+            || g.access_cookie == g.tenant_cookie
+            || g.refresh_cookie == g.tenant_cookie
+        {
+            return Err(Error::Invalid(
+                "GATEWAY_ACCESS_COOKIE, GATEWAY_REFRESH_COOKIE and GATEWAY_TENANT_COOKIE must differ".into(),
+            ));
+        }
+        for domain in std::iter::once(&g.base_domain).filter(|d| !d.is_empty()).chain(&g.trusted_domains) {
+            if !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || domain.starts_with('.') {
+                return Err(Error::Invalid(format!(
+                    "GATEWAY_BASE_DOMAIN / GATEWAY_TRUSTED_DOMAINS entry {domain:?} is not a domain like example.com"
+                )));
+            }
+        }
+        let color = self.portal.primary_color.strip_prefix('#').unwrap_or("");
+        if !matches!(color.len(), 3 | 6) || !color.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "PORTAL_PRIMARY_COLOR {:?} must be a colour like #3b5bdb",
+                self.portal.primary_color
+            )));
+        }
+        let logo = &self.portal.logo_url;
+        let logo_ok = logo.is_empty()
+            || ((logo.starts_with("https://")
+                || logo.starts_with("http://")
+                || (logo.starts_with('/') && !logo.starts_with("//")))
+                && !logo.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\'));
+        if !logo_ok {
+            return Err(Error::Invalid(format!("PORTAL_LOGO_URL {logo:?} must be an http(s) URL or a /path")));
+        }
+        Ok(())
+    }
+
+    /// The product name the portal shows: `PORTAL_PRODUCT_NAME`, else `APP_NAME`.
+    pub fn product_name(&self) -> &str {
+        if self.portal.product_name.is_empty() {
+            &self.app.name
+        } else {
+            &self.portal.product_name
+        }
     }
 
     /// The number of proxy worker threads, resolving 0 to the number of cores.
@@ -693,6 +801,44 @@ mod tests {
         assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(s.cors.origins, vec!["https://a.test", "http://b.test:3000"]);
         assert_eq!(s.gateway.body_limit, 64 * 1024);
+        assert!(s.gateway.cookie_secure, "cookies are Secure unless turned off");
+    }
+
+    #[test]
+    fn every_duration_setting_accepts_units() {
+        let mut vars = GOOD.to_vec();
+        vars.extend([("JWT_ACCESS_TTL", "15m"), ("GATEWAY_REFRESH_GRACE", "0s"), ("RATE_LIMIT_WINDOW", "2h")]);
+        let s = env(&vars).unwrap();
+        assert_eq!(s.jwt.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.gateway.refresh_grace, Duration::ZERO);
+        assert_eq!(s.rate_limit.window, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn portal_look_and_cookie_names_are_checked() {
+        for (var, value) in [
+            ("PORTAL_PRIMARY_COLOR", "red;}body{display:none"),
+            ("PORTAL_LOGO_URL", "javascript:alert(1)"),
+            ("PORTAL_LOGO_URL", "//evil.test/logo.png"),
+            ("GATEWAY_REFRESH_COOKIE", "tg_access"),
+            ("GATEWAY_TENANT_COOKIE", "a b"),
+            ("GATEWAY_TRUSTED_DOMAINS", "ok.test, bad/domain"),
+        ] {
+            let mut vars = GOOD.to_vec();
+            vars.push((var, value));
+            assert!(env(&vars).is_err(), "{var}={value} accepted");
+        }
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("PORTAL_PRIMARY_COLOR", "#0a0"),
+            ("PORTAL_LOGO_URL", "https://cdn.test/logo.svg"),
+            ("GATEWAY_COOKIE_SECURE", "false"),
+            ("GATEWAY_TRUSTED_DOMAINS", "partner.test, other.test"),
+        ]);
+        let s = env(&vars).unwrap();
+        assert!(!s.gateway.cookie_secure);
+        assert_eq!(s.gateway.trusted_domains, ["partner.test", "other.test"]);
+        assert_eq!(s.product_name(), "tenantgate");
     }
 
     #[test]

@@ -52,13 +52,14 @@ pub struct Links {
 }
 
 impl Links {
-    /// The link for a job: `APP_URL` + a fixed path per job type + the token. Nothing
-    /// from the message but the token (checked to be one of ours) enters the URL.
+    /// The link for a job: `APP_URL` + the gateway's login-portal page for the job
+    /// type + the token. Nothing from the message but the token (checked to be one
+    /// of ours) enters the URL.
     fn for_job(&self, job: &Job, token: &str) -> Option<String> {
         let path = match job {
-            Job::SendVerification(_) => "/verify-email",
-            Job::SendPasswordReset(_) => "/reset-password",
-            Job::SendInvitation(_) => "/invitations/accept",
+            Job::SendVerification(_) => "/auth/ui/verified",
+            Job::SendPasswordReset(_) => "/auth/ui/reset",
+            Job::SendInvitation(_) => "/auth/ui/invitation",
             Job::AuthEvent(_) => return None,
         };
         TokenHasher::looks_valid(token).then(|| format!("{}{path}?token={token}", self.app_url))

@@ -2,7 +2,7 @@
 //! from the proxy's `request_filter` (no network hop). axum does the routing and
 //! JSON; this module only wires handlers to state.
 
-mod auth;
+pub(crate) mod auth;
 pub mod error;
 pub mod extract;
 mod tenants;

@@ -72,6 +72,10 @@ pub struct RequestFacts<'a> {
     pub header_tenant_id: Option<&'a str>,
     /// `X-Tenant-Slug`, as sent.
     pub header_tenant_slug: Option<&'a str>,
+    /// The tenant chosen in the login portal (its cookie), for a cookie-authenticated
+    /// request to a route that resolves tenants by header but sent none. Tried
+    /// after every other source.
+    pub remembered_tenant: Option<&'a str>,
 }
 
 /// Everything the decision reads. Shared by all requests.
@@ -222,6 +226,12 @@ impl AccessControl {
             if let Some(named) = named {
                 found = Some(self.named_tenant(named).await?);
                 break;
+            }
+        }
+        if found.is_none() && route.tenant_from().contains(&TenantSource::Header) {
+            if let Some(slug) = &facts.remembered_tenant {
+                // A remembered tenant that no longer exists is forgotten, not a 404.
+                found = self.cache.tenant_by_slug(&slug.to_ascii_lowercase()).await.map_err(|_| UNAVAILABLE)?;
             }
         }
         match found {

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod api_bridge;
+pub mod browser;
 pub mod identity_headers;
 pub mod rate_limit;
 mod request_id;
@@ -26,10 +27,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::jwt::AssertionSigner;
 
 use self::access::{AccessControl, Decision, Identity, Refusal};
+use self::browser::{Browser, Refreshed};
 use self::rate_limit::{RateLimits, Verdict};
 use self::upstreams::Pools;
 use crate::api;
 use crate::metrics::Metrics;
+use crate::portal;
 use crate::routes::{Route, RouteTable};
 
 /// Per-request state.
@@ -50,12 +53,18 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// The status the gateway answered itself, if it did.
     pub status: Option<StatusCode>,
+    /// `Set-Cookie` values for the answer (a silently refreshed browser session).
+    pub set_cookies: Vec<HeaderValue>,
 }
 
 /// The gateway service: shared state for every request.
 pub struct Gateway {
     /// The auth API router.
     pub api: Router,
+    /// The login portal's router (`/auth/ui/`).
+    pub portal: Router,
+    /// Browser sessions: silent refresh, login redirects, CSRF.
+    pub browser: Browser,
     /// Largest accepted API body.
     pub body_limit: usize,
     /// The current route table (swapped whole on reload).
@@ -86,19 +95,26 @@ impl ProxyHttp for Gateway {
             upstream_path: String::new(),
             upstream_started: None,
             status: None,
+            set_cookies: Vec::new(),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
-        if api::owns(session.req_header().uri.path()) {
-            ctx.route_label = Arc::from("auth-api");
-            ctx.status = Some(api_bridge::serve(session, &self.api, self.body_limit, &ctx.request_id).await?);
+        let path = session.req_header().uri.path();
+        if api::owns(path) {
+            let (label, router) =
+                if portal::owns(path) { ("auth-portal", &self.portal) } else { ("auth-api", &self.api) };
+            ctx.route_label = Arc::from(label);
+            ctx.status = Some(api_bridge::serve(session, router, self.body_limit, &ctx.request_id).await?);
             return Ok(true);
         }
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
-            Err(refusal) => self.refuse(session, ctx, &refusal).await,
+            Err(refusal) => match self.browser_redirect(session.req_header(), &refusal) {
+                Some(location) => self.redirect(session, ctx, &location).await,
+                None => self.refuse(session, ctx, &refusal).await,
+            },
         }
     }
 
@@ -120,6 +136,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_started = Some(Instant::now());
+        self.browser.strip_refresh_cookie(upstream_request);
         routing::prepare_upstream_request(session, upstream_request, ctx, self.assertions.as_ref())
     }
 
@@ -145,6 +162,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        for cookie in ctx.set_cookies.drain(..) {
+            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
         Ok(())
     }
 
@@ -175,13 +195,23 @@ impl Gateway {
         if !target.route.allows_method(&session.req_header().method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
-        let facts = routing::facts(session.req_header(), &target);
-        let decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
+        let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant);
+        let mut decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
+        if let Some(refresh) = self.browser.refresh_candidate(&session.req_header().headers, &target.route, &decision) {
+            let retried = self.refresh_and_decide(session, ctx, &target, &facts, refresh.to_owned()).await;
+            // On an optional route, an ended session still browses anonymously.
+            if !(matches!(retried, Decision::Deny(_)) && matches!(decision, Decision::Allow(_))) {
+                decision = retried;
+            }
+        }
         identity_headers::strip(session.req_header_mut());
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
         };
+        if identity.user.is_some() && !self.browser.csrf_ok(session.req_header(), &target.host) {
+            return Err(browser::CSRF_REJECTED);
+        }
         let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
@@ -191,6 +221,62 @@ impl Gateway {
         ctx.route = Some(target.route);
         ctx.identity = identity;
         Ok(())
+    }
+
+    /// Rotates the refresh cookie and decides again with the new access token; the
+    /// new cookies (or, when the session has ended, cleared ones) go on the answer.
+    async fn refresh_and_decide(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        target: &routing::Target,
+        facts: &access::RequestFacts<'_>,
+        refresh: String,
+    ) -> Decision {
+        let headers = &session.req_header().headers;
+        let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        match self.browser.refresh(&refresh, &ctx.request_id, user_agent).await {
+            Refreshed::Pair(pair) => {
+                ctx.set_cookies.extend(self.browser.cookies.session(&pair.access, pair.refresh_text(), &target.host));
+                let headers = browser::with_bearer(headers, &pair.access);
+                self.access.decide(&target.route, &headers, facts).await
+            }
+            Refreshed::Ended(refusal) => {
+                ctx.set_cookies.extend(self.browser.cookies.cleared(&target.host));
+                Decision::Deny(refusal)
+            }
+        }
+    }
+
+    /// Where to send a browser instead of refusing, if anywhere. Only refusals a
+    /// browser can act on (401, no tenant) from requests without `Authorization`
+    /// get this far; the route is looked up again here, off the allowed path.
+    fn browser_redirect(&self, req: &RequestHeader, refusal: &Refusal) -> Option<String> {
+        let actionable = refusal.status == StatusCode::UNAUTHORIZED || refusal.code == "tenant_required";
+        if !actionable || req.headers.contains_key(http::header::AUTHORIZATION) {
+            return None;
+        }
+        let table = self.routes.load();
+        let target = routing::resolve(&table, req).ok()?;
+        self.browser.redirect_for(req, &target.route, refusal)
+    }
+
+    /// Sends a browser elsewhere (302 for reads, 303 otherwise) and stops the request.
+    async fn redirect(&self, session: &mut Session, ctx: &mut RequestCtx, location: &str) -> Result<bool> {
+        let status = match session.req_header().method {
+            http::Method::GET | http::Method::HEAD => StatusCode::FOUND,
+            _ => StatusCode::SEE_OTHER,
+        };
+        let mut header = ResponseHeader::build(status, Some(4 + ctx.set_cookies.len()))?;
+        header.insert_header(http::header::LOCATION, location)?;
+        header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        header.insert_header("x-request-id", &ctx.request_id)?;
+        for cookie in ctx.set_cookies.drain(..) {
+            header.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        respond::write_full(session, header, bytes::Bytes::new()).await?;
+        ctx.status = Some(status);
+        Ok(true)
     }
 
     /// Answers with a JSON error and stops the request.
@@ -211,6 +297,7 @@ impl Gateway {
         if let Some(secs) = refusal.retry_after {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
         }
+        headers.extend(ctx.set_cookies.drain(..).map(|c| (http::header::SET_COOKIE, c)));
         respond::json_error(session, refusal.status, refusal.code, refusal.message, &headers).await?;
         ctx.status = Some(refusal.status);
         Ok(true)

@@ -66,13 +66,23 @@ pub fn resolve(table: &RouteTable, req: &RequestHeader) -> std::result::Result<T
 const NOT_FOUND: Refusal = Refusal::new(StatusCode::NOT_FOUND, "route_not_found", "no route matches this request");
 
 /// The facts the access decision reads, taken before identity headers are stripped.
-pub fn facts<'a>(req: &'a RequestHeader, target: &'a Target) -> RequestFacts<'a> {
+/// The tenant cookie (`tenant_cookie`) is read only for a request without
+/// `Authorization` and without tenant headers to a header-mode route.
+pub fn facts<'a>(req: &'a RequestHeader, target: &'a Target, tenant_cookie: &str) -> RequestFacts<'a> {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let (header_tenant_id, header_tenant_slug) = (header("x-tenant-id"), header("x-tenant-slug"));
+    let remembered_tenant = (header_tenant_id.is_none()
+        && header_tenant_slug.is_none()
+        && target.route.tenant_from().contains(&TenantSource::Header)
+        && !req.headers.contains_key(http::header::AUTHORIZATION))
+    .then(|| crate::portal::cookies::read(&req.headers, tenant_cookie))
+    .flatten();
     RequestFacts {
         host: &target.host,
         path_slug: target.path_slug.as_ref(),
-        header_tenant_id: header("x-tenant-id"),
-        header_tenant_slug: header("x-tenant-slug"),
+        header_tenant_id,
+        header_tenant_slug,
+        remembered_tenant,
     }
 }
 

@@ -240,7 +240,7 @@ fn jwt_with(token: &str, alg: &str, secret: &str) -> String {
 }
 
 /// The token's claims changed by `edit`, signed with the gateway's real key.
-fn reissue(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub fn reissue(token: &str, edit: impl FnOnce(&mut Value)) -> String {
     let mut claims = claims_of(token);
     edit(&mut claims);
     let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());

@@ -181,3 +181,32 @@ async fn registering_with_an_invite_token_joins_that_tenant_instead_of_creating_
     assert_eq!(get(&app, "/app", body["accessToken"].as_str(), &t).await.0, 200);
     assert_error(register(&unique_email(), &token).await, 400, "invalid_token").await;
 }
+
+#[tokio::test]
+async fn the_emailed_link_is_accepted_through_the_portal_by_a_signed_in_browser() {
+    use crate::portal::{location, open, portal_app, portal_login, post_form, Jar};
+    let app = portal_app(&[]).await;
+    let owner = member(&app, "Acme").await;
+    let invitee = member(&app, "Own").await;
+    let (_, token) = invite(&app, &owner, &invitee.email, "viewer").await;
+
+    let mut jar = Jar::default();
+    portal_login(&app, &mut jar, &invitee.email, "/auth/ui/tenants").await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let (html, csrf) = open(&app, &mut jar, &format!("/auth/ui/invitation?token={token}"), &host).await;
+    assert!(html.contains(&token), "the page carries the token in its form");
+    let form = [("token", token.as_str()), ("csrf", csrf.as_str())];
+    let res = post_form(&app, &jar, "/auth/ui/invitation", &host, &app.base, &form).await;
+    assert_eq!((res.status().as_u16(), location(&res).as_str()), (303, "/auth/ui/tenants?accepted=1"));
+    let role: String =
+        sqlx::query_scalar("SELECT role FROM user_tenant_roles WHERE user_id = $1::uuid AND tenant_id = $2::uuid")
+            .bind(&invitee.user_id)
+            .bind(&owner.tenant_id)
+            .fetch_one(&app.db.pool().await)
+            .await
+            .unwrap();
+    assert_eq!(role, "viewer");
+    // Spent: a second post shows the invalid-link page.
+    let again = post_form(&app, &jar, "/auth/ui/invitation", &host, &app.base, &form).await;
+    assert_eq!(again.status(), 400);
+}

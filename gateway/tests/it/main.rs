@@ -8,6 +8,8 @@ mod helpers;
 mod invitations;
 mod lifecycle;
 mod notifications;
+mod portal;
+mod portal_e2e;
 mod proxy;
 mod sessions;
 mod tenants;

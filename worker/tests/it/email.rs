@@ -37,13 +37,13 @@ async fn email_jobs_arrive_multipart_in_their_language_with_links_from_app_url()
     assert!(body.contains("multipart/alternative"), "{body}");
     assert!(body.contains("text/plain") && body.contains("text/html"), "{body}");
     assert!(body.contains("Hallo Ada"), "German template expected: {body}");
-    assert!(body.contains(&format!("{APP_URL}/verify-email?token={verify_token}")), "{body}");
+    assert!(body.contains(&format!("{APP_URL}/auth/ui/verified?token={verify_token}")), "{body}");
     assert!(!body.contains("evil.example"), "{body}");
 
     let fr = mails.iter().find(|m| m.rcpt.iter().any(|r| r.contains("bob@example.com"))).expect("bob's email");
     let body = fr.decoded();
     assert!(body.contains("Hello"), "English fallback expected: {body}");
-    assert!(body.contains(&format!("{APP_URL}/reset-password?token={reset_token}")), "{body}");
+    assert!(body.contains(&format!("{APP_URL}/auth/ui/reset?token={reset_token}")), "{body}");
 
     eventually(Duration::from_secs(5), "two ok jobs", || async {
         (worker.jobs_total("email", "ok") == 2).then_some(())

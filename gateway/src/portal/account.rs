@@ -1,0 +1,221 @@
+//! The signed-in pages: the tenant picker, invitations, logout.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, Method, Request, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::db::memberships;
+use tower::ServiceExt;
+
+use super::pages::{query, PageQuery, TokenForm};
+use super::{context, encode, Portal, Visit};
+
+/// `GET /auth/ui`: the picker when signed in, else the login page.
+pub async fn index(State(portal): State<Arc<Portal>>, mut visit: Visit) -> Response {
+    let location = if portal.signed_in(&mut visit).await.is_some() { "/auth/ui/tenants" } else { "/auth/ui/login" };
+    visit.redirect(location)
+}
+
+/// To the login page, coming back to `here` afterwards.
+fn to_login(visit: Visit, here: &str) -> Response {
+    visit.redirect(&format!("/auth/ui/login?return_to={}", encode(here)))
+}
+
+/// `GET /auth/ui/tenants`: the user's tenants; the current one marked.
+pub async fn tenants_page(
+    State(portal): State<Arc<Portal>>,
+    mut visit: Visit,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let return_to = portal.return_to(query(q).return_to.as_deref(), &visit);
+    let Some(me) = portal.signed_in(&mut visit).await else {
+        return to_login(visit, &format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+    };
+    let tenants = match memberships::list_for_user(&portal.sessions.api().pool, me.user.id).await {
+        Ok(tenants) => tenants,
+        Err(e) => return trouble(&portal, visit, &e),
+    };
+    let mut ctx = context(&visit, &return_to);
+    let list: Vec<Value> =
+        tenants.iter().map(|t| json!({"slug": t.slug, "name": t.name, "role": t.role.as_str()})).collect();
+    if list.is_empty() {
+        ctx.insert("notice".into(), Value::from(portal.pages.text(visit.lang, "no_tenants")));
+    }
+    ctx.insert("tenants".into(), Value::Array(list));
+    let current = super::cookies::read(&visit.headers, &portal.cookies.tenant).unwrap_or("").to_owned();
+    ctx.insert("current".into(), Value::from(current));
+    let page = portal.pages.page(StatusCode::OK, "tenants.html", visit.lang, ctx);
+    visit.finish(page)
+}
+
+/// The picker's form.
+#[derive(Deserialize)]
+pub struct TenantForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    return_to: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /auth/ui/tenants`: remembers the chosen tenant (one of the user's) in the
+/// tenant cookie and goes back.
+pub async fn tenants(
+    State(portal): State<Arc<Portal>>,
+    mut visit: Visit,
+    form: Result<Form<TenantForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else { return visit.redirect("/auth/ui/tenants") };
+    if !visit.form_is_genuine(&portal, &form.csrf) {
+        return portal.forged(visit);
+    }
+    let return_to = portal.return_to(Some(&form.return_to), &visit);
+    let Some(me) = portal.signed_in(&mut visit).await else {
+        return to_login(visit, &format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+    };
+    let tenants = match memberships::list_for_user(&portal.sessions.api().pool, me.user.id).await {
+        Ok(tenants) => tenants,
+        Err(e) => return trouble(&portal, visit, &e),
+    };
+    let Some(chosen) = tenants.iter().find(|t| t.slug == form.tenant) else {
+        return visit.redirect(&format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+    };
+    let host = visit.host_name().to_owned();
+    visit.set_cookies.push(portal.cookies.tenant(&chosen.slug, &host));
+    let location = portal.with_tenant(&return_to, &chosen.slug, &visit.host);
+    visit.redirect(&location)
+}
+
+/// `GET /auth/ui/invitation?token=`: accept (signed in) or sign in first.
+pub async fn invitation_page(
+    State(portal): State<Arc<Portal>>,
+    mut visit: Visit,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let token = query(q).token.filter(|t| !t.is_empty() && t.len() <= 128);
+    let Some(token) = token else {
+        let page = portal.pages.message(
+            StatusCode::BAD_REQUEST,
+            visit.lang,
+            "error_title",
+            "invalid_link",
+            "/auth/ui/login",
+            "back_to_sign_in",
+        );
+        return visit.finish(page);
+    };
+    let signed_in = portal.signed_in(&mut visit).await.is_some();
+    let here = format!("/auth/ui/invitation?token={}", encode(&token));
+    let mut ctx = context(&visit, "/");
+    ctx.insert("token".into(), Value::from(token));
+    ctx.insert("signed_in".into(), Value::Bool(signed_in));
+    ctx.insert("here_q".into(), Value::from(encode(&here)));
+    let page = portal.pages.page(StatusCode::OK, "invitation.html", visit.lang, ctx);
+    visit.finish(page)
+}
+
+/// `POST /auth/ui/invitation`: accepts through the API's
+/// `POST /auth/invitations/accept {token}` with the user's access token, then
+/// shows the tenant picker.
+pub async fn invitation(
+    State(portal): State<Arc<Portal>>,
+    mut visit: Visit,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else { return visit.redirect("/auth/ui/login") };
+    if !visit.form_is_genuine(&portal, &form.csrf) {
+        return portal.forged(visit);
+    }
+    let here = format!("/auth/ui/invitation?token={}", encode(&form.token));
+    if portal.signed_in(&mut visit).await.is_none() {
+        return to_login(visit, &here);
+    }
+    // The access token: the one just refreshed (last session cookie set) or the
+    // request's cookie.
+    let refreshed = visit.set_cookies.iter().filter_map(|c| c.to_str().ok()).find_map(|c| {
+        c.strip_prefix(&format!("{}=", portal.cookies.access))
+            .and_then(|rest| rest.split(';').next())
+            .map(str::to_owned)
+    });
+    let access = refreshed.or_else(|| super::cookies::read(&visit.headers, &portal.cookies.access).map(str::to_owned));
+    let body = json!({"token": form.token}).to_string();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/auth/invitations/accept")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", access.unwrap_or_default()))
+        .body(Body::from(body));
+    let accepted = match request {
+        Ok(request) => portal.api.clone().oneshot(request).await.is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    };
+    if accepted {
+        return visit.redirect("/auth/ui/tenants?accepted=1");
+    }
+    let page = portal.pages.message(
+        StatusCode::BAD_REQUEST,
+        visit.lang,
+        "invitation_title",
+        "invalid_link",
+        "/auth/ui/tenants",
+        "continue",
+    );
+    visit.finish(page)
+}
+
+/// `GET /auth/ui/logout`: asks to confirm (logging out is a POST).
+pub async fn logout_page(State(portal): State<Arc<Portal>>, visit: Visit) -> Response {
+    let ctx = context(&visit, "/");
+    let page = portal.pages.page(StatusCode::OK, "logout.html", visit.lang, ctx);
+    visit.finish(page)
+}
+
+/// The logout form.
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /auth/ui/logout`: revokes the session behind the refresh cookie, clears
+/// the cookies, and shows the login page.
+pub async fn logout(
+    State(portal): State<Arc<Portal>>,
+    mut visit: Visit,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Response {
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !visit.form_is_genuine(&portal, &csrf) {
+        return portal.forged(visit);
+    }
+    if let Some(refresh) = super::cookies::read(&visit.headers, &portal.cookies.refresh) {
+        if let Err(e) = portal.sessions.end(refresh).await {
+            return trouble(&portal, visit, &e);
+        }
+    }
+    let host = visit.host_name().to_owned();
+    visit.set_cookies.extend(portal.cookies.cleared(&host));
+    visit.redirect("/auth/ui/login?signed_out=1")
+}
+
+/// The "something went wrong" page for a failure on our side (already logged by
+/// the error's conversion).
+fn trouble(portal: &Portal, visit: Visit, e: &dyn std::fmt::Debug) -> Response {
+    tracing::warn!(error = ?e, request_id = %visit.request_id, "portal page failed");
+    let page = portal.pages.message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        visit.lang,
+        "error_title",
+        "error_generic",
+        "/auth/ui/login",
+        "back_to_sign_in",
+    );
+    visit.finish(page)
+}
