@@ -114,6 +114,7 @@ pub async fn invitation_page(
     let signed_in = portal.signed_in(&mut visit).await.is_some();
     let here = format!("/auth/ui/invitation?token={}", encode(&token));
     let mut ctx = context(&visit, "/");
+    ctx.insert("token_q".into(), Value::from(encode(&token)));
     ctx.insert("token".into(), Value::from(token));
     ctx.insert("signed_in".into(), Value::Bool(signed_in));
     ctx.insert("here_q".into(), Value::from(encode(&here)));

@@ -55,6 +55,10 @@ pub struct AccountForm {
     return_to: String,
     #[serde(default)]
     csrf: String,
+    /// Register only: the token of the invitation the person follows, to join
+    /// that tenant instead of creating one.
+    #[serde(default)]
+    invite_token: String,
 }
 
 /// The forms carrying a one-time token (reset, verify, invitation).
@@ -76,6 +80,7 @@ fn error_key(e: &ApiError) -> &'static str {
         "email_taken" => "error_email_taken",
         "weak_password" => "error_weak_password",
         "invalid_token" => "invalid_link",
+        "invitation_email_mismatch" => "error_invitation_email",
         _ if e.status.is_server_error() => "error_generic",
         _ => "error_invalid",
     }
@@ -177,8 +182,13 @@ pub async fn register_page(
     visit: Visit,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let return_to = portal.return_to(query(q).return_to.as_deref(), &visit);
-    let ctx = context(&visit, &return_to);
+    let q = query(q);
+    let return_to = portal.return_to(q.return_to.as_deref(), &visit);
+    let mut ctx = context(&visit, &return_to);
+    // Arriving from an invitation link: the account joins that tenant.
+    if let Some(token) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
+        ctx.insert("invite_token".into(), Value::from(token));
+    }
     let page = portal.pages.page(StatusCode::OK, "register.html", visit.lang, ctx);
     visit.finish(page)
 }
@@ -197,10 +207,14 @@ pub async fn register(
         return portal.forged(visit);
     }
     let return_to = portal.return_to(Some(&form.return_to), &visit);
-    let fields = json!({"email": form.email, "name": form.name, "return_to": return_to});
+    let fields =
+        json!({"email": form.email, "name": form.name, "return_to": return_to, "invite_token": form.invite_token});
     // Built through serde so that fields the API adds later keep their defaults.
     let mut body = json!({"email": form.email, "name": form.name, "language": visit.lang});
     body["password"] = Value::from(secrecy::ExposeSecret::expose_secret(&form.password));
+    if !form.invite_token.is_empty() {
+        body["inviteToken"] = Value::from(form.invite_token.as_str());
+    }
     let req: RegisterRequest = match serde_json::from_value(body) {
         Ok(req) => req,
         Err(_) => return form_again(&portal, visit, "register.html", StatusCode::BAD_REQUEST, "error_invalid", fields),

@@ -210,3 +210,63 @@ async fn the_emailed_link_is_accepted_through_the_portal_by_a_signed_in_browser(
     let again = post_form(&app, &jar, "/auth/ui/invitation", &host, &app.base, &form).await;
     assert_eq!(again.status(), 400);
 }
+
+#[tokio::test]
+async fn someone_without_an_account_registers_from_the_invitation_link_and_joins() {
+    use crate::portal::{location, open, portal_app, post_form, Jar};
+    let app = portal_app(&[]).await;
+    let owner = member(&app, "Acme").await;
+    let email = unique_email();
+    let (_, token) = invite(&app, &owner, &email, "member").await;
+
+    // Signed out, the invitation page offers an account that joins this tenant.
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let mut jar = Jar::default();
+    let res = app.client.get(app.url(&format!("/auth/ui/invitation?token={token}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let link = format!("/auth/ui/register?token={token}");
+    assert!(page.contains(&link), "{page}");
+    let (form_page, csrf) = open(&app, &mut jar, &link, &host).await;
+    assert!(form_page.contains(&format!(r#"name="invite_token" value="{token}""#)), "{form_page}");
+
+    // Another address: refused with the form again, nothing created.
+    let other = unique_email();
+    let wrong = [
+        ("name", "New"),
+        ("email", other.as_str()),
+        ("password", PASSWORD),
+        ("csrf", csrf.as_str()),
+        ("invite_token", token.as_str()),
+    ];
+    let res = post_form(&app, &jar, "/auth/ui/register", &host, &app.base, &wrong).await;
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.text().await.unwrap().contains(&format!(r#"name="invite_token" value="{token}""#)),
+        "the retry keeps the token"
+    );
+
+    let form = [
+        ("name", "New"),
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("csrf", csrf.as_str()),
+        ("invite_token", token.as_str()),
+    ];
+    let res = post_form(&app, &jar, "/auth/ui/register", &host, &app.base, &form).await;
+    assert_eq!(res.status(), 303, "{}", location(&res));
+    let tenants: Vec<String> = sqlx::query_scalar(
+        "SELECT m.tenant_id::text FROM user_tenant_roles m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = lower($1)",
+    )
+    .bind(&email)
+    .fetch_all(&app.db.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(tenants, std::slice::from_ref(&owner.tenant_id), "joined the inviting tenant and created none");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE lower(email) = lower($1)")
+        .bind(&other)
+        .fetch_one(&app.db.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
