@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use shared::db::memberships;
 use tower::ServiceExt;
 
-use super::pages::{query, PageQuery, TokenForm};
+use super::pages::{invalid_link, link_token, query, PageQuery, TokenForm};
 use super::{context, encode, Portal, Visit};
 
 /// `GET /auth/ui`: the picker when signed in, else the login page.
@@ -99,18 +99,7 @@ pub async fn invitation_page(
     mut visit: Visit,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let token = query(q).token.filter(|t| !t.is_empty() && t.len() <= 128);
-    let Some(token) = token else {
-        let page = portal.pages.message(
-            StatusCode::BAD_REQUEST,
-            visit.lang,
-            "error_title",
-            "invalid_link",
-            "/auth/ui/login",
-            "back_to_sign_in",
-        );
-        return visit.finish(page);
-    };
+    let Some(token) = link_token(query(q).token) else { return invalid_link(&portal, visit) };
     let signed_in = portal.signed_in(&mut visit).await.is_some();
     let here = format!("/auth/ui/invitation?token={}", encode(&token));
     let mut ctx = context(&visit, "/");

@@ -186,7 +186,7 @@ pub async fn register_page(
     let return_to = portal.return_to(q.return_to.as_deref(), &visit);
     let mut ctx = context(&visit, &return_to);
     // Arriving from an invitation link: the account joins that tenant.
-    if let Some(token) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) {
+    if let Some(token) = link_token(q.token) {
         ctx.insert("invite_token".into(), Value::from(token));
     }
     let page = portal.pages.page(StatusCode::OK, "register.html", visit.lang, ctx);
@@ -277,19 +277,27 @@ pub async fn forgot(
     }
 }
 
+/// A one-time token from an email link's query, if it has a plausible size.
+pub fn link_token(token: Option<String>) -> Option<String> {
+    token.filter(|t| !t.is_empty() && t.len() <= 128)
+}
+
+/// The "this link is invalid" page (400).
+pub fn invalid_link(portal: &Portal, visit: Visit) -> Response {
+    let page = portal.pages.message(
+        StatusCode::BAD_REQUEST,
+        visit.lang,
+        "error_title",
+        "invalid_link",
+        "/auth/ui/login",
+        "back_to_sign_in",
+    );
+    visit.finish(page)
+}
+
 /// A page for a one-time token from an email link, or "invalid link" without one.
 fn token_page(portal: &Portal, visit: Visit, template: &str, token: Option<String>) -> Response {
-    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 128) else {
-        let page = portal.pages.message(
-            StatusCode::BAD_REQUEST,
-            visit.lang,
-            "error_title",
-            "invalid_link",
-            "/auth/ui/login",
-            "back_to_sign_in",
-        );
-        return visit.finish(page);
-    };
+    let Some(token) = link_token(token) else { return invalid_link(portal, visit) };
     let mut ctx = context(&visit, "/");
     ctx.insert("token".into(), Value::from(token));
     let page = portal.pages.page(StatusCode::OK, template, visit.lang, ctx);
