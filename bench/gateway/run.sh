@@ -20,53 +20,9 @@ DURATION=${1:-15}
 CONNS=${2:-32}
 THREADS=1            # proxy worker threads for both proxies: same budget each
 UP=127.0.0.1:3900 BARE=127.0.0.1:8181 GW=127.0.0.1:8180 ADMIN=127.0.0.1:9190
-DB=tg_bench_$$
 OUT=bench/results; mkdir -p "$OUT"
 WORK=$(mktemp -d)
-pids=()
-cleanup() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-    # The gateway's outbox relay declared this run's queues; remove them.
-    for q in $(rabbitmqctl list_queues -q name 2>/dev/null | grep "^tgbench$$\." || true); do
-        rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-echo "==> building (release)"
-cargo build --release -q -p tenantgate-gateway --bin gateway --bin demo_upstream --example bare_proxy
-
-./target/release/demo_upstream --fixed --listen $UP >/dev/null 2>&1 & pids+=($!)
-./target/release/examples/bare_proxy $BARE $UP $THREADS >/dev/null 2>&1 & pids+=($!)
-
-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
-cat > "$WORK/routes.toml" <<TOML
-[[route]]
-name = "bench"
-path_prefix = "/"
-upstreams = ["$UP"]
-auth = "required"
-tenant = "required"
-tenant_from = ["header"]
-min_role = "member"
-TOML
-env -i PATH="$PATH" APP_ENV=production \
-    JWT_SECRET=bench-access-secret-0123456789abcdef0123456789 \
-    JWT_REFRESH_SECRET=bench-refresh-secret-0123456789abcdef01234567 \
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB REDIS_KEY_PREFIX="tgbench$$:" QUEUE_PREFIX="tgbench$$." \
-    GATEWAY_LISTEN=$GW GATEWAY_ADMIN_LISTEN=$ADMIN GATEWAY_ROUTES="$WORK" GATEWAY_THREADS=$THREADS \
-    LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent \
-    ./target/release/gateway >"$WORK/gateway.log" 2>&1 & pids+=($!)
-
-for _ in $(seq 1 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
-REG=$(curl -sf "http://$GW/auth/register" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.test","password":"benchmark password","name":"Bench"}')
-TOKEN=$(sed -E 's/.*"accessToken":"([^"]+)".*/\1/' <<<"$REG")
-TENANT=$(sed -E 's/.*"tenants":\[\{"id":"([^"]+)".*/\1/' <<<"$REG")
-curl -sf "http://$GW/x" -H "authorization: Bearer $TOKEN" -H "x-tenant-id: $TENANT" >/dev/null   # warm the cache
+source bench/gateway/stack.sh
 
 lookups() { curl -s "http://$ADMIN/metrics" | grep '^tenantgate_cache_lookups_total' | grep -v 'tier="l1"' | sort; }
 run() { # name url [headers...]
@@ -83,7 +39,6 @@ run() { # name url [headers...]
 
 echo "==> wrk -t1 -c$CONNS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores"
 # Every run sends the same request headers; the upstream answers a fixed body.
-AUTH="authorization: Bearer $TOKEN"; TEN="x-tenant-id: $TENANT"
 run "upstream direct" "http://$UP/x" "$AUTH" "$TEN"
 run "bare pingora proxy" "http://$BARE/x" "$AUTH" "$TEN"
 before=$(lookups)

@@ -3,11 +3,18 @@
 //! Claims carry no role: roles are looked up per tenant. They do carry `ver`, the
 //! user's token version at issue time, so logout-all can invalidate every
 //! outstanding token by bumping the version.
+//!
+//! Verified tokens are remembered until they expire ([`AccessTokens::verify`]): a
+//! client sends the same token with every request for its whole lifetime, and the
+//! HMAC and JSON work is most of what the proxy spends on a request.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use moka::sync::Cache;
+use moka::Expiry;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -88,6 +95,13 @@ pub struct IssuedAccessToken {
     pub claims: AccessClaims,
 }
 
+/// How many verified tokens are remembered (about 1 KiB each): enough for every
+/// client active within one access-token lifetime on a busy instance.
+const VERIFIED_CAPACITY: u64 = 50_000;
+
+/// Clock leeway on `exp`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
 /// Signs and verifies access tokens. Verification is pure CPU: no I/O.
 #[derive(Clone)]
 pub struct AccessTokens {
@@ -97,6 +111,26 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl: Duration,
+    /// Tokens that passed [`AccessTokens::verify`], each until the moment it would
+    /// stop passing. Shared by clones.
+    verified: Cache<Box<str>, Arc<AccessClaims>>,
+}
+
+/// A remembered token expires when `exp` plus the leeway passes, exactly when a
+/// fresh verification would start refusing it.
+struct UntilExpiry;
+
+impl Expiry<Box<str>, Arc<AccessClaims>> for UntilExpiry {
+    fn expire_after_create(&self, _token: &Box<str>, claims: &Arc<AccessClaims>, _now: Instant) -> Option<Duration> {
+        Some(remaining(claims.exp, chrono::Utc::now().timestamp()))
+    }
+}
+
+/// Time left before a token with `exp` is refused, at `now` (both in seconds since
+/// the epoch).
+fn remaining(exp: i64, now: i64) -> Duration {
+    let deadline = exp.saturating_add(LEEWAY_SECS as i64);
+    Duration::from_secs(u64::try_from(deadline.saturating_sub(now)).unwrap_or(0))
 }
 
 impl AccessTokens {
@@ -106,7 +140,7 @@ impl AccessTokens {
         let secret = settings.secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -117,6 +151,7 @@ impl AccessTokens {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl: settings.access_ttl,
+            verified: Cache::builder().max_capacity(VERIFIED_CAPACITY).expire_after(UntilExpiry).build(),
         }
     }
 
@@ -148,9 +183,28 @@ impl AccessTokens {
 
     /// Verifies signature, algorithm, expiry, issuer and audience.
     ///
+    /// A token that passed before is answered from memory until it expires: the
+    /// outcome of these checks depends only on the token's bytes, the key and the
+    /// clock, and the memory forgets each token when `exp` (plus leeway) passes.
+    /// Only tokens that passed are remembered, keyed by their complete text, so a
+    /// token differing in any byte is verified in full. The lookup compares texts
+    /// only within a bucket of a randomly seeded hash, which a client cannot aim a
+    /// forged token at, so its timing tells nothing about remembered tokens.
+    /// Revocation is not decided here: callers compare `ver` with the user's
+    /// current token version on every request.
+    ///
     /// # Errors
     /// The [`Error`] that says why the token is refused.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, Error> {
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_uncached(token)?);
+        self.verified.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<AccessClaims, Error> {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(
             |e| match e.kind() {
                 ErrorKind::ExpiredSignature => Error::Expired,
@@ -286,5 +340,59 @@ mod tests {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[b'k'; 32]))
                 .unwrap();
         assert_eq!(t.verify(&token), Err(Error::Expired));
+    }
+
+    fn signed(claims: &AccessClaims, secret: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    #[test]
+    fn remembers_only_the_exact_tokens_that_passed() {
+        let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let issued = t.issue(UserId::new(), "a@b.c", 0).unwrap();
+        let first = t.verify(&issued.token).unwrap();
+        let again = t.clone().verify(&issued.token).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the second verification is answered from memory");
+
+        // One character off in the signature, or the same claims under another key:
+        // verified in full, refused, and not remembered.
+        let mut tampered = issued.token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let forged = signed(&issued.claims, &[b'x'; 32]);
+        for bad in [&tampered, &forged] {
+            assert!(matches!(t.verify(bad), Err(Error::BadSignature | Error::Malformed)), "{bad} accepted");
+            assert!(t.verified.get(bad.as_str()).is_none());
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let now = chrono::Utc::now().timestamp();
+        // Inside the leeway for at most one more second.
+        let claims = AccessClaims {
+            sub: UserId::new(),
+            email: "a@b.c".into(),
+            iat: now - 600,
+            exp: now - LEEWAY_SECS as i64 + 1,
+            iss: "iss".into(),
+            aud: "aud".into(),
+            jti: Uuid::new_v4(),
+            ver: 0,
+        };
+        let token = signed(&claims, &[b'k'; 32]);
+        assert!(t.verify(&token).is_ok());
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(t.verify(&token), Err(Error::Expired));
+    }
+
+    #[test]
+    fn remembered_for_exactly_as_long_as_verification_would_pass() {
+        assert_eq!(remaining(1_000, 1_000), Duration::from_secs(LEEWAY_SECS));
+        assert_eq!(remaining(1_000, 1_000 + LEEWAY_SECS as i64 - 1), Duration::from_secs(1));
+        assert_eq!(remaining(1_000, 1_000 + LEEWAY_SECS as i64), Duration::ZERO);
+        assert_eq!(remaining(1_000, 9_000), Duration::ZERO);
+        assert_eq!(remaining(i64::MAX, 0), Duration::from_secs(i64::MAX as u64));
     }
 }

@@ -46,7 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 #[derive(Debug, Clone)]
 pub struct BearerUser {
     /// The verified claims.
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
     /// The current user row.
     pub user: db::users::User,
 }

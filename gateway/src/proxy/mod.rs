@@ -106,14 +106,17 @@ impl ProxyHttp for Gateway {
             let (label, router) =
                 if portal::owns(path) { ("auth-portal", &self.portal) } else { ("auth-api", &self.api) };
             ctx.route_label = Arc::from(label);
-            ctx.status = Some(api_bridge::serve(session, router, self.body_limit, &ctx.request_id).await?);
+            let served = Box::pin(api_bridge::serve(session, router, self.body_limit, &ctx.request_id)).await?;
+            ctx.status = Some(served);
             return Ok(true);
         }
+        // Paths off the proxied hot path are boxed: this hook's future is moved
+        // whole into a box on every request, so it must not carry their state.
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
             Err(refusal) => match self.browser_redirect(session.req_header(), &refusal) {
-                Some(location) => self.redirect(session, ctx, &location).await,
-                None => self.refuse(session, ctx, &refusal).await,
+                Some(location) => Box::pin(self.redirect(session, ctx, &location)).await,
+                None => Box::pin(self.refuse(session, ctx, &refusal)).await,
             },
         }
     }
@@ -123,7 +126,7 @@ impl ProxyHttp for Gateway {
             ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
         let addr =
             self.pools.select(route).ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream"))?;
-        let mut peer = HttpPeer::new(addr.as_str(), false, String::new());
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
         peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
         Ok(Box::new(peer))
@@ -198,7 +201,7 @@ impl Gateway {
         let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant);
         let mut decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
         if let Some(refresh) = self.browser.refresh_candidate(&session.req_header().headers, &target.route, &decision) {
-            let retried = self.refresh_and_decide(session, ctx, &target, &facts, refresh.to_owned()).await;
+            let retried = Box::pin(self.refresh_and_decide(session, ctx, &target, &facts, refresh.to_owned())).await;
             // On an optional route, an ended session still browses anonymously.
             if !(matches!(retried, Decision::Deny(_)) && matches!(decision, Decision::Allow(_))) {
                 decision = retried;

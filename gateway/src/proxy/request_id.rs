@@ -13,13 +13,15 @@ pub fn is_valid(id: &str) -> bool {
 
 /// Picks the request id and sets it on the request header.
 pub fn assign(session: &mut Session) -> String {
-    let sent = session.req_header().headers.get(HEADER).and_then(|v| v.to_str().ok()).filter(|v| is_valid(v));
-    let id = match sent {
-        Some(id) => id.to_owned(),
-        // A v4 UUID from the thread-local CSPRNG: no system call per request.
-        None => uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
-    };
-    // The id is ASCII by construction, so the header insert cannot fail.
+    // Kept only when sent once: with several, which one the upstream reads is its guess.
+    let mut sent = session.req_header().headers.get_all(HEADER).iter();
+    if let (Some(id), None) = (sent.next().and_then(|v| v.to_str().ok()).filter(|v| is_valid(v)), sent.next()) {
+        return id.to_owned();
+    }
+    // A v4 UUID from the thread-local CSPRNG: no system call per request.
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
+    // The id is ASCII by construction, so the header insert cannot fail. It
+    // replaces every invalid id the client sent.
     let _ = session.req_header_mut().insert_header(HEADER, &id);
     id
 }

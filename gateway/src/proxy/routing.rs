@@ -118,9 +118,9 @@ pub fn prepare_upstream_request(
         upstream.set_uri(uri);
     }
     // `upstream` is built from the request header `request_filter` already stripped
-    // of client-sent identity headers, and route `headers` may not name them.
+    // of client-sent identity headers and gave our `X-Request-Id`; route `headers`
+    // may name neither.
     identity_headers::inject(upstream, &ctx.identity)?;
-    upstream.insert_header("x-request-id", &ctx.request_id)?;
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()) {
         let forwarded = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(previous) => format!("{previous}, {ip}"),

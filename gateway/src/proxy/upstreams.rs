@@ -2,6 +2,7 @@
 //! background, rebuilt when the route table changes.
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +26,11 @@ impl Pools {
     /// The address to send `route`'s next request to: a healthy upstream in
     /// round-robin order; before the first health check has run (a route that just
     /// appeared), the first configured upstream.
-    pub fn select(&self, route: &Route) -> Option<String> {
+    pub fn select(&self, route: &Route) -> Option<SocketAddr> {
         if let Some(lb) = self.by_route.load().get(route.name()) {
-            return lb.select(b"", 256).map(|backend| backend.addr.to_string());
+            return lb.select(b"", 256).and_then(|backend| backend.addr.as_inet().copied());
         }
-        route.upstreams().first().map(|u| u.as_str().to_owned())
+        route.upstreams().first()?.as_str().to_socket_addrs().ok()?.next()
     }
 
     /// Brings the balancers in line with `table` (reusing those whose upstream list

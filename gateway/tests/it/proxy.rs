@@ -250,6 +250,37 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 }
 
 #[tokio::test]
+async fn the_upstream_sees_exactly_one_request_id_the_same_as_the_client() {
+    let app = spawn_gateway(ROLE_ROUTES, &[], None).await;
+    let m = member(&app, "Acme").await;
+    let tenant = ("x-tenant-id", m.tenant_id.as_str());
+    let cases: [&[(&str, &str)]; 4] = [
+        &[tenant],
+        &[tenant, ("x-request-id", "client-id-123")],
+        &[tenant, ("x-request-id", "bad id\twith tab")],
+        &[tenant, ("x-request-id", "first-id"), ("x-request-id", "second-id")],
+    ];
+    for headers in cases {
+        let mut req = app.client.get(app.url("/app")).bearer_auth(&m.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let answered = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let echo: Value = res.json().await.unwrap();
+        let seen = echo["headers"]["x-request-id"].as_str().unwrap();
+        assert_eq!(seen, answered, "{headers:?}: upstream and client see different ids");
+        assert!(!seen.contains(','), "{headers:?}: the upstream got several ids: {seen}");
+        match headers.get(1) {
+            Some((_, "client-id-123")) => assert_eq!(seen, "client-id-123"),
+            Some((_, sent)) => assert_ne!(seen, *sent, "an invalid or repeated id was kept"),
+            None => assert_eq!(uuid::Uuid::parse_str(seen).map(|u| u.get_version_num()), Ok(4)),
+        }
+    }
+}
+
+#[tokio::test]
 async fn upstream_failures_are_json_502_and_504() {
     let routes = r#"
 [[route]]

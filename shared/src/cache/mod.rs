@@ -207,9 +207,9 @@ impl Cache {
     /// # Errors
     /// [`Error::Unavailable`] on a miss while Postgres is down.
     pub async fn user(&self, id: UserId) -> Result<Option<Arc<CachedUser>>, Error> {
-        let pool = self.inner.pool.clone();
-        self.lookup(&self.inner.users, id, Key::User { user: id }, self.inner.config.ttls.user, async move {
-            Ok(db::users::find_by_id(&pool, id).await?.map(|u| CachedUser {
+        let pool = &self.inner.pool;
+        self.lookup(&self.inner.users, id, Key::User { user: id }, self.inner.config.ttls.user, || async move {
+            Ok(db::users::find_by_id(pool, id).await?.map(|u| CachedUser {
                 id: u.id,
                 email: u.email,
                 email_verified: u.email_verified_at.is_some(),
@@ -224,9 +224,9 @@ impl Cache {
     /// # Errors
     /// [`Error::Unavailable`] on a miss while Postgres is down.
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Arc<CachedTenant>>, Error> {
-        let pool = self.inner.pool.clone();
-        self.lookup(&self.inner.tenants, id, Key::Tenant { tenant: id }, self.inner.config.ttls.tenant, async move {
-            Ok(db::tenants::find_by_id(&pool, id).await?.map(|t| CachedTenant {
+        let pool = &self.inner.pool;
+        self.lookup(&self.inner.tenants, id, Key::Tenant { tenant: id }, self.inner.config.ttls.tenant, || async move {
+            Ok(db::tenants::find_by_id(pool, id).await?.map(|t| CachedTenant {
                 id: t.id,
                 slug: t.slug,
                 name: t.name,
@@ -255,17 +255,17 @@ impl Cache {
     /// Slug or domain -> tenant id (cached on its own) -> tenant.
     async fn tenant_by(&self, index: TenantIndex, value: &str) -> Result<Option<Arc<CachedTenant>>, Error> {
         let value = value.to_ascii_lowercase();
-        let pool = self.inner.pool.clone();
+        let pool = &self.inner.pool;
         let (tier, key) = match index {
             TenantIndex::Slug => (&self.inner.slugs, Key::Slug { slug: value.clone() }),
             TenantIndex::Domain => (&self.inner.domains, Key::Domain { domain: value.clone() }),
         };
         let lookup_value = value.clone();
         let id = self
-            .lookup(tier, value, key, self.inner.config.ttls.tenant, async move {
+            .lookup(tier, value, key, self.inner.config.ttls.tenant, || async move {
                 match index {
-                    TenantIndex::Slug => db::tenants::find_id_by_slug(&pool, &lookup_value).await,
-                    TenantIndex::Domain => db::tenants::find_id_by_domain(&pool, &lookup_value).await,
+                    TenantIndex::Slug => db::tenants::find_id_by_slug(pool, &lookup_value).await,
+                    TenantIndex::Domain => db::tenants::find_id_by_domain(pool, &lookup_value).await,
                 }
             })
             .await?;
@@ -280,11 +280,11 @@ impl Cache {
     /// # Errors
     /// [`Error::Unavailable`] on a miss while Postgres is down.
     pub async fn role(&self, user: UserId, tenant: TenantId) -> Result<Option<Role>, Error> {
-        let pool = self.inner.pool.clone();
+        let pool = &self.inner.pool;
         let key = Key::Role { user, tenant };
         let role = self
-            .lookup(&self.inner.roles, (user, tenant), key, self.inner.config.ttls.role, async move {
-                db::memberships::find_role(&pool, user, tenant).await
+            .lookup(&self.inner.roles, (user, tenant), key, self.inner.config.ttls.role, || async move {
+                db::memberships::find_role(pool, user, tenant).await
             })
             .await?;
         Ok(role.map(|r| *r))
@@ -316,17 +316,22 @@ impl Cache {
         self.inner.lookups.with_label_values(&[cache, tier, result]).inc();
     }
 
-    async fn lookup<K, V>(
+    /// L1, else (one load per key at a time) L2, else Postgres via `load`. The
+    /// miss path's state lives on the heap, so the futures of the proxy's hit path
+    /// stay small (they are moved whole into each boxed hook future).
+    async fn lookup<K, V, Load, Loading>(
         &self,
         l1: &Tier<K, V>,
         l1_key: K,
         key: Key,
         ttl: Duration,
-        load: impl Future<Output = Result<Option<V>, db::Error>>,
+        load: Load,
     ) -> Result<Option<Arc<V>>, Error>
     where
         K: Hash + Eq + Send + Sync + 'static,
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        Load: FnOnce() -> Loading,
+        Loading: Future<Output = Result<Option<V>, db::Error>>,
     {
         let cache = key.cache_name();
         if let Some(hit) = l1.get(&l1_key).await {
@@ -336,7 +341,7 @@ impl Cache {
             return Ok(hit);
         }
         self.count(cache, "l1", "miss");
-        l1.try_get_with(l1_key, self.load_shared_or_db(key, ttl, load)).await.map_err(|e| (*e).clone())
+        Box::pin(l1.try_get_with(l1_key, self.load_shared_or_db(key, ttl, load()))).await.map_err(|e| (*e).clone())
     }
 
     async fn load_shared_or_db<V>(
