@@ -30,10 +30,10 @@ source bench/gateway/stack.sh
 count() { # name pid url -> prints "requests instructions"
     local name=$1 pid=$2 url=$3
     wrk -t1 -c8 -d3s -H "$AUTH" -H "$TEN" "$url" >/dev/null          # warm-up, not counted
-    callgrind_control -i on "$pid" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
     wrk -t1 -c8 -d"${DURATION}s" -H "$AUTH" -H "$TEN" "$url" >"$WORK/$name.wrk"
-    callgrind_control -i off "$pid" >/dev/null
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    callgrind_control -d "$pid" >/dev/null 2>&1
     local file; file=$(ls -t "$WORK/$pid.callgrind"* | head -1)
     cp "$file" "$WORK/$name.out"
     echo "$(awk '/requests in/ {print $1}' "$WORK/$name.wrk") $(awk '/^totals:/ {print $2}' "$file")"

@@ -172,7 +172,11 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let mut refusal = routing::upstream_failure(e);
+        let Some(mut refusal) = routing::proxy_failure(e) else {
+            // The client hung up: nobody to answer; logged and counted as 499.
+            ctx.status = Some(routing::CLIENT_CLOSED);
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        };
         // The connection is not reused after a failed proxy attempt; say so, so the
         // client does not send its next request into a closing socket.
         refusal.close_connection = true;
@@ -309,8 +313,13 @@ impl Gateway {
     /// One log line and the request metrics. Logs the path without its query
     /// string: queries can carry tokens.
     fn record(&self, session: &Session, error: Option<&pingora::Error>, ctx: &RequestCtx) {
-        let status =
-            session.response_written().map(|r| r.status).or(ctx.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = match ctx.status {
+            // Even when part of the answer went out before the client hung up.
+            Some(routing::CLIENT_CLOSED) => routing::CLIENT_CLOSED,
+            _ => {
+                session.response_written().map(|r| r.status).or(ctx.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        };
         let req = session.req_header();
         let elapsed = ctx.started.elapsed();
         self.metrics.requests.with_label_values(&[&*ctx.route_label, req.method.as_str(), status.as_str()]).inc();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
-use pingora::{ErrorType, Result};
+use pingora::{ErrorSource, ErrorType, Result};
 use shared::domain::Slug;
 use shared::jwt::{AssertionClaims, AssertionSigner};
 
@@ -93,13 +93,26 @@ pub fn rate_limited(wait: Duration) -> Refusal {
     refusal
 }
 
-/// 504 when the upstream timed out, 502 for every other upstream failure.
-pub fn upstream_failure(e: &pingora::Error) -> Refusal {
-    match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            Refusal::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the upstream did not answer in time")
+/// The status logged and counted for a request whose client hung up before the
+/// answer was written (nginx's convention; never sent).
+pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
+/// What to answer after proxying failed: nothing when the client hung up (`None`),
+/// 400 for a request that could not be read, 504 when the upstream timed out, 502
+/// for every other failure.
+pub fn proxy_failure(e: &pingora::Error) -> Option<Refusal> {
+    match (e.esource(), e.etype()) {
+        (ErrorSource::Downstream, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed) => None,
+        (ErrorSource::Downstream, _) => {
+            Some(Refusal::new(StatusCode::BAD_REQUEST, "invalid_request", "the request could not be read"))
         }
-        _ => Refusal::new(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream is unavailable"),
+        (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
+            Some(Refusal::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the upstream did not answer in time"))
+        }
+        _ => Some(Refusal::new(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream is unavailable")),
     }
 }
 

@@ -311,6 +311,37 @@ read_timeout = "1s"
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_is_counted_as_499_not_as_an_upstream_failure() {
+    let routes = r#"
+[[route]]
+name = "slow"
+path_prefix = "/slow"
+upstreams = ["{upstream}"]
+auth = "none"
+tenant = "none"
+"#;
+    let app = spawn_gateway(routes, &[], None).await;
+    let addr = app.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut socket, b"GET /slow HTTP/1.1\r\nhost: gateway.test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Reset, not a polite close: the gateway's write of the upstream's late answer
+    // fails. (Deprecated because a non-zero linger blocks on drop; zero does not.)
+    #[allow(deprecated)]
+    socket.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(socket);
+
+    let hung_up = r#"tenantgate_http_requests_total{method="GET",route="slow",status="499"}"#;
+    assert!(app.eventually(Duration::from_secs(10), || async { app.metric(hung_up).await == 1.0 }).await);
+    for status in ["500", "502", "504"] {
+        let series = format!(r#"tenantgate_http_requests_total{{method="GET",route="slow",status="{status}"}}"#);
+        assert_eq!(app.metric(&series).await, 0.0, "counted as {status}");
+    }
+}
+
+#[tokio::test]
 async fn per_route_rate_limits_answer_429_with_retry_after() {
     let routes = r#"
 [[route]]
