@@ -44,7 +44,10 @@ run "bare pingora proxy" "http://$BARE/x" "$AUTH" "$TEN"
 before=$(lookups)
 run "gateway (auth, warm cache)" "http://$GW/x" "$AUTH" "$TEN"
 after=$(lookups)
-non200=$(curl -s "http://$ADMIN/metrics" | grep '^tenantgate_http_requests_total' | grep -v 'status="200"' | grep 'route="bench"' || true)
+counts=$(curl -s "http://$ADMIN/metrics" | grep '^tenantgate_http_requests_total' | grep 'route="bench"')
+# 499: requests wrk abandoned when it closed its connections at the end of the run.
+cut_off=$(grep 'status="499"' <<<"$counts" | awk '{print $2}' || true)
+non200=$(grep -v -e 'status="200"' -e 'status="499"' <<<"$counts" || true)
 
 ratio=$(awk -v g="$(cat "$WORK/gateway (auth, warm cache).rps")" -v b="$(cat "$WORK/bare pingora proxy.rps")" 'BEGIN {printf "%.2f", g/b}')
 echo "==> gateway / bare proxy = ${ratio}x"
@@ -53,6 +56,7 @@ if [ "$before" = "$after" ]; then
 else
     echo "==> cache counters moved during the gateway run:"; diff <(echo "$before") <(echo "$after") || true
 fi
+[ -z "$cut_off" ] || echo "==> $cut_off requests cut off by wrk closing its connections at the end (counted as 499)"
 [ -z "$non200" ] || { echo "!! non-200 answers from the gateway:"; echo "$non200"; }
 {
     date -u +"%Y-%m-%dT%H:%M:%SZ"

@@ -95,8 +95,9 @@ pub struct IssuedAccessToken {
     pub claims: AccessClaims,
 }
 
-/// How many verified tokens are remembered (about 1 KiB each): enough for every
-/// client active within one access-token lifetime on a busy instance.
+/// How many verified tokens are remembered (under 1 KiB each, so at most ~50 MiB):
+/// enough for every client active within one access-token lifetime on a busy
+/// instance. Only tokens that verified get in, so clients cannot fill it with junk.
 const VERIFIED_CAPACITY: u64 = 50_000;
 
 /// Clock leeway on `exp`, in seconds.
