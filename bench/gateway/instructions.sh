@@ -13,11 +13,6 @@
 # Usage: bench/gateway/instructions.sh [seconds]    (default 15; ~1 minute in all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/ensure.sh
-ensure_tools
-ensure_services
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 
 DURATION=${1:-15}
 THREADS=1
@@ -25,6 +20,7 @@ UP=127.0.0.1:3901 BARE=127.0.0.1:8183 GW=127.0.0.1:8182 ADMIN=127.0.0.1:9192
 OUT=bench/results; mkdir -p "$OUT"
 WORK=$(mktemp -d)
 WRAP="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$WORK/%p.callgrind"
+BENCH_TOOLS="wrk valgrind"
 source bench/gateway/stack.sh
 
 count() { # name pid url -> prints "requests instructions"

@@ -11,10 +11,6 @@
 # Usage: bench/gateway/run.sh [seconds] [connections]    (defaults 15, 32)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/ensure.sh
-ensure_tools
-ensure_services
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 DURATION=${1:-15}
 CONNS=${2:-32}

@@ -4,13 +4,25 @@
 #
 # Needs: UP BARE GW ADMIN (addresses), THREADS (proxy worker threads), WORK (a
 # scratch folder). WRAP, if set, is a command prefix both proxies run under (the
-# instruction count runs them under valgrind). Sets: DB, pids (to kill),
+# instruction count runs them under valgrind). BENCH_TOOLS lists the Debian
+# packages to install if missing (default: wrk). Sets: DB, pids (to kill),
 # BARE_PID, GW_PID, AUTH and TEN (the request headers every run sends).
+
+source scripts/lib/ensure.sh
+ensure_tools
+ensure_services
+for tool in ${BENCH_TOOLS:-wrk}; do
+    command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
+done
 
 DB=tg_bench_$$
 pids=()
+alive() { for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
 cleanup() {
     kill "${pids[@]}" 2>/dev/null || true
+    # Pingora shuts down gracefully; under valgrind that can take minutes.
+    for _ in $(seq 1 50); do alive || break; sleep 0.1; done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     # The gateway's outbox relay declared this run's queues; remove them.

@@ -326,21 +326,23 @@ mod tests {
     #[test]
     fn refuses_expired_tokens() {
         let t = tokens("k".repeat(32).as_str(), "iss", "aud");
+        let token = signed(&expiring_in(-120), &[b'k'; 32]);
+        assert_eq!(t.verify(&token), Err(Error::Expired));
+    }
+
+    /// Claims for issuer `iss` and audience `aud` whose `exp` is `seconds` from now.
+    fn expiring_in(seconds: i64) -> AccessClaims {
         let now = chrono::Utc::now().timestamp();
-        let claims = AccessClaims {
+        AccessClaims {
             sub: UserId::new(),
             email: "a@b.c".into(),
             iat: now - 600,
-            exp: now - 120,
+            exp: now + seconds,
             iss: "iss".into(),
             aud: "aud".into(),
             jti: Uuid::new_v4(),
             ver: 0,
-        };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&[b'k'; 32]))
-                .unwrap();
-        assert_eq!(t.verify(&token), Err(Error::Expired));
+        }
     }
 
     fn signed(claims: &AccessClaims, secret: &[u8]) -> String {
@@ -370,19 +372,8 @@ mod tests {
     #[test]
     fn a_remembered_token_is_refused_once_it_expires() {
         let t = tokens("k".repeat(32).as_str(), "iss", "aud");
-        let now = chrono::Utc::now().timestamp();
         // Inside the leeway for at most one more second.
-        let claims = AccessClaims {
-            sub: UserId::new(),
-            email: "a@b.c".into(),
-            iat: now - 600,
-            exp: now - LEEWAY_SECS as i64 + 1,
-            iss: "iss".into(),
-            aud: "aud".into(),
-            jti: Uuid::new_v4(),
-            ver: 0,
-        };
-        let token = signed(&claims, &[b'k'; 32]);
+        let token = signed(&expiring_in(1 - LEEWAY_SECS as i64), &[b'k'; 32]);
         assert!(t.verify(&token).is_ok());
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(t.verify(&token), Err(Error::Expired));
