@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use gateway::proxy::access::access_token;
-use gateway::routes::{normalize, RouteTable};
+use edge::credentials::access_token;
+use edge::path::RequestPath;
+use gateway::routes::{PathLookup, RouteTable};
 use http::{HeaderMap, HeaderValue};
 use shared::config::Settings;
 use shared::domain::UserId;
@@ -45,14 +46,34 @@ fn hot_path(c: &mut Criterion) {
     let routes = table();
     c.bench_function("normalize_and_match_50_routes", |b| {
         b.iter(|| {
-            let path = normalize(black_box("/api/v42/projects/./123/../456")).expect("normal");
-            routes.match_request(black_box("acme.t42.example.com:443"), &path).map(|m| m.route.name().len())
+            let path = RequestPath::parse(black_box("/api/v42/projects/./123/../456")).expect("normal");
+            routes
+                .match_request(black_box("acme.t42.example.com:443"), PathLookup::of(&path))
+                .map(|m| m.route.name().len())
+        })
+    });
+    c.bench_function("canonical_path_and_match_50_routes", |b| {
+        b.iter(|| {
+            let path = RequestPath::parse(black_box("/api/v42/projects/456")).expect("normal");
+            routes
+                .match_request(black_box("acme.t42.example.com:443"), PathLookup::of(&path))
+                .map(|m| m.route.name().len())
         })
     });
 
     let mut headers = HeaderMap::new();
     headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
     c.bench_function("access_token_from_headers", |b| b.iter(|| access_token(black_box(&headers), "tg_access")));
+
+    let rules = edge::headers::HeaderRules::default();
+    let names: Vec<http::HeaderName> =
+        ["host", "user-agent", "accept", "authorization", "x-tenant-id", "accept-encoding"]
+            .into_iter()
+            .map(http::HeaderName::from_static)
+            .collect();
+    c.bench_function("classify_six_ordinary_headers", |b| {
+        b.iter(|| names.iter().filter(|n| rules.classify(black_box(n)) != edge::headers::Kind::Ordinary).count())
+    });
 }
 
 criterion_group!(benches, hot_path);

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use edge::client_ip::TrustedProxies;
+use edge::headers::HeaderRules;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -128,13 +130,17 @@ impl Application {
                 tokens,
                 cache: cache.clone(),
                 access_cookie: settings.gateway.access_cookie.clone(),
-                base_domain: settings.gateway.base_domain.to_ascii_lowercase(),
+                base_domain: Some(settings.gateway.base_domain.trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|d| !d.is_empty()),
             },
             pools: pools.clone(),
             limits: limits.clone(),
             assertions: (!assertion_secret.is_empty()).then(|| {
                 AssertionSigner::new(assertion_secret.as_bytes(), &settings.jwt.issuer, settings.gateway.assertion_ttl)
             }),
+            header_rules: HeaderRules::new(&settings.gateway.identity_header_prefixes)
+                .map_err(|e| anyhow::anyhow!("GATEWAY_IDENTITY_HEADER_PREFIXES: {e}"))?,
+            trusted_proxies: TrustedProxies::new(settings.gateway.trusted_proxies.clone()),
             metrics: metrics.clone(),
         };
         let control = ControlPlane {

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     /// 1 while subscribed to cache invalidations.
     pub invalidation_subscribed: IntGauge,
+    /// Client-sent identity or override headers stripped, by canonical name (or
+    /// the matched prefix): operators see probing.
+    pub spoofed_headers: IntCounterVec,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -78,6 +81,13 @@ impl Metrics {
                 "tenantgate_cache_invalidation_subscribed",
                 "1 while this gateway listens for cache invalidations.",
             )?,
+            spoofed_headers: IntCounterVec::new(
+                Opts::new(
+                    "tenantgate_spoofed_headers_total",
+                    "Client-sent identity or override headers the gateway stripped, by canonical name.",
+                ),
+                &["header"],
+            )?,
             registry,
         };
         let m = &metrics;
@@ -90,6 +100,7 @@ impl Metrics {
         m.registry.register(Box::new(m.routes_loaded.clone()))?;
         m.registry.register(Box::new(m.upstream_healthy.clone()))?;
         m.registry.register(Box::new(m.invalidation_subscribed.clone()))?;
+        m.registry.register(Box::new(m.spoofed_headers.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
     }

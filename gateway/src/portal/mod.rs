@@ -32,7 +32,8 @@ use self::render::Pages;
 use self::session::Sessions;
 use self::site::SitePolicy;
 use crate::api::extract::{ClientIp, RequestId};
-use crate::routes::{tenant, Requirement, RouteTable, TenantSource};
+use crate::routes::{tenant, PathLookup, Requirement, RouteTable, TenantSource};
+use edge::path::RequestPath;
 
 /// The path prefix the portal owns (inside the API's `/auth`).
 pub const PREFIX: &str = "/auth/ui";
@@ -231,7 +232,8 @@ impl Portal {
     /// Whether the route a return URL leads to resolves its tenant by path or
     /// header (so the user has to pick one), and the URL does not name one.
     pub fn needs_tenant_choice(&self, return_to: &str, request_host: &str) -> bool {
-        let path = return_to::path_of(return_to);
+        let Ok(path) = RequestPath::parse(return_to::path_of(return_to)) else { return false };
+        let path = PathLookup::of(&path);
         if tenant::path_slug(path).is_some() {
             return false;
         }
@@ -249,10 +251,12 @@ impl Portal {
         if !return_to.starts_with('/') {
             return return_to.to_owned();
         }
-        let path = return_to::path_of(return_to);
-        let suffix = &return_to[path.len()..];
+        let raw_path = return_to::path_of(return_to);
+        let suffix = &return_to[raw_path.len()..];
+        let Ok(path) = RequestPath::parse(raw_path) else { return return_to.to_owned() };
+        let path = PathLookup::of(&path);
         if let Some((_, rest)) = tenant::path_slug(path) {
-            return format!("/t/{slug}{rest}{suffix}");
+            return format!("/t/{slug}{}{suffix}", rest.wire());
         }
         let table = self.routes.load();
         let host = tenant::host_name(request_host).to_ascii_lowercase();

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use edge::credentials;
 use http::{header, HeaderMap, StatusCode};
 use shared::cache::{Cache, CachedTenant, CachedUser};
 use shared::domain::{Role, Slug, TenantId};
@@ -20,6 +21,11 @@ pub struct Identity {
     pub tenant: Option<Arc<CachedTenant>>,
     /// The user's role in it.
     pub role: Option<Role>,
+    /// The access token came (also) in the gateway's cookie: the CSRF check applies.
+    pub via_cookie: bool,
+    /// The gateway's token came in `Authorization`: it is removed before
+    /// forwarding unless the route forwards credentials.
+    pub via_header: bool,
 }
 
 /// Why a request is refused: the status, the error code (also the metrics reason)
@@ -86,27 +92,24 @@ pub struct AccessControl {
     pub cache: Cache,
     /// Cookie name an access token may come in.
     pub access_cookie: String,
-    /// `{slug}.{base_domain}` subdomains resolve tenants; empty disables that.
-    pub base_domain: String,
+    /// `{slug}.{base_domain}` subdomains resolve tenants; `None` (no
+    /// `GATEWAY_BASE_DOMAIN`) disables that: no host is a tenant subdomain then.
+    pub base_domain: Option<String>,
 }
 
-/// The access token from `Authorization: Bearer` or else the access cookie.
-pub fn access_token<'h>(headers: &'h HeaderMap, cookie_name: &str) -> Option<&'h str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find_map(|c| if c.name_raw() == Some(cookie_name) { c.value_raw() } else { None })
-        .filter(|t| !t.is_empty())
+/// Where an accepted access token came from.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokenSource {
+    cookie: bool,
+    header: bool,
 }
+
+/// 400 for a request whose credentials could be read two ways.
+const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "ambiguous_credentials",
+    "the request carries more than one Authorization header, or two different access tokens",
+);
 
 impl AccessControl {
     /// Decides whether `route` may serve a request with `headers` and `facts`.
@@ -123,7 +126,7 @@ impl AccessControl {
         headers: &HeaderMap,
         facts: &RequestFacts<'_>,
     ) -> Result<Identity, Refusal> {
-        let user = self.authenticate(route, headers).await?;
+        let (user, presented) = self.authenticate(route, headers).await?;
         let tenant = self.resolve_tenant(route, facts).await?;
         let role = match (&user, &tenant) {
             (Some(user), Some(tenant)) => self.cache.role(user.id, tenant.id).await.map_err(|_| UNAVAILABLE)?,
@@ -155,42 +158,64 @@ impl AccessControl {
             // A tenant-scoped route without a minimum role still needs membership.
             return Err(Refusal::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this tenant"));
         }
-        Ok(Identity { user, tenant, role })
+        Ok(Identity { user, tenant, role, via_cookie: presented.cookie, via_header: presented.header })
     }
 
-    /// The caller, if any. A token that is present but bad is refused even on
-    /// `auth = "optional"` routes: silently downgrading it would hide the problem.
-    async fn authenticate(&self, route: &Route, headers: &HeaderMap) -> Result<Option<Arc<CachedUser>>, Refusal> {
+    /// The caller, if any, and where the token came from. A token that is present
+    /// but bad is refused even on `auth = "optional"` routes: silently downgrading
+    /// it would hide the problem.
+    async fn authenticate(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+    ) -> Result<(Option<Arc<CachedUser>>, TokenSource), Refusal> {
         if route.auth() == Requirement::None {
-            return Ok(None);
+            return Ok((None, TokenSource::default()));
         }
-        let Some(token) = access_token(headers, &self.access_cookie) else {
+        let presented = credentials::access_token(headers, &self.access_cookie).map_err(|_| AMBIGUOUS_CREDENTIALS)?;
+        let Some(presented) = presented else {
             return match route.auth() {
                 Requirement::Required => {
                     Err(Refusal::unauthorized("missing_token", "this route needs an access token"))
                 }
-                _ => Ok(None),
+                _ => Ok((None, TokenSource::default())),
             };
         };
-        let claims = self.tokens.verify(token).map_err(|e| match e {
+        let claims = self.tokens.verify(presented.token).map_err(|e| match e {
             shared::jwt::Error::Expired => Refusal::unauthorized("token_expired", "the access token has expired"),
             _ => Refusal::unauthorized("invalid_token", "the access token is not valid"),
         })?;
         let user = self.cache.user(claims.sub).await.map_err(|_| UNAVAILABLE)?;
+        let source = TokenSource { cookie: presented.in_cookie, header: presented.in_header };
         match user {
             Some(user) if user.token_version == claims.ver => {
                 if route.require_verified_email() && !user.email_verified {
                     return Err(Refusal::new(StatusCode::FORBIDDEN, "email_not_verified", "verify your email first"));
                 }
-                Ok(Some(user))
+                Ok((Some(user), source))
             }
             _ => Err(Refusal::unauthorized("token_revoked", "the access token has been revoked")),
         }
     }
 
-    /// The tenant, trying the route's sources in order. A source that names a tenant
+    /// Whether `Authorization` carries a token this gateway issued, on a route that
+    /// does not authenticate (where [`AccessControl::decide`] did not look): such a
+    /// token is kept from the app all the same.
+    pub fn is_own_bearer(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(credentials::bearer)
+            .is_some_and(|token| token.split('.').count() == 3 && self.tokens.verify(token).is_ok())
+    }
+
+    /// The tenant the request names. Every source the route reads is looked at,
+    /// and when two of them name different tenants the request is refused
+    /// (`tenant_conflict`), never settled by order: an app that reads another
+    /// source would act for another tenant. A source that names a tenant
     /// explicitly (subdomain, path, header) and names an unknown one is a 404; a
-    /// Host that is no tenant's domain just moves on to the next source.
+    /// Host that is no tenant's domain names none. The tenant remembered by the
+    /// portal's cookie counts only when no source names one.
     async fn resolve_tenant(
         &self,
         route: &Route,
@@ -199,33 +224,36 @@ impl AccessControl {
         if route.tenant() == Requirement::None {
             return Ok(None);
         }
-        let mut found = None;
+        let mut found: Option<Arc<CachedTenant>> = None;
+        let mut agree = |tenant: Arc<CachedTenant>| match &found {
+            Some(seen) if seen.id != tenant.id => Err(super::routing::TENANT_CONFLICT),
+            _ => {
+                found = Some(tenant);
+                Ok(())
+            }
+        };
         for source in route.tenant_from() {
             let named = match source {
                 TenantSource::Domain => {
-                    // A Host that is no tenant's domain is not an error: try the next source.
-                    match self.cache.tenant_by_domain(facts.host).await.map_err(|_| UNAVAILABLE)? {
-                        Some(tenant) => {
-                            found = Some(tenant);
-                            break;
-                        }
-                        None => continue,
+                    if let Some(tenant) = self.cache.tenant_by_domain(facts.host).await.map_err(|_| UNAVAILABLE)? {
+                        agree(tenant)?;
                     }
+                    continue;
                 }
-                TenantSource::Subdomain if !self.base_domain.is_empty() => {
-                    tenant::subdomain_slug(facts.host, &self.base_domain).map(|s| Named::Slug(s.as_str().to_owned()))
+                TenantSource::Subdomain => self
+                    .base_domain
+                    .as_ref()
+                    .and_then(|base| tenant::subdomain_slug(facts.host, base))
+                    .map(|s| vec![Named::Slug(s.as_str().to_owned())]),
+                TenantSource::Path => facts.path_slug.map(|s| vec![Named::Slug(s.as_str().to_owned())]),
+                TenantSource::Header => {
+                    let id = facts.header_tenant_id.map(|id| TenantId::parse(id).map_or(Named::Unknown, Named::Id));
+                    let slug = facts.header_tenant_slug.map(|slug| Named::Slug(slug.to_ascii_lowercase()));
+                    Some(id.into_iter().chain(slug).collect())
                 }
-                TenantSource::Subdomain => None,
-                TenantSource::Path => facts.path_slug.as_ref().map(|s| Named::Slug(s.as_str().to_owned())),
-                TenantSource::Header => match (facts.header_tenant_id, facts.header_tenant_slug) {
-                    (Some(id), _) => Some(TenantId::parse(id).map_or(Named::Unknown, Named::Id)),
-                    (None, Some(slug)) => Some(Named::Slug(slug.to_ascii_lowercase())),
-                    (None, None) => None,
-                },
             };
-            if let Some(named) = named {
-                found = Some(self.named_tenant(named).await?);
-                break;
+            for named in named.unwrap_or_default() {
+                agree(self.named_tenant(named).await?)?;
             }
         }
         if found.is_none() && route.tenant_from().contains(&TenantSource::Header) {
@@ -266,22 +294,5 @@ impl AccessControl {
             "tenant_not_found",
             "no such tenant",
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comes_from_bearer_then_cookie() {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; tg_access=abc.def.ghi; b=2".parse().unwrap());
-        assert_eq!(access_token(&h, "tg_access"), Some("abc.def.ghi"));
-        assert_eq!(access_token(&h, "other"), None);
-        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(access_token(&h, "tg_access"), Some("xyz"));
-        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
-        assert_eq!(access_token(&h, "tg_access"), None);
     }
 }

@@ -18,7 +18,15 @@ use crate::api::extract::{ClientIp, RequestId};
 ///
 /// # Errors
 /// When the client connection fails.
-pub async fn serve(session: &mut Session, api: &Router, body_limit: usize, request_id: &str) -> Result<StatusCode> {
+/// `client_ip` is the client as the proxy decided it (the TCP peer, or the address
+/// a trusted proxy forwarded), for per-IP limits and audit rows.
+pub async fn serve(
+    session: &mut Session,
+    api: &Router,
+    body_limit: usize,
+    request_id: &str,
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<StatusCode> {
     let body = match read_body(session, body_limit).await? {
         Some(body) => body,
         None => {
@@ -29,7 +37,7 @@ pub async fn serve(session: &mut Session, api: &Router, body_limit: usize, reque
     };
     let mut parts = session.req_header().as_owned_parts();
     parts.extensions.insert(RequestId(request_id.to_owned()));
-    parts.extensions.insert(ClientIp(session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())));
+    parts.extensions.insert(ClientIp(client_ip));
     let request = http::Request::from_parts(parts, Body::from(body));
     let response = match api.clone().oneshot(request).await {
         Ok(response) => response,

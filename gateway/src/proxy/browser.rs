@@ -73,10 +73,12 @@ impl Browser {
     }
 
     /// Whether a cookie-authenticated request passes the CSRF check: safe methods
-    /// always do; unsafe ones need a same-site Origin (or Referer).
+    /// always do; unsafe ones need a same-site Origin (or Referer), whatever else
+    /// the request carries (an `Authorization` header with the same token does not
+    /// excuse a cookie).
     pub fn csrf_ok(&self, req: &RequestHeader, host: &str) -> bool {
         let safe = matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-        safe || req.headers.contains_key(header::AUTHORIZATION) || self.site.same_site_request(&req.headers, host)
+        safe || self.site.same_site_request(&req.headers, host)
     }
 
     /// Where to send a browser instead of answering `refusal` with JSON, if
@@ -111,33 +113,6 @@ impl Browser {
         match remembered {
             Some(slug) if route.tenant_from().contains(&TenantSource::Path) => Some(format!("/t/{slug}{here}")),
             _ => Some(format!("{PREFIX}/tenants?return_to={}", encode(here))),
-        }
-    }
-
-    /// Removes the refresh cookie from the request sent upstream: apps behind the
-    /// gateway never need it, and must not be able to leak it.
-    pub fn strip_refresh_cookie(&self, upstream: &mut RequestHeader) {
-        let name = self.cookies.refresh.as_str();
-        let carries =
-            upstream.headers.get_all(header::COOKIE).iter().any(|v| v.to_str().is_ok_and(|s| s.contains(name)));
-        if !carries {
-            return;
-        }
-        let kept: Vec<String> = upstream
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
-            .map(str::to_owned)
-            .collect();
-        upstream.remove_header(&header::COOKIE);
-        if !kept.is_empty() {
-            if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
-                let _ = upstream.insert_header(header::COOKIE, value);
-            }
         }
     }
 }

@@ -1,34 +1,54 @@
-//! Identity headers: everything a client could use to impersonate someone is
-//! removed before forwarding, then the gateway's own are set.
+//! Identity headers: everything a client could use to impersonate someone, or to
+//! make the app believe something else about the request, is removed before
+//! forwarding (in every spelling, see [`edge::headers`]); then the gateway's own
+//! are set.
 
+use edge::headers::{HeaderRules, Kind};
+use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::Result;
 
 use super::access::Identity;
 
-/// Prefixes of headers only the gateway may set.
-const RESERVED_PREFIXES: &[&str] = &["x-user-", "x-tenant-", "x-tenantgate-"];
-
-/// Other identity headers upstream frameworks are known to trust.
-const RESERVED_NAMES: &[&str] = &[
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-remote-user",
-    "remote-user",
-];
-
-/// Whether the gateway owns this header name (lowercase, as `http` stores it).
-pub fn is_reserved(name: &str) -> bool {
-    RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) || RESERVED_NAMES.contains(&name)
+/// What [`strip`] needs to know about the request.
+pub struct StripPolicy<'a> {
+    /// The identity and override rules in force.
+    pub rules: &'a HeaderRules,
+    /// The TCP peer is a trusted proxy: its override headers (in their exact
+    /// spelling) stay.
+    pub trusted_peer: bool,
+    /// The route reads `X-Tenant-Id`/`X-Tenant-Slug` as its tenant source: those
+    /// two, spelled so, are input rather than a spoof (still removed).
+    pub tenant_headers_are_input: bool,
 }
 
-/// Removes every reserved header the client sent.
-pub fn strip(req: &mut RequestHeader) {
-    let spoofed: Vec<http::HeaderName> = req.headers.keys().filter(|n| is_reserved(n.as_str())).cloned().collect();
-    for name in spoofed {
+/// Removes every identity header and every override header a trusted proxy did
+/// not set, calling `spoofed` with the metrics label and name of each one that was
+/// an attempt (everything but tenant headers a route reads, and the
+/// `X-Forwarded-For`/`-Proto` the gateway rewrites anyway).
+pub fn strip(req: &mut RequestHeader, policy: &StripPolicy<'_>, mut spoofed: impl FnMut(&'static str, &HeaderName)) {
+    let mut remove: Vec<HeaderName> = Vec::new();
+    for name in req.headers.keys() {
+        match policy.rules.classify(name) {
+            Kind::Ordinary => {}
+            Kind::Identity(label) => {
+                let input = policy.tenant_headers_are_input && matches!(name.as_str(), "x-tenant-id" | "x-tenant-slug");
+                if !input {
+                    spoofed(label, name);
+                }
+                remove.push(name.clone());
+            }
+            Kind::Override { exact: true, .. } if policy.trusted_peer => {}
+            Kind::Override { label, exact } => {
+                let rewritten = exact && matches!(label, "x-forwarded-for" | "x-forwarded-proto");
+                if !rewritten {
+                    spoofed(label, name);
+                }
+                remove.push(name.clone());
+            }
+        }
+    }
+    for name in remove {
         req.remove_header(&name);
     }
 }
@@ -42,6 +62,7 @@ pub fn inject(req: &mut RequestHeader, identity: &Identity) -> Result<()> {
     if let Some(user) = &identity.user {
         req.insert_header("x-user-id", user.id.to_string())?;
         req.insert_header("x-user-email", user.email.as_str())?;
+        req.insert_header("x-user-email-verified", if user.email_verified { "true" } else { "false" })?;
     }
     if let Some(tenant) = &identity.tenant {
         req.insert_header("x-tenant-id", tenant.id.to_string())?;
@@ -57,20 +78,62 @@ pub fn inject(req: &mut RequestHeader, identity: &Identity) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn strips_every_identity_header_and_keeps_the_rest() {
+    fn stripped(pairs: &[(&str, &str)], trusted_peer: bool, tenant_input: bool) -> (Vec<String>, Vec<&'static str>) {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        for name in
-            ["X-User-Id", "x-tenant-role", "X-Tenant-Slug", "X-Tenantgate-Assertion", "X-Forwarded-User", "Remote-User"]
-        {
-            req.append_header(name, "spoofed").unwrap();
+        for (name, value) in pairs {
+            req.append_header(name.to_string(), *value).unwrap();
         }
-        req.append_header("x-user-id", "twice").unwrap();
-        req.append_header("accept", "text/html").unwrap();
-        req.append_header("x-users-count", "3").unwrap();
-        strip(&mut req);
-        let mut left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        let rules = HeaderRules::default();
+        let policy = StripPolicy { rules: &rules, trusted_peer, tenant_headers_are_input: tenant_input };
+        let mut labels = Vec::new();
+        strip(&mut req, &policy, |label, _| labels.push(label));
+        let mut left: Vec<String> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
         left.sort_unstable();
+        labels.sort_unstable();
+        (left, labels)
+    }
+
+    #[test]
+    fn strips_every_spelling_and_keeps_the_rest() {
+        let (left, labels) = stripped(
+            &[
+                ("X-User-Id", "spoofed"),
+                ("x_user_id", "spoofed"),
+                ("X.User.Email", "spoofed"),
+                ("x-tenant-role", "owner"),
+                ("X-Tenantgate-Assertion", "forged"),
+                ("X-Auth-Request-Email", "a@b.c"),
+                ("Remote_User", "root"),
+                ("accept", "text/html"),
+                ("x-users-count", "3"),
+            ],
+            false,
+            false,
+        );
         assert_eq!(left, ["accept", "x-users-count"]);
+        assert_eq!(labels.len(), 7, "{labels:?}");
+        assert!(labels.contains(&"x-user-id") && labels.contains(&"x-user-email"));
+    }
+
+    #[test]
+    fn overrides_stay_only_from_a_trusted_proxy_in_their_own_spelling() {
+        let pairs =
+            [("X-Forwarded-Host", "evil.test"), ("x_forwarded_host", "evil.test"), ("X-Original-URL", "/admin")];
+        let (left, labels) = stripped(&pairs, false, false);
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(labels, ["x-forwarded-host", "x-forwarded-host", "x-original-url"]);
+        let (left, labels) = stripped(&pairs, true, false);
+        assert_eq!(left, ["x-forwarded-host", "x-original-url"]);
+        assert_eq!(labels, ["x-forwarded-host"]);
+        // Rewritten anyway, not counted as an attempt.
+        let (left, labels) = stripped(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")], false, false);
+        assert!(left.is_empty() && labels.is_empty());
+    }
+
+    #[test]
+    fn tenant_headers_are_input_only_where_the_route_reads_them() {
+        let pairs = [("x-tenant-id", "1"), ("x_tenant_id", "2")];
+        assert_eq!(stripped(&pairs, false, true).1, ["x-tenant-id"]);
+        assert_eq!(stripped(&pairs, false, false).1, ["x-tenant-id", "x-tenant-id"]);
     }
 }

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod api_bridge;
 pub mod browser;
+mod forward;
 pub mod identity_headers;
 pub mod rate_limit;
 mod request_id;
@@ -26,6 +27,9 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::jwt::AssertionSigner;
 
+use edge::client_ip::{self, Client, TrustedProxies};
+use edge::headers::HeaderRules;
+
 use self::access::{AccessControl, Decision, Identity, Refusal};
 use self::browser::{Browser, Refreshed};
 use self::rate_limit::{RateLimits, Verdict};
@@ -33,7 +37,7 @@ use self::upstreams::Pools;
 use crate::api;
 use crate::metrics::Metrics;
 use crate::portal;
-use crate::routes::{Route, RouteTable};
+use crate::routes::{Requirement, Route, RouteTable, TenantSource};
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -47,8 +51,15 @@ pub struct RequestCtx {
     pub route: Option<Arc<Route>>,
     /// Who, which tenant, which role.
     pub identity: Identity,
+    /// The client, as decided from the TCP peer and trusted proxies.
+    pub client: Option<Client>,
+    /// `X-Forwarded-Proto` for the app.
+    pub forwarded_proto: &'static str,
+    /// `Authorization` carried the gateway's token: removed before forwarding
+    /// (unless the route forwards credentials).
+    pub strip_authorization: bool,
     /// Path and query to send upstream.
-    pub upstream_path: String,
+    pub upstream_uri: http::Uri,
     /// When the upstream request was sent.
     pub upstream_started: Option<Instant>,
     /// The status the gateway answered itself, if it did.
@@ -77,6 +88,10 @@ pub struct Gateway {
     pub limits: Arc<RateLimits>,
     /// Signs the upstream identity assertion, when configured.
     pub assertions: Option<AssertionSigner>,
+    /// Which client headers are identity or override headers.
+    pub header_rules: HeaderRules,
+    /// Proxies whose forwarding headers are believed (`GATEWAY_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -92,7 +107,10 @@ impl ProxyHttp for Gateway {
             route_label: Arc::from("none"),
             route: None,
             identity: Identity::default(),
-            upstream_path: String::new(),
+            client: None,
+            forwarded_proto: "http",
+            strip_authorization: false,
+            upstream_uri: http::Uri::from_static("/"),
             upstream_started: None,
             status: None,
             set_cookies: Vec::new(),
@@ -101,12 +119,15 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
+        ctx.client = self.client_of(session);
         let path = session.req_header().uri.path();
         if api::owns(path) {
             let (label, router) =
                 if portal::owns(path) { ("auth-portal", &self.portal) } else { ("auth-api", &self.api) };
             ctx.route_label = Arc::from(label);
-            let served = Box::pin(api_bridge::serve(session, router, self.body_limit, &ctx.request_id)).await?;
+            let client_ip = ctx.client.as_ref().map(|c| c.ip);
+            let served =
+                Box::pin(api_bridge::serve(session, router, self.body_limit, &ctx.request_id, client_ip)).await?;
             ctx.status = Some(served);
             return Ok(true);
         }
@@ -134,13 +155,12 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_started = Some(Instant::now());
-        self.browser.strip_refresh_cookie(upstream_request);
-        routing::prepare_upstream_request(session, upstream_request, ctx, self.assertions.as_ref())
+        forward::prepare_upstream_request(upstream_request, ctx, &self.browser.cookies, self.assertions.as_ref())
     }
 
     async fn upstream_response_filter(
@@ -165,6 +185,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        self.drop_gateway_set_cookies(upstream_response, ctx);
         for cookie in ctx.set_cookies.drain(..) {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -202,7 +223,7 @@ impl Gateway {
         if !target.route.allows_method(&session.req_header().method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
-        let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant);
+        let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant)?;
         let mut decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
         if let Some(refresh) = self.browser.refresh_candidate(&session.req_header().headers, &target.route, &decision) {
             let retried = Box::pin(self.refresh_and_decide(session, ctx, &target, &facts, refresh.to_owned())).await;
@@ -211,23 +232,65 @@ impl Gateway {
                 decision = retried;
             }
         }
-        identity_headers::strip(session.req_header_mut());
+        let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
+        ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer);
+        self.strip_spoofed(session.req_header_mut(), &target.route, trusted_peer, &ctx.request_id);
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
         };
-        if identity.user.is_some() && !self.browser.csrf_ok(session.req_header(), &target.host) {
+        if identity.via_cookie && !self.browser.csrf_ok(session.req_header(), &target.host) {
             return Err(browser::CSRF_REJECTED);
         }
-        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let client_ip = ctx.client.as_ref().map(|c| c.ip);
         if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
             return Err(routing::rate_limited(wait));
         }
-        ctx.upstream_path = target.upstream_path;
+        ctx.strip_authorization = identity.via_header
+            || (target.route.auth() == Requirement::None && self.access.is_own_bearer(&session.req_header().headers));
+        ctx.upstream_uri = target.upstream_uri;
         ctx.route = Some(target.route);
         ctx.identity = identity;
         Ok(())
+    }
+
+    /// The client of the request: the TCP peer, or the address a trusted proxy
+    /// forwarded. `None` for a peer that is not an IP socket.
+    fn client_of(&self, session: &Session) -> Option<Client> {
+        let peer = session.client_addr()?.as_inet()?.ip();
+        let forwarded = session.req_header().headers.get_all("x-forwarded-for");
+        Some(client_ip::resolve(peer, forwarded.iter().filter_map(|v| v.to_str().ok()), &self.trusted_proxies))
+    }
+
+    /// Removes spoofed identity and override headers, counting and logging each
+    /// attempt (the name only: values can be tokens).
+    fn strip_spoofed(&self, req: &mut RequestHeader, route: &Route, trusted_peer: bool, request_id: &str) {
+        let policy = identity_headers::StripPolicy {
+            rules: &self.header_rules,
+            trusted_peer,
+            tenant_headers_are_input: route.tenant_from().contains(&TenantSource::Header),
+        };
+        identity_headers::strip(req, &policy, |label, name| {
+            self.metrics.spoofed_headers.with_label_values(&[label]).inc();
+            tracing::debug!(request_id, header = name.as_str(), "spoofed header stripped");
+        });
+    }
+
+    /// Removes upstream `Set-Cookie`s that would set one of the gateway's cookies.
+    fn drop_gateway_set_cookies(&self, response: &mut ResponseHeader, ctx: &RequestCtx) {
+        let cookies = &self.browser.cookies;
+        let all = response.headers.get_all(http::header::SET_COOKIE);
+        if !all.iter().any(|v| forward::sets_gateway_cookie(v, cookies)) {
+            return;
+        }
+        let kept: Vec<HeaderValue> =
+            all.iter().filter(|v| !forward::sets_gateway_cookie(v, cookies)).cloned().collect();
+        response.remove_header(&http::header::SET_COOKIE);
+        for value in kept {
+            let _ = response.append_header(http::header::SET_COOKIE, value);
+        }
+        tracing::warn!(request_id = %ctx.request_id, route = %ctx.route_label, "upstream tried to set a gateway cookie; dropped");
     }
 
     /// Rotates the refresh cookie and decides again with the new access token; the
@@ -246,7 +309,13 @@ impl Gateway {
             Refreshed::Pair(pair) => {
                 ctx.set_cookies.extend(self.browser.cookies.session(&pair.access, pair.refresh_text(), &target.host));
                 let headers = browser::with_bearer(headers, &pair.access);
-                self.access.decide(&target.route, &headers, facts).await
+                match self.access.decide(&target.route, &headers, facts).await {
+                    // The refresh cookie authenticated this request: CSRF applies.
+                    Decision::Allow(identity) => {
+                        Decision::Allow(Identity { via_cookie: true, via_header: false, ..identity })
+                    }
+                    deny => deny,
+                }
             }
             Refreshed::Ended(refusal) => {
                 ctx.set_cookies.extend(self.browser.cookies.cleared(&target.host));
@@ -339,5 +408,17 @@ impl Gateway {
             error = error.map(|e| e.to_string()),
             "request"
         );
+    }
+}
+
+/// `X-Forwarded-Proto` for the app: what a trusted proxy said (`https` or
+/// `http`), else `http` (the gateway's listener is plain HTTP).
+fn forwarded_proto(req: &RequestHeader, trusted_peer: bool) -> &'static str {
+    let said_https = trusted_peer
+        && req.headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    if said_https {
+        "https"
+    } else {
+        "http"
     }
 }

@@ -42,7 +42,8 @@ impl RateLimits {
         let Some(limiter) = map.get(route.name()) else {
             return Verdict::Allow;
         };
-        let ip = || client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        // IPv6 clients are counted per /64: one subscriber holds a whole one.
+        let ip = || client_ip.map(|ip| edge::client_ip::limit_key(ip).to_string()).unwrap_or_default();
         let key = match limiter.config.key() {
             RateLimitKey::Ip => ip(),
             // Anonymous callers of a user- or tenant-keyed route share the IP key.

@@ -1,40 +1,112 @@
-//! From a request to a route and back out: matching on the normalized path,
-//! `/t/{slug}/` tenant paths, and shaping the request sent upstream.
+//! From a request to a route and back out: the one reading of its host and path
+//! (see [`edge::path`]), `/t/{slug}/` tenant paths, and shaping the request sent
+//! upstream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge::path::{self, Ambiguity, PathError, RequestPath};
 use http::StatusCode;
 use pingora::http::RequestHeader;
-use pingora::proxy::Session;
-use pingora::{ErrorSource, ErrorType, Result};
+use pingora::{ErrorSource, ErrorType};
 use shared::domain::Slug;
-use shared::jwt::{AssertionClaims, AssertionSigner};
 
 use super::access::{Refusal, RequestFacts};
-use super::identity_headers;
-use super::RequestCtx;
-use crate::routes::{normalize, tenant, Route, RouteTable, TenantSource};
+use crate::routes::{tenant, EncodedSlashes, PathLookup, Route, RouteTable, TenantSource};
 
 /// 405 for a method the route does not allow.
 pub const METHOD_NOT_ALLOWED: Refusal =
     Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not allow this method");
 
+const NOT_FOUND: Refusal = Refusal::new(StatusCode::NOT_FOUND, "route_not_found", "no route matches this request");
+
+const INVALID_HOST: Refusal =
+    Refusal::new(StatusCode::BAD_REQUEST, "invalid_host", "the Host header is not a host name with an optional port");
+
 /// Where a request goes.
 pub struct Target {
     /// The route.
     pub route: Arc<Route>,
-    /// Path (and query) to send upstream.
-    pub upstream_path: String,
+    /// Path and query to send upstream (the path in its canonical wire form).
+    pub upstream_uri: http::Uri,
     /// The Host name (no port), lowercase.
     pub host: String,
     /// The slug of a `/t/{slug}/` prefix, when the route resolves tenants by path.
     pub path_slug: Option<Slug>,
 }
 
-/// The Host of the request: the URI authority (HTTP/2, absolute form) or the header.
-fn host_of(req: &RequestHeader) -> &str {
-    req.uri.host().or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok())).unwrap_or("")
+/// The Host of the request: the URI authority (HTTP/2, absolute form) or the
+/// header. Pingora has already refused duplicates, user info and a Host that
+/// disagrees with the authority; this checks the rest of its syntax, so that what
+/// the app reads as its host is what the gateway matched.
+///
+/// # Errors
+/// 400 `invalid_host` for anything but a DNS name, an IPv4 address or a bracketed
+/// IPv6 address, with an optional port.
+fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
+    let raw = match req.uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => match req.headers.get(http::header::HOST) {
+            Some(value) => value.to_str().map_err(|_| INVALID_HOST)?,
+            None => "",
+        },
+    };
+    // `[v6]` or `[v6]:port`; otherwise `name` or `name:port` (a bare IPv6 address
+    // has colons in its name and is refused).
+    let (name, port) = match raw.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((v6, "")) => (v6, None),
+        Some((v6, rest)) => (v6, Some(rest.strip_prefix(':').unwrap_or("x"))),
+        None => match raw.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (raw, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = if raw.starts_with('[') {
+        name.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    if !(port_ok && name_ok) {
+        return Err(INVALID_HOST);
+    }
+    Ok(tenant::host_name(raw).to_ascii_lowercase())
+}
+
+/// The refusal for a path that cannot be read one way only.
+fn path_refusal(e: PathError) -> Refusal {
+    match e {
+        PathError::Ambiguous(why) => Refusal::new(StatusCode::BAD_REQUEST, "ambiguous_path", why.as_str()),
+        PathError::NotAbsolute => Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path must start with '/'"),
+        PathError::BadPercentEncoding => {
+            Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path has a '%' not followed by two hex digits")
+        }
+        PathError::ControlCharacter => {
+            Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path contains a control character")
+        }
+        PathError::NonAscii => Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "the path contains a raw non-ASCII byte; percent-encode it",
+        ),
+    }
+}
+
+/// The request target's path and query, as received. Origin-form targets are read
+/// from their raw bytes (Pingora's URI holds a lossy copy of non-UTF-8 ones);
+/// absolute-form ones from the path Pingora isolated.
+fn request_target(req: &RequestHeader) -> std::result::Result<(&str, Option<&str>), Refusal> {
+    let raw = std::str::from_utf8(req.raw_path()).map_err(|_| path_refusal(PathError::NonAscii))?;
+    if raw.starts_with('/') {
+        return Ok(match raw.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (raw, None),
+        });
+    }
+    if !req.raw_path_is_utf8() {
+        return Err(path_refusal(PathError::NonAscii));
+    }
+    Ok((req.uri.path(), req.uri.query()))
 }
 
 /// Finds the route for `req`. A `/t/{slug}/rest` path is matched as `rest` when the
@@ -42,48 +114,112 @@ fn host_of(req: &RequestHeader) -> &str {
 /// matched as it is.
 ///
 /// # Errors
-/// 400 for a path that cannot be normalized, 404 when no route matches.
+/// 400 for a host or path that cannot be read one way only, 404 when no route
+/// matches.
 pub fn resolve(table: &RouteTable, req: &RequestHeader) -> std::result::Result<Target, Refusal> {
-    let host = tenant::host_name(host_of(req)).to_ascii_lowercase();
-    let path = normalize(req.uri.path())
-        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the request path is not acceptable"))?;
-    let by_tenant_path = tenant::path_slug(&path).and_then(|(slug, rest)| {
-        let found = table.match_request(&host, rest)?;
-        found.route.tenant_from().contains(&TenantSource::Path).then_some((slug, found))
-    });
-    let (path_slug, found) = match by_tenant_path {
-        Some((slug, found)) => (Some(slug), found),
-        None => (None, table.match_request(&host, &path).ok_or(NOT_FOUND)?),
-    };
-    let mut upstream_path = found.upstream_path().to_owned();
-    if let Some(query) = req.uri.query() {
-        upstream_path.push('?');
-        upstream_path.push_str(query);
+    let host = request_host(req)?;
+    let (raw_path, query) = request_target(req)?;
+    let path = RequestPath::parse(raw_path).map_err(path_refusal)?;
+    let (path_slug, found) = route_for(table, &host, PathLookup::of(&path)).ok_or(NOT_FOUND)?;
+    if path.has_encoded_slash() {
+        encoded_slashes_allowed(table, &host, &path, &found.route, path_slug.as_ref())?;
     }
-    Ok(Target { route: found.route.clone(), upstream_path, host, path_slug })
+    let mut target = String::with_capacity(found.upstream_path().len() + query.map_or(0, |q| q.len() + 1));
+    target.push_str(found.upstream_path());
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
+    }
+    let upstream_uri = target
+        .parse::<http::Uri>()
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the request target is not a valid URI"))?;
+    Ok(Target { route: found.route, upstream_uri, host, path_slug })
 }
 
-const NOT_FOUND: Refusal = Refusal::new(StatusCode::NOT_FOUND, "route_not_found", "no route matches this request");
+/// The route for a path, trying a `/t/{slug}/` prefix first.
+fn route_for<'p>(
+    table: &RouteTable,
+    host: &str,
+    path: PathLookup<'p>,
+) -> Option<(Option<Slug>, crate::routes::Match<'p>)> {
+    let by_tenant_path = tenant::path_slug(path).and_then(|(slug, rest)| {
+        let found = table.match_request(host, rest)?;
+        found.route.tenant_from().contains(&TenantSource::Path).then_some((Some(slug), found))
+    });
+    by_tenant_path.or_else(|| table.match_request(host, path).map(|found| (None, found)))
+}
+
+/// A path with `%2F` passes only on a route that keeps encoded slashes, and only
+/// when reading them as separators gives a clean path that selects the same route
+/// (and tenant): then an app that decodes them acts under the same rules.
+fn encoded_slashes_allowed(
+    table: &RouteTable,
+    host: &str,
+    path: &RequestPath<'_>,
+    route: &Arc<Route>,
+    slug: Option<&Slug>,
+) -> std::result::Result<(), Refusal> {
+    let ambiguous = |why| path_refusal(PathError::Ambiguous(why));
+    if route.encoded_slashes() != EncodedSlashes::Keep {
+        return Err(ambiguous(Ambiguity::EncodedSlash));
+    }
+    let read = path.slash_view().map_err(path_refusal)?;
+    let folded = path::fold(&read).map_err(path_refusal)?;
+    let same = route_for(table, host, PathLookup::new(&read, folded.as_deref(), &read))
+        .is_some_and(|(other_slug, other)| Arc::ptr_eq(&other.route, route) && other_slug.as_ref() == slug);
+    if same {
+        Ok(())
+    } else {
+        Err(ambiguous(Ambiguity::SlashReading))
+    }
+}
+
+/// 400 when the request names two different tenants.
+pub const TENANT_CONFLICT: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "tenant_conflict",
+    "the request names two different tenants (domain, subdomain, path or header); name one",
+);
 
 /// The facts the access decision reads, taken before identity headers are stripped.
-/// The tenant cookie (`tenant_cookie`) is read only for a request without
-/// `Authorization` and without tenant headers to a header-mode route.
-pub fn facts<'a>(req: &'a RequestHeader, target: &'a Target, tenant_cookie: &str) -> RequestFacts<'a> {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    let (header_tenant_id, header_tenant_slug) = (header("x-tenant-id"), header("x-tenant-slug"));
+/// Tenant headers are read only on routes that resolve tenants by header (on
+/// others they are stripped as spoofed). The tenant cookie (`tenant_cookie`) is
+/// read only for a request without `Authorization` and without tenant headers to
+/// a header-mode route.
+///
+/// # Errors
+/// [`TENANT_CONFLICT`] when a tenant header is sent twice with different values.
+pub fn facts<'a>(
+    req: &'a RequestHeader,
+    target: &'a Target,
+    tenant_cookie: &str,
+) -> std::result::Result<RequestFacts<'a>, Refusal> {
+    let by_header = target.route.tenant_from().contains(&TenantSource::Header);
+    let header = |name: &str| -> std::result::Result<Option<&'a str>, Refusal> {
+        if !by_header {
+            return Ok(None);
+        }
+        let mut values = req.headers.get_all(name).iter().map(|v| v.to_str().ok());
+        let first = values.next().flatten();
+        if values.any(|other| other != first) {
+            return Err(TENANT_CONFLICT);
+        }
+        Ok(first)
+    };
+    let (header_tenant_id, header_tenant_slug) = (header("x-tenant-id")?, header("x-tenant-slug")?);
     let remembered_tenant = (header_tenant_id.is_none()
         && header_tenant_slug.is_none()
-        && target.route.tenant_from().contains(&TenantSource::Header)
+        && by_header
         && !req.headers.contains_key(http::header::AUTHORIZATION))
     .then(|| crate::portal::cookies::read(&req.headers, tenant_cookie))
     .flatten();
-    RequestFacts {
+    Ok(RequestFacts {
         host: &target.host,
         path_slug: target.path_slug.as_ref(),
         header_tenant_id,
         header_tenant_slug,
         remembered_tenant,
-    }
+    })
 }
 
 /// 429 with the wait rounded up to whole seconds.
@@ -116,53 +252,45 @@ pub fn proxy_failure(e: &pingora::Error) -> Option<Refusal> {
     }
 }
 
-/// Rewrites the path, sets identity, request id, forwarding and route headers, and
-/// the signed assertion when the route asks for one.
-///
-/// # Errors
-/// When a header value is invalid.
-pub fn prepare_upstream_request(
-    session: &Session,
-    upstream: &mut RequestHeader,
-    ctx: &RequestCtx,
-    assertions: Option<&AssertionSigner>,
-) -> Result<()> {
-    if let Ok(uri) = ctx.upstream_path.parse::<http::Uri>() {
-        upstream.set_uri(uri);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &str) -> std::result::Result<String, Refusal> {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header(http::header::HOST, value).unwrap();
+        request_host(&req)
     }
-    // `upstream` is built from the request header `request_filter` already stripped
-    // of client-sent identity headers and gave our `X-Request-Id`; route `headers`
-    // may name neither.
-    identity_headers::inject(upstream, &ctx.identity)?;
-    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()) {
-        let forwarded = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip,
-        };
-        upstream.insert_header("x-forwarded-for", forwarded)?;
-    }
-    upstream.insert_header("x-forwarded-proto", "http")?;
-    let Some(route) = &ctx.route else { return Ok(()) };
-    for (name, value) in route.headers() {
-        upstream.insert_header(name.clone(), value.clone())?;
-    }
-    if let (true, Some(signer)) = (route.signed_assertion(), assertions) {
-        let identity = &ctx.identity;
-        let claims = AssertionClaims {
-            sub: identity.user.as_ref().map(|u| u.id),
-            email: identity.user.as_ref().map(|u| u.email.clone()),
-            tid: identity.tenant.as_ref().map(|t| t.id.to_string()),
-            tslug: identity.tenant.as_ref().map(|t| t.slug.clone()),
-            role: identity.role.map(|r| r.as_str().to_owned()),
-            rid: ctx.request_id.clone(),
-            iat: 0,
-            exp: 0,
-            iss: String::new(),
-            aud: String::new(),
-        };
-        if let Ok(token) = signer.sign(claims) {
-            upstream.insert_header("x-tenantgate-assertion", token)?;
+
+    #[test]
+    fn hosts_are_names_or_addresses_with_an_optional_port() {
+        for (value, name) in [
+            ("Acme.Example.com", "acme.example.com"),
+            ("acme.example.com:8443", "acme.example.com"),
+            ("acme.example.com.", "acme.example.com"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("[::1]:8080", "[::1]"),
+            ("[2001:db8::1]", "[2001:db8::1]"),
+            ("", ""),
+        ] {
+            assert_eq!(host(value).as_deref(), Ok(name), "{value:?}");
+        }
+        for bad in [
+            "a.com:80:80",
+            "a.com:",
+            "a.com:x",
+            "a.com:123456",
+            "::1",
+            "[::1",
+            "[zz]:80",
+            "[::1]x",
+            "a b.com",
+            "a_b.com",
+            "a.com/x",
+            "a.com\\x",
+            "a.com%2e",
+        ] {
+            assert_eq!(host(bad), Err(INVALID_HOST), "{bad:?}");
         }
     }
-    Ok(())
 }

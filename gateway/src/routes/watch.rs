@@ -12,8 +12,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::load::{is_route_file_name, LoadError};
-use super::table::RouteTable;
+use edge::routes::{is_route_file_name, LoadError, RouteTable};
 
 /// How long the files must stay quiet before a reload: editors and `kubectl` write
 /// in several steps, and one reload per save is enough.

@@ -13,8 +13,11 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
-mod duration;
-pub use duration::parse_duration;
+use crate::duration;
+pub use crate::duration::parse_duration;
+
+mod defaults;
+mod validate;
 
 /// The default location of the settings file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/gateway.toml";
@@ -74,6 +77,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_ASSERTION_SECRET", "gateway.assertion_secret"),
     ("GATEWAY_ASSERTION_TTL", "gateway.assertion_ttl"),
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
+    ("GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies"),
+    ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
     ("PORTAL_PRODUCT_NAME", "portal.product_name"),
     ("PORTAL_LOGO_URL", "portal.logo_url"),
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
@@ -423,6 +428,16 @@ pub struct GatewaySettings {
     /// `GATEWAY_HEALTH_CHECK_INTERVAL`: how often upstreams are probed.
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub health_check_interval: Duration,
+    /// `GATEWAY_TRUSTED_PROXIES`: addresses or CIDR blocks of proxies in front of
+    /// the gateway whose `X-Forwarded-For`, `X-Forwarded-Proto` and other
+    /// forwarding headers are believed; empty (the default) trusts none.
+    #[serde(deserialize_with = "net_list", serialize_with = "display_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `GATEWAY_IDENTITY_HEADER_PREFIXES`: more header-name prefixes to strip from
+    /// client requests in every spelling, besides the built-in `X-User-`,
+    /// `X-Tenant-`, `X-Auth-` and `X-Tenantgate-`.
+    #[serde(deserialize_with = "string_list")]
+    pub identity_header_prefixes: Vec<String>,
 }
 
 /// How the hosted login portal (`/auth/ui/`) looks.
@@ -449,87 +464,6 @@ pub struct WorkerSettings {
     /// `WORKER_SHUTDOWN_GRACE`: how long in-flight jobs get to finish on SIGTERM.
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub shutdown_grace: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        let empty = || SecretString::from(String::new());
-        Settings {
-            app: AppSettings {
-                env: Profile::Production,
-                name: "tenantgate".into(),
-                url: "http://localhost:8080".into(),
-            },
-            database: DatabaseSettings {
-                url: SecretString::from("postgres://postgres@127.0.0.1:5432/tenantgate"),
-                max_connections: 20,
-                auto_migrate: true,
-            },
-            redis: RedisSettings { url: SecretString::from("redis://127.0.0.1:6379"), key_prefix: "tg:".into() },
-            rabbitmq: RabbitMqSettings { url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f") },
-            jwt: JwtSettings {
-                secret: empty(),
-                refresh_secret: empty(),
-                issuer: "tenantgate".into(),
-                audience: "tenantgate".into(),
-                access_ttl: Duration::from_secs(15 * 60),
-                refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            },
-            smtp: SmtpSettings {
-                host: "127.0.0.1".into(),
-                port: 1025,
-                user: String::new(),
-                password: empty(),
-                from: "tenantgate <no-reply@localhost>".into(),
-                tls: SmtpTls::None,
-                timeout: Duration::from_secs(10),
-                pool_size: 16,
-            },
-            mail: MailSettings { transport: MailTransport::Smtp, dir: PathBuf::from("var/mail") },
-            queue: QueueSettings {
-                prefix: String::new(),
-                max_attempts: 8,
-                retry_base_delay: Duration::from_secs(5),
-                retry_max_delay: Duration::from_secs(3600),
-                outbox_batch: 100,
-                outbox_poll_interval: Duration::from_secs(2),
-            },
-            cors: CorsSettings { origins: Vec::new() },
-            rate_limit: RateLimitSettings { window: Duration::from_secs(15 * 60), max: 10 },
-            log: LogSettings { level: "info".into(), format: LogFormat::Text },
-            password: PasswordSettings { hash_concurrency: 0 },
-            gateway: GatewaySettings {
-                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
-                routes: PathBuf::from("config/routes"),
-                threads: 0,
-                body_limit: 64 * 1024,
-                shutdown_grace: Duration::from_secs(10),
-                base_domain: String::new(),
-                access_cookie: "tg_access".into(),
-                refresh_cookie: "tg_refresh".into(),
-                tenant_cookie: "tg_tenant".into(),
-                cookie_secure: true,
-                trusted_domains: Vec::new(),
-                refresh_grace: Duration::from_secs(10),
-                assertion_secret: empty(),
-                assertion_ttl: Duration::from_secs(60),
-                health_check_interval: Duration::from_secs(2),
-            },
-            portal: PortalSettings {
-                product_name: String::new(),
-                logo_url: String::new(),
-                primary_color: "#3b5bdb".into(),
-            },
-            cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
-            tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },
-            worker: WorkerSettings {
-                admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
-                concurrency: 32,
-                shutdown_grace: Duration::from_secs(10),
-            },
-        }
-    }
 }
 
 impl Settings {
@@ -568,146 +502,6 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks the cross-field rules; called by [`Settings::load`].
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the variable at fault.
-    pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |msg: String| Err(Error::Invalid(msg));
-        for (var, secret) in [("JWT_SECRET", &self.jwt.secret), ("JWT_REFRESH_SECRET", &self.jwt.refresh_secret)] {
-            let value = secret.expose_secret();
-            if value.is_empty() {
-                return invalid(format!("{var} is not set"));
-            }
-            if self.app.env == Profile::Production {
-                if value.len() < MIN_SECRET_BYTES {
-                    return invalid(format!(
-                        "{var} is {} bytes long; at least {MIN_SECRET_BYTES} are required outside APP_ENV=development",
-                        value.len()
-                    ));
-                }
-                if EXAMPLE_SECRETS.contains(&value) || value.starts_with("change-me") {
-                    return invalid(format!(
-                        "{var} is still the example value; generate one with `openssl rand -hex 32`"
-                    ));
-                }
-            }
-        }
-        if self.jwt.secret.expose_secret() == self.jwt.refresh_secret.expose_secret() {
-            return invalid("JWT_SECRET and JWT_REFRESH_SECRET must differ".into());
-        }
-        if self.jwt.access_ttl < Duration::from_secs(10) || self.jwt.access_ttl > Duration::from_secs(3600) {
-            return invalid("JWT_ACCESS_TTL must be between 10s and 1h (access tokens are short-lived)".into());
-        }
-        if self.jwt.refresh_ttl <= self.jwt.access_ttl {
-            return invalid("JWT_REFRESH_TTL must be longer than JWT_ACCESS_TTL".into());
-        }
-        if self.jwt.issuer.is_empty() || self.jwt.audience.is_empty() {
-            return invalid("JWT_ISSUER and JWT_AUDIENCE must not be empty".into());
-        }
-        if !(self.app.url.starts_with("http://") || self.app.url.starts_with("https://")) {
-            return invalid(format!("APP_URL must be an http(s) URL, got {:?}", self.app.url));
-        }
-        for origin in &self.cors.origins {
-            if origin == "*" {
-                return invalid("CORS_ORIGINS must list origins; `*` cannot be used with credentials".into());
-            }
-            if http_origin(origin).is_none() {
-                return invalid(format!("CORS_ORIGINS entry {origin:?} is not an origin like https://app.example.com"));
-            }
-        }
-        if self.rate_limit.max == 0 || self.rate_limit.window.is_zero() {
-            return invalid("RATE_LIMIT_MAX and RATE_LIMIT_WINDOW must be positive".into());
-        }
-        if self.tenants.invitation_ttl < Duration::from_secs(60) {
-            return invalid("INVITATION_TTL must be at least 1m".into());
-        }
-        if self.gateway.body_limit < 1024 {
-            return invalid("GATEWAY_BODY_LIMIT must be at least 1024 bytes".into());
-        }
-        let assertion = self.gateway.assertion_secret.expose_secret();
-        if !assertion.is_empty() {
-            if self.app.env == Profile::Production && assertion.len() < MIN_SECRET_BYTES {
-                return invalid(format!("GATEWAY_ASSERTION_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
-            }
-            if assertion == self.jwt.secret.expose_secret() {
-                return invalid("GATEWAY_ASSERTION_SECRET must differ from JWT_SECRET (upstreams hold it)".into());
-            }
-        }
-        if self.database.max_connections == 0 {
-            return invalid("DATABASE_MAX_CONNECTIONS must be at least 1".into());
-        }
-        if self.queue.max_attempts == 0 {
-            return invalid("QUEUE_MAX_ATTEMPTS must be at least 1".into());
-        }
-        if self.queue.retry_base_delay.is_zero() || self.queue.retry_max_delay < self.queue.retry_base_delay {
-            return invalid("QUEUE_RETRY_BASE_DELAY must be positive and at most QUEUE_RETRY_MAX_DELAY".into());
-        }
-        if !self.queue.prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
-            return invalid(format!("QUEUE_PREFIX {:?} may only hold letters, digits and . _ - :", self.queue.prefix));
-        }
-        if self.queue.outbox_batch == 0 || self.queue.outbox_poll_interval.is_zero() {
-            return invalid("QUEUE_OUTBOX_BATCH and QUEUE_OUTBOX_POLL_INTERVAL must be positive".into());
-        }
-        if self.worker.concurrency == 0 || self.smtp.pool_size == 0 || self.smtp.timeout.is_zero() {
-            return invalid("WORKER_CONCURRENCY, SMTP_POOL_SIZE and SMTP_TIMEOUT must be positive".into());
-        }
-        if self.mail.transport == MailTransport::Smtp && self.smtp.host.is_empty() {
-            return invalid("SMTP_HOST must be set with MAIL_TRANSPORT=smtp".into());
-        }
-        self.validate_portal()?;
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
-        }
-        Ok(())
-    }
-
-    /// Cookie names and the portal's look: values that end up in headers and CSS.
-    fn validate_portal(&self) -> Result<(), Error> {
-        let g = &self.gateway;
-        for (var, name) in [
-            ("GATEWAY_ACCESS_COOKIE", &g.access_cookie),
-            ("GATEWAY_REFRESH_COOKIE", &g.refresh_cookie),
-            ("GATEWAY_TENANT_COOKIE", &g.tenant_cookie),
-        ] {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(Error::Invalid(format!("{var} {name:?} must be letters, digits, _ or -")));
-            }
-        }
-        if g.access_cookie == g.refresh_cookie
-            || g.access_cookie == g.tenant_cookie
-            || g.refresh_cookie == g.tenant_cookie
-        {
-            return Err(Error::Invalid(
-                "GATEWAY_ACCESS_COOKIE, GATEWAY_REFRESH_COOKIE and GATEWAY_TENANT_COOKIE must differ".into(),
-            ));
-        }
-        for domain in std::iter::once(&g.base_domain).filter(|d| !d.is_empty()).chain(&g.trusted_domains) {
-            if !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || domain.starts_with('.') {
-                return Err(Error::Invalid(format!(
-                    "GATEWAY_BASE_DOMAIN / GATEWAY_TRUSTED_DOMAINS entry {domain:?} is not a domain like example.com"
-                )));
-            }
-        }
-        let color = self.portal.primary_color.strip_prefix('#').unwrap_or("");
-        if !matches!(color.len(), 3 | 6) || !color.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
-                "PORTAL_PRIMARY_COLOR {:?} must be a colour like #3b5bdb",
-                self.portal.primary_color
-            )));
-        }
-        let logo = &self.portal.logo_url;
-        let logo_ok = logo.is_empty()
-            || ((logo.starts_with("https://")
-                || logo.starts_with("http://")
-                || (logo.starts_with('/') && !logo.starts_with("//")))
-                && !logo.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\'));
-        if !logo_ok {
-            return Err(Error::Invalid(format!("PORTAL_LOGO_URL {logo:?} must be an http(s) URL or a /path")));
-        }
-        Ok(())
-    }
-
     /// The product name the portal shows: `PORTAL_PRODUCT_NAME`, else `APP_NAME`.
     pub fn product_name(&self) -> &str {
         if self.portal.product_name.is_empty() {
@@ -736,17 +530,31 @@ fn resolve_cores(configured: usize) -> usize {
     }
 }
 
-/// `scheme://host[:port]` with nothing after it.
-fn http_origin(origin: &str) -> Option<&str> {
-    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"))?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
-}
-
 /// `Serialize` exists only to feed [`Settings::default`] to figment as the lowest
 /// layer, so secrets must round-trip. Never log a serialized `Settings`; its `Debug`
 /// (the `SecretString`s') is redacted.
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose_secret())
+}
+
+/// A list of IP networks (`10.0.0.0/8`) or addresses (a /32 or /128), as
+/// [`string_list`] accepts it.
+fn net_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    string_list(d)?
+        .iter()
+        .map(|raw| {
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{raw:?} is not an IP address or CIDR block like 10.0.0.0/8"))
+                })
+        })
+        .collect()
+}
+
+fn display_list<S: serde::Serializer, T: std::fmt::Display>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(ToString::to_string))
 }
 
 /// Accepts `"a, b"` (as the environment gives it) or a TOML array.
@@ -765,144 +573,4 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Loads settings from exactly `vars`, in a jail that hides the real environment.
-    #[allow(clippy::result_large_err)]
-    fn env(vars: &[(&str, &str)]) -> Result<Settings, Error> {
-        let mut out = None;
-        figment::Jail::expect_with(|jail| {
-            jail.clear_env();
-            for (k, v) in vars {
-                jail.set_env(k, v);
-            }
-            out = Some(Settings::load_from(Path::new("does-not-exist.toml"), Env::raw()));
-            Ok(())
-        });
-        out.unwrap_or_else(|| Err(Error::Invalid("jail did not run".into())))
-    }
-
-    const GOOD: [(&str, &str); 2] = [
-        ("JWT_SECRET", "0123456789abcdef0123456789abcdef-access"),
-        ("JWT_REFRESH_SECRET", "0123456789abcdef0123456789abcdef-refresh"),
-    ];
-
-    #[test]
-    fn env_overrides_defaults_and_parses_durations() {
-        let mut vars = GOOD.to_vec();
-        vars.extend([
-            ("JWT_ACCESS_TTL", "30s"),
-            ("JWT_REFRESH_TTL", "30d"),
-            ("CORS_ORIGINS", "https://a.test, http://b.test:3000"),
-        ]);
-        let s = env(&vars).unwrap();
-        assert_eq!(s.jwt.access_ttl, Duration::from_secs(30));
-        assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
-        assert_eq!(s.cors.origins, vec!["https://a.test", "http://b.test:3000"]);
-        assert_eq!(s.gateway.body_limit, 64 * 1024);
-        assert!(s.gateway.cookie_secure, "cookies are Secure unless turned off");
-    }
-
-    #[test]
-    fn every_duration_setting_accepts_units() {
-        let mut vars = GOOD.to_vec();
-        vars.extend([("JWT_ACCESS_TTL", "15m"), ("GATEWAY_REFRESH_GRACE", "0s"), ("RATE_LIMIT_WINDOW", "2h")]);
-        let s = env(&vars).unwrap();
-        assert_eq!(s.jwt.access_ttl, Duration::from_secs(900));
-        assert_eq!(s.gateway.refresh_grace, Duration::ZERO);
-        assert_eq!(s.rate_limit.window, Duration::from_secs(7200));
-    }
-
-    #[test]
-    fn portal_look_and_cookie_names_are_checked() {
-        for (var, value) in [
-            ("PORTAL_PRIMARY_COLOR", "red;}body{display:none"),
-            ("PORTAL_LOGO_URL", "javascript:alert(1)"),
-            ("PORTAL_LOGO_URL", "//evil.test/logo.png"),
-            ("GATEWAY_REFRESH_COOKIE", "tg_access"),
-            ("GATEWAY_TENANT_COOKIE", "a b"),
-            ("GATEWAY_TRUSTED_DOMAINS", "ok.test, bad/domain"),
-        ] {
-            let mut vars = GOOD.to_vec();
-            vars.push((var, value));
-            assert!(env(&vars).is_err(), "{var}={value} accepted");
-        }
-        let mut vars = GOOD.to_vec();
-        vars.extend([
-            ("PORTAL_PRIMARY_COLOR", "#0a0"),
-            ("PORTAL_LOGO_URL", "https://cdn.test/logo.svg"),
-            ("GATEWAY_COOKIE_SECURE", "false"),
-            ("GATEWAY_TRUSTED_DOMAINS", "partner.test, other.test"),
-        ]);
-        let s = env(&vars).unwrap();
-        assert!(!s.gateway.cookie_secure);
-        assert_eq!(s.gateway.trusted_domains, ["partner.test", "other.test"]);
-        assert_eq!(s.product_name(), "tenantgate");
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
-    fn the_shipped_settings_file_parses() {
-        let mut out = None;
-        figment::Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.set_env("JWT_SECRET", GOOD[0].1);
-            jail.set_env("JWT_REFRESH_SECRET", GOOD[1].1);
-            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
-            out = Some(Settings::load_from(&file, Env::raw()));
-            Ok(())
-        });
-        let settings = out.unwrap().unwrap();
-        assert_eq!(settings.gateway.routes, PathBuf::from("config/routes"));
-        assert_eq!(settings.cache.l1_max_entries, 100_000);
-    }
-
-    #[test]
-    fn secret_defaults_survive_the_default_layer() {
-        let s = env(&GOOD).unwrap();
-        assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
-        assert!(s.database.url.expose_secret().starts_with("postgres://"));
-        assert!(!format!("{s:?}").contains("0123456789abcdef"), "Debug must redact secrets");
-    }
-
-    #[test]
-    fn short_secret_is_refused_naming_the_variable() {
-        let err = env(&[("JWT_SECRET", "short"), GOOD[1]]).unwrap_err().to_string();
-        assert!(err.contains("JWT_SECRET"), "{err}");
-        assert!(err.contains("32"), "{err}");
-    }
-
-    #[test]
-    fn example_secret_is_refused_in_production_but_not_in_development() {
-        let vars = [("JWT_SECRET", EXAMPLE_SECRETS[0]), ("JWT_REFRESH_SECRET", EXAMPLE_SECRETS[1])];
-        let err = env(&vars).unwrap_err().to_string();
-        assert!(err.contains("JWT_SECRET") && err.contains("example"), "{err}");
-        let mut dev = vars.to_vec();
-        dev.push(("APP_ENV", "development"));
-        assert!(env(&dev).is_ok());
-    }
-
-    #[test]
-    fn wildcard_cors_and_bad_log_format_are_refused() {
-        let mut vars = GOOD.to_vec();
-        vars.push(("CORS_ORIGINS", "*"));
-        assert!(env(&vars).unwrap_err().to_string().contains("CORS_ORIGINS"));
-        let mut vars = GOOD.to_vec();
-        vars.push(("LOG_FORMAT", "xml"));
-        assert!(env(&vars).is_err());
-    }
-
-    #[test]
-    fn env_example_documents_every_variable_with_a_comment() {
-        let example = include_str!("../../.env.example");
-        for (var, _) in ENV_VARS {
-            let pos = example
-                .lines()
-                .position(|l| l.starts_with(&format!("{var}=")))
-                .unwrap_or_else(|| panic!(".env.example lacks {var}"));
-            let lines: Vec<&str> = example.lines().collect();
-            assert!(pos > 0 && lines[pos - 1].starts_with('#'), "{var} has no comment above it");
-        }
-    }
-}
+mod tests;

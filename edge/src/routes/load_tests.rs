@@ -4,7 +4,7 @@ use std::path::Path;
 
 use shared::domain::Role;
 
-use super::super::route::{OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
+use super::super::route::{EncodedSlashes, OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
 use super::super::table::RouteTable;
 use super::LoadError;
 
@@ -27,6 +27,9 @@ require_verified_email = true
 rate_limit = { requests = 100, window = "1m", key = "tenant" }
 headers = { "X-Forwarded-App" = "app", "authorization" = "Bearer upstream-key" }
 signed_assertion = true
+case_sensitive = true
+encoded_slashes = "keep"
+forward_credentials = true
 
 [[route]]
 name = "public"
@@ -82,6 +85,8 @@ fn reads_every_key() {
     assert_eq!(headers, [("x-forwarded-app", "app"), ("authorization", "Bearer upstream-key")]);
     assert!(app.signed_assertion());
     assert_eq!(app.on_unauthenticated(), None);
+    assert!(app.case_sensitive() && app.forward_credentials());
+    assert_eq!(app.encoded_slashes(), EncodedSlashes::Keep);
 
     let public = table.get("public").unwrap();
     assert_eq!((public.auth(), public.tenant()), (Requirement::Required, Requirement::None));
@@ -91,6 +96,8 @@ fn reads_every_key() {
     assert!(public.allows_method(&http::Method::DELETE));
     assert_eq!(public.on_unauthenticated(), Some(OnUnauthenticated::Redirect));
     assert!(!public.strip_prefix() && !public.signed_assertion() && !public.require_verified_email());
+    assert!(!public.case_sensitive() && !public.forward_credentials());
+    assert_eq!(public.encoded_slashes(), EncodedSlashes::Reject);
 }
 
 #[test]
@@ -151,6 +158,13 @@ fn semantic_errors_point_at_the_value() {
         ("headers = { \"x-user-id\" = \"42\" }", "routes.toml:4:27: headers: x-user-id may not be set"),
         ("headers = { \"X-Tenant-Slug\" = \"a\" }", "routes.toml:4:31: headers: x-tenant-slug may not"),
         ("headers = { \"host\" = \"a\" }", "routes.toml:4:22: headers: host may not"),
+        ("headers = { \"X_User_Id\" = \"1\" }", "routes.toml:4:27: headers: x_user_id may not"),
+        ("headers = { \"x-auth-request-user\" = \"1\" }", "routes.toml:4:37: headers: x-auth-request-user may not"),
+        ("headers = { \"x-forwarded-for\" = \"1.2.3.4\" }", "routes.toml:4:33: headers: x-forwarded-for may not"),
+        ("headers = { \"transfer_encoding\" = \"chunked\" }", "routes.toml:4:35: headers: transfer_encoding may not"),
+        ("path_prefix = \"/a%2Fb\"", "routes.toml:4:15: path_prefix \"/a%2Fb\" may not contain an encoded slash"),
+        ("path_prefix = \"/a;b\"", "routes.toml:4:15: path_prefix \"/a;b\": the path is ambiguous"),
+        ("encoded_slashes = \"decode\"", "routes.toml:4:19: unknown variant `decode`"),
         ("headers = { \"bad name\" = \"a\" }", "routes.toml:4:26: headers: \"bad name\" is not a valid header"),
         ("headers = { \"x-a\" = \"line\\nbreak\" }", "routes.toml:4:21: headers: the value of x-a"),
         ("auth = \"optional\"\non_unauthenticated = \"401\"", "routes.toml:5:22: on_unauthenticated only"),
@@ -187,8 +201,29 @@ fn duplicates_point_at_the_second_definition() {
         with("hosts = [\"a.com\"]\npath_prefix = \"/x\"")
     );
     let got = refusal(&same_place);
-    assert!(got.starts_with("routes.toml:11:15: route \"s\" has the same path_prefix \"/x\" for host a.com"), "{got}");
+    assert!(got.starts_with("routes.toml:11:15: route \"s\" has the path_prefix \"/x\" for host a.com"), "{got}");
     assert!(got.contains("route \"r\" (routes.toml:2)"), "{got}");
+
+    // Prefixes that differ only in case (or in escapes) collide, unless both
+    // routes are case-sensitive and really differ.
+    let cased =
+        format!("{}\n{}", with("path_prefix = \"/Admin\""), with("path_prefix = \"/admin\"").replace("\"r\"", "\"s\""));
+    assert!(refusal(&cased).contains("already has as \"/Admin\""), "{}", refusal(&cased));
+    let escaped =
+        format!("{}\n{}", with("path_prefix = \"/a%40b\""), with("path_prefix = \"/a@b\"").replace("\"r\"", "\"s\""));
+    assert!(refusal(&escaped).contains("already has as \"/a%40b\""));
+    let both_sensitive = format!(
+        "{}\n{}",
+        with("path_prefix = \"/Admin\"\ncase_sensitive = true"),
+        with("path_prefix = \"/admin\"\ncase_sensitive = true").replace("\"r\"", "\"s\"")
+    );
+    assert_eq!(parse(&both_sensitive).unwrap().len(), 2);
+    let one_sensitive = format!(
+        "{}\n{}",
+        with("path_prefix = \"/Admin\"\ncase_sensitive = true"),
+        with("path_prefix = \"/admin\"").replace("\"r\"", "\"s\"")
+    );
+    assert!(parse(&one_sensitive).is_err());
 
     // The same prefix on different hosts, or host vs any host, is fine.
     let fine = format!("{}\n{}", with("hosts = [\"a.com\"]"), with("hosts = [\"b.com\"]").replace("\"r\"", "\"s\""));
@@ -244,5 +279,6 @@ fn the_shipped_demo_routes_load() {
         (Requirement::Required, Requirement::Required, Some(Role::Viewer))
     );
     assert_eq!(demo.tenant_from()[0], TenantSource::Header);
-    assert!(table.match_request("localhost:8080", "/anything").is_some());
+    let path = crate::path::RequestPath::parse("/anything").unwrap();
+    assert!(table.match_request("localhost:8080", crate::routes::PathLookup::of(&path)).is_some());
 }

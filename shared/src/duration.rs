@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "runtime")]
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Parses `30s`, `15m`, `1h30m`, `30d` or `900` (seconds).
@@ -16,7 +17,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 30s, 15m or 30d: {e}"))
 }
 
-pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+#[cfg(feature = "runtime")]
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -29,7 +31,8 @@ pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
     }
 }
 
-pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+#[cfg(feature = "runtime")]
+pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 

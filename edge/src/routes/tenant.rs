@@ -3,6 +3,8 @@
 
 use shared::domain::Slug;
 
+use super::table::PathLookup;
+
 /// The host name of a `Host` header value: without the port (`:8080`), without a
 /// trailing dot, IPv6 brackets kept (`[::1]`). Case is left as is. Never allocates.
 pub fn host_name(host: &str) -> &str {
@@ -42,19 +44,17 @@ pub fn subdomain_slug(host: &str, base_domain: &str) -> Option<Slug> {
     Slug::parse(&label.to_ascii_lowercase()).ok()
 }
 
-/// The tenant slug and the remaining path of a path of the form `/t/{slug}/rest`:
-/// `/t/acme/projects?x` (without the query) gives `acme` and `/projects`, and
-/// `/t/acme` gives `acme` and `/`. Paths are case-sensitive, so `/t/Acme/` is not a
-/// tenant path. Pass the normalized path.
+/// The tenant slug of a path of the form `/t/{slug}/rest`, and the path after it:
+/// `/t/acme/projects` gives `acme` and `/projects`, and `/t/acme` gives `acme` and
+/// `/`. Like route prefixes, `/t/` and the slug are read without regard to case
+/// (`/T/Acme/` is `acme`'s), since apps behind the gateway may read them so.
 ///
 /// Returns `None` when the path does not start with `/t/` followed by a valid slug.
-pub fn path_slug(path: &str) -> Option<(Slug, &str)> {
-    let after = path.strip_prefix("/t/")?;
-    let (slug, rest) = match after.find('/') {
-        Some(end) => after.split_at(end),
-        None => (after, "/"),
-    };
-    Some((Slug::parse(slug).ok()?, rest))
+pub fn path_slug(path: PathLookup<'_>) -> Option<(Slug, PathLookup<'_>)> {
+    let view = path.view();
+    let after = view.strip_prefix("/t/").or_else(|| view.strip_prefix("/T/"))?;
+    let slug = after.split('/').next()?;
+    Some((Slug::parse(&slug.to_ascii_lowercase()).ok()?, path.skip(2)))
 }
 
 #[cfg(test)]
@@ -100,11 +100,16 @@ mod tests {
 
     #[test]
     fn tenant_paths() {
-        let parts = |path: &str| path_slug(path).map(|(s, rest)| (s.as_str().to_owned(), rest.to_owned()));
+        let parts = |path: &str| {
+            let parsed = crate::path::RequestPath::parse(path).unwrap();
+            path_slug(PathLookup::of(&parsed)).map(|(s, rest)| (s.as_str().to_owned(), rest.wire().to_owned()))
+        };
         assert_eq!(parts("/t/acme/projects/1"), Some(("acme".into(), "/projects/1".into())));
         assert_eq!(parts("/t/acme/"), Some(("acme".into(), "/".into())));
         assert_eq!(parts("/t/acme"), Some(("acme".into(), "/".into())));
-        for none in ["/t/", "/t", "/t//x", "/t/Acme/x", "/t/ab/x", "/tx/acme/", "/api/t/acme/", "/t/admin/x"] {
+        assert_eq!(parts("/T/Acme/x"), Some(("acme".into(), "/x".into())));
+        assert_eq!(parts("/t/ac%6De/x%20y"), Some(("acme".into(), "/x%20y".into())));
+        for none in ["/t/", "/t", "/t//x", "/t/ab/x", "/tx/acme/", "/api/t/acme/", "/t/admin/x", "/t/a%20b/x"] {
             assert_eq!(parts(none), None, "{none:?}");
         }
     }

@@ -14,8 +14,10 @@ use shared::domain::Role;
 use toml::Spanned;
 
 use super::route::{
-    HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route, TenantSource, Upstream,
+    EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
+    TenantSource, Upstream,
 };
+use crate::headers::{canonical, HeaderRules};
 
 /// Why a route file or folder was refused. The `Display` form is a message an
 /// operator can act on: `config/routes/app.toml:12:9: upstream "x" must be host:port`.
@@ -93,15 +95,25 @@ pub(super) fn route_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// `*.toml`, but not editor leftovers such as `.#app.toml`.
-pub(super) fn is_route_file_name(name: &str) -> bool {
+pub fn is_route_file_name(name: &str) -> bool {
     name.ends_with(".toml") && !name.starts_with('.')
 }
 
 /// Names already taken and (host, prefix) pairs already routed, across files.
+/// Prefixes are compared folded (decoded, lowercase): two routes whose prefixes
+/// differ only in case collide unless both are `case_sensitive`.
 #[derive(Default)]
 pub(super) struct Seen {
     names: HashMap<Arc<str>, String>,
-    places: HashMap<(Option<HostPattern>, PathPrefix), (Arc<str>, String)>,
+    places: HashMap<(Option<HostPattern>, Box<str>), Vec<Place>>,
+}
+
+/// A route holding a (host, folded prefix) place.
+struct Place {
+    name: Arc<str>,
+    origin: String,
+    prefix: PathPrefix,
+    case_sensitive: bool,
 }
 
 /// Parses one file's text and appends its routes to `out`.
@@ -124,20 +136,34 @@ pub(super) fn parse_file(file: &Path, text: &str, seen: &mut Seen, out: &mut Vec
         let hosts: Vec<Option<HostPattern>> =
             if route.hosts.is_empty() { vec![None] } else { route.hosts.iter().cloned().map(Some).collect() };
         for host in hosts {
-            let key = (host, route.path_prefix.clone());
-            if let Some((other, at)) = seen.places.get(&key) {
+            let key = (host, Box::from(route.path_prefix.folded()));
+            let taken = seen.places.get(&key).and_then(|places| {
+                places.iter().find(|p| {
+                    !(p.case_sensitive && route.case_sensitive) || p.prefix.as_str() == route.path_prefix.as_str()
+                })
+            });
+            if let Some(other) = taken {
                 let host = key.0.as_ref().map_or("any host".to_owned(), |h| format!("host {h}"));
                 return Err(invalid(
                     prefix_span,
                     format!(
-                        "route {:?} has the same path_prefix {:?} for {host} as route {other:?} ({at}), \
+                        "route {:?} has the path_prefix {:?} for {host}, which route {:?} ({}) already has as {:?} \
+                         (prefixes match without regard to case unless both routes are case_sensitive), \
                          so one of them could never match",
                         route.name,
-                        route.path_prefix.as_str()
+                        route.path_prefix.as_str(),
+                        other.name,
+                        other.origin,
+                        other.prefix.as_str()
                     ),
                 ));
             }
-            seen.places.insert(key, (route.name.clone(), route.origin.clone()));
+            seen.places.entry(key).or_default().push(Place {
+                name: route.name.clone(),
+                origin: route.origin.clone(),
+                prefix: route.path_prefix.clone(),
+                case_sensitive: route.case_sensitive,
+            });
         }
         seen.names.insert(route.name.clone(), route.origin.clone());
         out.push(route);
@@ -182,6 +208,9 @@ struct RawRoute {
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     on_unauthenticated: Option<Spanned<OnUnauthenticated>>,
     signed_assertion: Option<bool>,
+    case_sensitive: Option<bool>,
+    encoded_slashes: Option<EncodedSlashes>,
+    forward_credentials: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -205,12 +234,19 @@ fn problem<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Probl
 /// Labels the proxy itself uses for requests that match no route.
 const RESERVED_NAMES: &[&str] = &["auth-api", "none"];
 
-/// Headers a route may not set: identity headers the gateway strips and injects
-/// itself (setting them from config would forge an identity), and hop-by-hop or
-/// framing headers that belong to the connection.
+/// Headers a route may not set, in any spelling: identity headers the gateway
+/// strips and injects itself (setting them from config would forge an identity),
+/// the forwarding headers it writes, and hop-by-hop or framing headers that belong
+/// to the connection. Other forwarding headers (`X-Forwarded-Prefix` for an app
+/// behind `strip_prefix`...) are the operator's to set.
 fn forbidden_header(name: &HeaderName) -> bool {
-    let name = name.as_str();
-    ["x-user-", "x-tenant-", "x-tenantgate-"].iter().any(|p| name.starts_with(p))
+    use crate::headers::Kind;
+    let owned = match HeaderRules::default().classify(name) {
+        Kind::Identity(_) => true,
+        Kind::Override { label, .. } => matches!(label, "x-forwarded-for" | "x-forwarded-proto" | "forwarded"),
+        Kind::Ordinary => false,
+    };
+    owned
         || [
             "x-request-id",
             "host",
@@ -223,7 +259,7 @@ fn forbidden_header(name: &HeaderName) -> bool {
             "upgrade",
             "content-length",
         ]
-        .contains(&name)
+        .contains(&canonical(name.as_str()).as_str())
 }
 
 /// Checks one raw route and builds the typed one; the first problem wins.
@@ -349,6 +385,9 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         headers,
         on_unauthenticated,
         signed_assertion: raw.signed_assertion.unwrap_or(false),
+        case_sensitive: raw.case_sensitive.unwrap_or(false),
+        encoded_slashes: raw.encoded_slashes.unwrap_or_default(),
+        forward_credentials: raw.forward_credentials.unwrap_or(false),
     })
 }
 
@@ -408,7 +447,7 @@ fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> 
 }
 
 fn duration(key: &str, raw: Spanned<String>) -> Result<Duration, Problem> {
-    match shared::config::parse_duration(raw.get_ref()) {
+    match shared::duration::parse_duration(raw.get_ref()) {
         Ok(d) if d.is_zero() => problem(raw.span(), format!("{key} must be longer than zero")),
         Ok(d) => Ok(d),
         Err(m) => problem(raw.span(), format!("{key}: {m}")),

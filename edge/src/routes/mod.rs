@@ -1,0 +1,25 @@
+//! The proxy's route table, from files ops edit (`GATEWAY_ROUTES`): which upstream
+//! serves a request, and what the request must bring (a user, a tenant, a role).
+//!
+//! - [`RouteTable::load`] reads a TOML file or a folder of them into an immutable
+//!   snapshot, refusing invalid files with `file:line:column: problem`;
+//! - [`RouteTable::match_request`] picks the route for a Host and a parsed path
+//!   ([`crate::path::RequestPath`]), on its decoded view, without regard to case
+//!   unless a route is `case_sensitive`;
+//! - [`tenant`] finds a tenant slug in a Host or path.
+//!
+//! Invariant: a route the proxy holds has passed every check of the loader, so the
+//! hooks never re-validate; and an invalid edit never replaces a valid table (the
+//! gateway's watcher keeps the previous one).
+
+mod load;
+mod route;
+mod table;
+pub mod tenant;
+
+pub use load::{is_route_file_name, LoadError};
+pub use route::{
+    EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
+    TenantSource, Upstream,
+};
+pub use table::{Match, PathLookup, RouteTable};

@@ -1,0 +1,139 @@
+use super::*;
+
+/// Loads settings from exactly `vars`, in a jail that hides the real environment.
+#[allow(clippy::result_large_err)]
+fn env(vars: &[(&str, &str)]) -> Result<Settings, Error> {
+    let mut out = None;
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        for (k, v) in vars {
+            jail.set_env(k, v);
+        }
+        out = Some(Settings::load_from(Path::new("does-not-exist.toml"), Env::raw()));
+        Ok(())
+    });
+    out.unwrap_or_else(|| Err(Error::Invalid("jail did not run".into())))
+}
+
+const GOOD: [(&str, &str); 2] = [
+    ("JWT_SECRET", "0123456789abcdef0123456789abcdef-access"),
+    ("JWT_REFRESH_SECRET", "0123456789abcdef0123456789abcdef-refresh"),
+];
+
+#[test]
+fn env_overrides_defaults_and_parses_durations() {
+    let mut vars = GOOD.to_vec();
+    vars.extend([
+        ("JWT_ACCESS_TTL", "30s"),
+        ("JWT_REFRESH_TTL", "30d"),
+        ("CORS_ORIGINS", "https://a.test, http://b.test:3000"),
+    ]);
+    let s = env(&vars).unwrap();
+    assert_eq!(s.jwt.access_ttl, Duration::from_secs(30));
+    assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
+    assert_eq!(s.cors.origins, vec!["https://a.test", "http://b.test:3000"]);
+    assert_eq!(s.gateway.body_limit, 64 * 1024);
+    assert!(s.gateway.cookie_secure, "cookies are Secure unless turned off");
+}
+
+#[test]
+fn every_duration_setting_accepts_units() {
+    let mut vars = GOOD.to_vec();
+    vars.extend([("JWT_ACCESS_TTL", "15m"), ("GATEWAY_REFRESH_GRACE", "0s"), ("RATE_LIMIT_WINDOW", "2h")]);
+    let s = env(&vars).unwrap();
+    assert_eq!(s.jwt.access_ttl, Duration::from_secs(900));
+    assert_eq!(s.gateway.refresh_grace, Duration::ZERO);
+    assert_eq!(s.rate_limit.window, Duration::from_secs(7200));
+}
+
+#[test]
+fn portal_look_and_cookie_names_are_checked() {
+    for (var, value) in [
+        ("PORTAL_PRIMARY_COLOR", "red;}body{display:none"),
+        ("PORTAL_LOGO_URL", "javascript:alert(1)"),
+        ("PORTAL_LOGO_URL", "//evil.test/logo.png"),
+        ("GATEWAY_REFRESH_COOKIE", "tg_access"),
+        ("GATEWAY_TENANT_COOKIE", "a b"),
+        ("GATEWAY_TRUSTED_DOMAINS", "ok.test, bad/domain"),
+    ] {
+        let mut vars = GOOD.to_vec();
+        vars.push((var, value));
+        assert!(env(&vars).is_err(), "{var}={value} accepted");
+    }
+    let mut vars = GOOD.to_vec();
+    vars.extend([
+        ("PORTAL_PRIMARY_COLOR", "#0a0"),
+        ("PORTAL_LOGO_URL", "https://cdn.test/logo.svg"),
+        ("GATEWAY_COOKIE_SECURE", "false"),
+        ("GATEWAY_TRUSTED_DOMAINS", "partner.test, other.test"),
+    ]);
+    let s = env(&vars).unwrap();
+    assert!(!s.gateway.cookie_secure);
+    assert_eq!(s.gateway.trusted_domains, ["partner.test", "other.test"]);
+    assert_eq!(s.product_name(), "tenantgate");
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+fn the_shipped_settings_file_parses() {
+    let mut out = None;
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("JWT_SECRET", GOOD[0].1);
+        jail.set_env("JWT_REFRESH_SECRET", GOOD[1].1);
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+        out = Some(Settings::load_from(&file, Env::raw()));
+        Ok(())
+    });
+    let settings = out.unwrap().unwrap();
+    assert_eq!(settings.gateway.routes, PathBuf::from("config/routes"));
+    assert_eq!(settings.cache.l1_max_entries, 100_000);
+}
+
+#[test]
+fn secret_defaults_survive_the_default_layer() {
+    let s = env(&GOOD).unwrap();
+    assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
+    assert!(s.database.url.expose_secret().starts_with("postgres://"));
+    assert!(!format!("{s:?}").contains("0123456789abcdef"), "Debug must redact secrets");
+}
+
+#[test]
+fn short_secret_is_refused_naming_the_variable() {
+    let err = env(&[("JWT_SECRET", "short"), GOOD[1]]).unwrap_err().to_string();
+    assert!(err.contains("JWT_SECRET"), "{err}");
+    assert!(err.contains("32"), "{err}");
+}
+
+#[test]
+fn example_secret_is_refused_in_production_but_not_in_development() {
+    let vars = [("JWT_SECRET", EXAMPLE_SECRETS[0]), ("JWT_REFRESH_SECRET", EXAMPLE_SECRETS[1])];
+    let err = env(&vars).unwrap_err().to_string();
+    assert!(err.contains("JWT_SECRET") && err.contains("example"), "{err}");
+    let mut dev = vars.to_vec();
+    dev.push(("APP_ENV", "development"));
+    assert!(env(&dev).is_ok());
+}
+
+#[test]
+fn wildcard_cors_and_bad_log_format_are_refused() {
+    let mut vars = GOOD.to_vec();
+    vars.push(("CORS_ORIGINS", "*"));
+    assert!(env(&vars).unwrap_err().to_string().contains("CORS_ORIGINS"));
+    let mut vars = GOOD.to_vec();
+    vars.push(("LOG_FORMAT", "xml"));
+    assert!(env(&vars).is_err());
+}
+
+#[test]
+fn env_example_documents_every_variable_with_a_comment() {
+    let example = include_str!("../../../.env.example");
+    for (var, _) in ENV_VARS {
+        let pos = example
+            .lines()
+            .position(|l| l.starts_with(&format!("{var}=")))
+            .unwrap_or_else(|| panic!(".env.example lacks {var}"));
+        let lines: Vec<&str> = example.lines().collect();
+        assert!(pos > 0 && lines[pos - 1].starts_with('#'), "{var} has no comment above it");
+    }
+}

@@ -1,0 +1,163 @@
+//! The cross-field rules settings must meet; [`Settings::load`] and `check-config`
+//! run them, and every message names the variable at fault.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+impl Settings {
+    /// Checks the cross-field rules; called by [`Settings::load`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the variable at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |msg: String| Err(Error::Invalid(msg));
+        for (var, secret) in [("JWT_SECRET", &self.jwt.secret), ("JWT_REFRESH_SECRET", &self.jwt.refresh_secret)] {
+            let value = secret.expose_secret();
+            if value.is_empty() {
+                return invalid(format!("{var} is not set"));
+            }
+            if self.app.env == Profile::Production {
+                if value.len() < MIN_SECRET_BYTES {
+                    return invalid(format!(
+                        "{var} is {} bytes long; at least {MIN_SECRET_BYTES} are required outside APP_ENV=development",
+                        value.len()
+                    ));
+                }
+                if EXAMPLE_SECRETS.contains(&value) || value.starts_with("change-me") {
+                    return invalid(format!(
+                        "{var} is still the example value; generate one with `openssl rand -hex 32`"
+                    ));
+                }
+            }
+        }
+        if self.jwt.secret.expose_secret() == self.jwt.refresh_secret.expose_secret() {
+            return invalid("JWT_SECRET and JWT_REFRESH_SECRET must differ".into());
+        }
+        if self.jwt.access_ttl < Duration::from_secs(10) || self.jwt.access_ttl > Duration::from_secs(3600) {
+            return invalid("JWT_ACCESS_TTL must be between 10s and 1h (access tokens are short-lived)".into());
+        }
+        if self.jwt.refresh_ttl <= self.jwt.access_ttl {
+            return invalid("JWT_REFRESH_TTL must be longer than JWT_ACCESS_TTL".into());
+        }
+        if self.jwt.issuer.is_empty() || self.jwt.audience.is_empty() {
+            return invalid("JWT_ISSUER and JWT_AUDIENCE must not be empty".into());
+        }
+        if !(self.app.url.starts_with("http://") || self.app.url.starts_with("https://")) {
+            return invalid(format!("APP_URL must be an http(s) URL, got {:?}", self.app.url));
+        }
+        for origin in &self.cors.origins {
+            if origin == "*" {
+                return invalid("CORS_ORIGINS must list origins; `*` cannot be used with credentials".into());
+            }
+            if http_origin(origin).is_none() {
+                return invalid(format!("CORS_ORIGINS entry {origin:?} is not an origin like https://app.example.com"));
+            }
+        }
+        if self.rate_limit.max == 0 || self.rate_limit.window.is_zero() {
+            return invalid("RATE_LIMIT_MAX and RATE_LIMIT_WINDOW must be positive".into());
+        }
+        if self.tenants.invitation_ttl < Duration::from_secs(60) {
+            return invalid("INVITATION_TTL must be at least 1m".into());
+        }
+        if self.gateway.body_limit < 1024 {
+            return invalid("GATEWAY_BODY_LIMIT must be at least 1024 bytes".into());
+        }
+        let assertion = self.gateway.assertion_secret.expose_secret();
+        if !assertion.is_empty() {
+            if self.app.env == Profile::Production && assertion.len() < MIN_SECRET_BYTES {
+                return invalid(format!("GATEWAY_ASSERTION_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
+            }
+            if assertion == self.jwt.secret.expose_secret() {
+                return invalid("GATEWAY_ASSERTION_SECRET must differ from JWT_SECRET (upstreams hold it)".into());
+            }
+        }
+        if self.database.max_connections == 0 {
+            return invalid("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.queue.max_attempts == 0 {
+            return invalid("QUEUE_MAX_ATTEMPTS must be at least 1".into());
+        }
+        if self.queue.retry_base_delay.is_zero() || self.queue.retry_max_delay < self.queue.retry_base_delay {
+            return invalid("QUEUE_RETRY_BASE_DELAY must be positive and at most QUEUE_RETRY_MAX_DELAY".into());
+        }
+        if !self.queue.prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c)) {
+            return invalid(format!("QUEUE_PREFIX {:?} may only hold letters, digits and . _ - :", self.queue.prefix));
+        }
+        if self.queue.outbox_batch == 0 || self.queue.outbox_poll_interval.is_zero() {
+            return invalid("QUEUE_OUTBOX_BATCH and QUEUE_OUTBOX_POLL_INTERVAL must be positive".into());
+        }
+        if self.worker.concurrency == 0 || self.smtp.pool_size == 0 || self.smtp.timeout.is_zero() {
+            return invalid("WORKER_CONCURRENCY, SMTP_POOL_SIZE and SMTP_TIMEOUT must be positive".into());
+        }
+        if self.mail.transport == MailTransport::Smtp && self.smtp.host.is_empty() {
+            return invalid("SMTP_HOST must be set with MAIL_TRANSPORT=smtp".into());
+        }
+        self.validate_portal()?;
+        for prefix in &self.gateway.identity_header_prefixes {
+            if axum::http::HeaderName::from_bytes(prefix.as_bytes()).is_err() {
+                return invalid(format!(
+                    "GATEWAY_IDENTITY_HEADER_PREFIXES entry {prefix:?} is not a header name prefix like X-Internal-"
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
+        }
+        Ok(())
+    }
+
+    /// Cookie names and the portal's look: values that end up in headers and CSS.
+    fn validate_portal(&self) -> Result<(), Error> {
+        let g = &self.gateway;
+        for (var, name) in [
+            ("GATEWAY_ACCESS_COOKIE", &g.access_cookie),
+            ("GATEWAY_REFRESH_COOKIE", &g.refresh_cookie),
+            ("GATEWAY_TENANT_COOKIE", &g.tenant_cookie),
+        ] {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Error::Invalid(format!("{var} {name:?} must be letters, digits, _ or -")));
+            }
+        }
+        if g.access_cookie == g.refresh_cookie
+            || g.access_cookie == g.tenant_cookie
+            || g.refresh_cookie == g.tenant_cookie
+        {
+            return Err(Error::Invalid(
+                "GATEWAY_ACCESS_COOKIE, GATEWAY_REFRESH_COOKIE and GATEWAY_TENANT_COOKIE must differ".into(),
+            ));
+        }
+        for domain in std::iter::once(&g.base_domain).filter(|d| !d.is_empty()).chain(&g.trusted_domains) {
+            if !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || domain.starts_with('.') {
+                return Err(Error::Invalid(format!(
+                    "GATEWAY_BASE_DOMAIN / GATEWAY_TRUSTED_DOMAINS entry {domain:?} is not a domain like example.com"
+                )));
+            }
+        }
+        let color = self.portal.primary_color.strip_prefix('#').unwrap_or("");
+        if !matches!(color.len(), 3 | 6) || !color.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "PORTAL_PRIMARY_COLOR {:?} must be a colour like #3b5bdb",
+                self.portal.primary_color
+            )));
+        }
+        let logo = &self.portal.logo_url;
+        let logo_ok = logo.is_empty()
+            || ((logo.starts_with("https://")
+                || logo.starts_with("http://")
+                || (logo.starts_with('/') && !logo.starts_with("//")))
+                && !logo.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\'));
+        if !logo_ok {
+            return Err(Error::Invalid(format!("PORTAL_LOGO_URL {logo:?} must be an http(s) URL or a /path")));
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://host[:port]` with nothing after it.
+fn http_origin(origin: &str) -> Option<&str> {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"))?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
