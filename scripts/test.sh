@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every unit and
 # integration test against the local Postgres, Redis and RabbitMQ (started here
-# if they are down). Works from a fresh clone on a fresh machine.
+# if they are down), then bounded fuzzing of edge/. Works from a fresh clone on a
+# fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure.sh
@@ -15,3 +16,5 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+# The request-reading parsers, fuzzed for a bounded time (30 s per target).
+./scripts/fuzz.sh

@@ -22,6 +22,7 @@ use shared::cache::{Cache, CacheConfig, Invalidator, RedisTier, Ttls};
 use shared::jwt::AssertionSigner;
 
 use crate::admin::AdminService;
+use crate::api::tenants::domains::DomainRules;
 use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
 use crate::control::ControlPlane;
@@ -102,7 +103,8 @@ impl Application {
             ),
             redis,
             key_prefix: settings.redis.key_prefix.clone(),
-            base_domain: settings.gateway.base_domain.clone(),
+            domains: DomainRules::new(own_domains(settings), &settings.gateway.dns_resolver)
+                .context("setting up the DNS resolver for domain verification")?,
             invitation_ttl: settings.tenants.invitation_ttl,
         });
         let api_router = api::router(state.clone(), settings);
@@ -188,6 +190,16 @@ impl Application {
         self.server.run(RunArgs::default());
         self.support.shutdown_timeout(std::time::Duration::from_secs(2));
     }
+}
+
+/// The names the gateway serves itself, which no tenant may claim: the base
+/// domain, the trusted domains and the `APP_URL` host.
+fn own_domains(settings: &Settings) -> Vec<String> {
+    let app_host = settings.app.url.split("://").nth(1).and_then(|rest| rest.split(['/', ':', '?', '#']).next());
+    let mut own = vec![settings.gateway.base_domain.clone()];
+    own.extend(settings.gateway.trusted_domains.iter().cloned());
+    own.extend(app_host.map(str::to_owned));
+    own
 }
 
 fn readiness(pool: PgPool) -> Readiness {

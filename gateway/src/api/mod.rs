@@ -5,7 +5,7 @@
 pub(crate) mod auth;
 pub mod error;
 pub mod extract;
-mod tenants;
+pub mod tenants;
 pub mod throttle;
 pub mod wire;
 
@@ -56,9 +56,9 @@ pub struct ApiState {
     pub key_prefix: String,
     /// Per-account and per-IP attempt limits on login and forgot-password.
     pub throttle: Throttle,
-    /// `GATEWAY_BASE_DOMAIN`: no tenant may claim it (or a name under it) as its
-    /// custom domain.
-    pub base_domain: String,
+    /// Which custom domains tenants may claim, and the DNS their proofs are read
+    /// from.
+    pub domains: tenants::domains::DomainRules,
     /// `INVITATION_TTL`.
     pub invitation_ttl: Duration,
 }
@@ -84,6 +84,7 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         .route("/tenants/{id}", get(tenants::manage::get).patch(tenants::manage::update))
         .route("/tenants/{id}/activate", post(tenants::manage::activate))
         .route("/tenants/{id}/deactivate", post(tenants::manage::deactivate))
+        .route("/tenants/{id}/domain/verify", post(tenants::domains::verify))
         .route("/tenants/{id}/leave", post(tenants::members::leave))
         .route("/tenants/{id}/members", get(tenants::members::list))
         .route("/tenants/{id}/members/{user}", patch(tenants::members::change_role).delete(tenants::members::remove))

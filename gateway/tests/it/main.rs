@@ -5,6 +5,7 @@ mod accounts;
 mod attacks;
 mod auth_api;
 mod cache;
+mod domains;
 mod helpers;
 mod invitations;
 mod lifecycle;

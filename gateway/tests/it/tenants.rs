@@ -70,8 +70,12 @@ async fn a_tenant_is_created_listed_read_and_updated_by_its_admins() {
     let t = &created["tenant"];
     assert_eq!(
         (t["slug"].as_str(), t["domain"].as_str(), t["role"].as_str()),
-        (Some("acme-corp"), Some("app.acme.io"), Some("owner"))
+        (Some("acme-corp"), None, Some("owner"))
     );
+    // A domain routes only once proven: it starts as a claim with its challenge.
+    assert_eq!(t["pendingDomain"]["domain"], "app.acme.io");
+    assert_eq!(t["pendingDomain"]["txtName"], "_tenantgate.app.acme.io");
+    assert_eq!(t["pendingDomain"]["txtValue"].as_str().map(str::len), Some(64));
     assert_eq!(t["isActive"], true);
     let id = t["id"].as_str().unwrap().to_owned();
 
@@ -102,19 +106,20 @@ async fn a_tenant_is_created_listed_read_and_updated_by_its_admins() {
         .await;
     assert_error(app.client.get(app.url("/auth/tenants")).send().await.unwrap(), 401, "missing_token").await;
 
-    // Viewers do not edit; admins do; `null` removes the domain.
+    // Viewers do not edit; admins do; `null` removes the domain and its claim.
     let patch = json!({"name": "Acme Inc", "settings": {"theme": "dark"}});
     assert_error(call(&app, Method::PATCH, &path, &viewer.token, Some(patch.clone())).await, 403, "insufficient_role")
         .await;
     let updated = expect(call(&app, Method::PATCH, &path, &owner.token, Some(patch)).await, 200).await;
     assert_eq!(
-        (updated["tenant"]["name"].as_str(), updated["tenant"]["domain"].as_str()),
+        (updated["tenant"]["name"].as_str(), updated["tenant"]["pendingDomain"]["domain"].as_str()),
         (Some("Acme Inc"), Some("app.acme.io"))
     );
     assert_eq!(updated["tenant"]["settings"]["theme"], "dark");
     let cleared =
         expect(call(&app, Method::PATCH, &path, &owner.token, Some(json!({"domain": null}))).await, 200).await;
     assert_eq!(cleared["tenant"]["domain"], Value::Null);
+    assert!(cleared["tenant"].get("pendingDomain").is_none(), "{cleared}");
     for (bad, why) in [
         (json!({}), "nothing"),
         (json!({"settings": [1, 2]}), "settings"),
@@ -140,7 +145,12 @@ async fn a_tenant_is_created_listed_read_and_updated_by_its_admins() {
 
 #[tokio::test]
 async fn slugs_and_domains_are_validated_and_unique() {
-    let app = spawn_gateway(MEMBER_ROUTES, &[("GATEWAY_BASE_DOMAIN", "tenants.test")], None).await;
+    let env = [
+        ("GATEWAY_BASE_DOMAIN", "tenants.test"),
+        ("GATEWAY_TRUSTED_DOMAINS", "partner.test"),
+        ("APP_URL", "https://auth.gateway.test"),
+    ];
+    let app = spawn_gateway(MEMBER_ROUTES, &env, None).await;
     let a = member(&app, "A").await;
     let create = |body: Value| call(&app, Method::POST, "/auth/tenants", &a.token, Some(body));
     expect(create(json!({"name": "Taken", "slug": "taken", "domain": "taken.io"})).await, 201).await;
@@ -150,20 +160,32 @@ async fn slugs_and_domains_are_validated_and_unique() {
         let body = assert_error(create(json!({"name": "X", "slug": slug})).await, 400, "invalid_request").await;
         assert!(body["message"].as_str().unwrap().contains(why), "{slug}: {body}");
     }
-    for domain in ["localhost", "10.0.0.1", "acme..io", "ac_me.io", "tenants.test", "evil.tenants.test"] {
+    // Not hostnames, or the gateway's own names (base domain, trusted domains, the
+    // APP_URL host) and names under them.
+    for domain in [
+        "localhost",
+        "10.0.0.1",
+        "acme..io",
+        "ac_me.io",
+        "tenants.test",
+        "evil.tenants.test",
+        "partner.test",
+        "a.b.partner.test",
+        "auth.gateway.test",
+        "x.auth.gateway.test",
+    ] {
         assert_error(create(json!({"name": "X", "domain": domain})).await, 400, "invalid_request").await;
+        let patch = format!("/auth/tenants/{}", a.tenant_id);
+        let res = call(&app, Method::PATCH, &patch, &a.token, Some(json!({"domain": domain}))).await;
+        assert_error(res, 400, "invalid_request").await;
     }
     assert_error(create(json!({"name": "X", "slug": "taken"})).await, 409, "slug_taken").await;
-    assert_error(create(json!({"name": "X", "domain": "TAKEN.io"})).await, 409, "domain_taken").await;
-    let patch = format!("/auth/tenants/{}", a.tenant_id);
-    assert_error(
-        call(&app, Method::PATCH, &patch, &a.token, Some(json!({"domain": "taken.io"}))).await,
-        409,
-        "domain_taken",
-    )
-    .await;
+    // A claim reserves nothing: another tenant may claim the same name (the first
+    // to prove it gets it, see domains.rs).
+    let second = expect(create(json!({"name": "X", "domain": "TAKEN.io"})).await, 201).await;
+    assert_eq!(second["tenant"]["pendingDomain"]["domain"], "taken.io");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&app.db.pool().await).await.unwrap();
-    assert_eq!(count, 2, "refused requests created nothing");
+    assert_eq!(count, 3, "refused requests created nothing");
 }
 
 #[tokio::test]

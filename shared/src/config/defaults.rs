@@ -74,6 +74,7 @@ impl Default for Settings {
                 health_check_interval: Duration::from_secs(2),
                 trusted_proxies: Vec::new(),
                 identity_header_prefixes: Vec::new(),
+                dns_resolver: Vec::new(),
             },
             portal: PortalSettings {
                 product_name: String::new(),

@@ -79,6 +79,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
     ("GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies"),
     ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
+    ("GATEWAY_DNS_RESOLVER", "gateway.dns_resolver"),
     ("PORTAL_PRODUCT_NAME", "portal.product_name"),
     ("PORTAL_LOGO_URL", "portal.logo_url"),
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
@@ -438,6 +439,11 @@ pub struct GatewaySettings {
     /// `X-Tenant-`, `X-Auth-` and `X-Tenantgate-`.
     #[serde(deserialize_with = "string_list")]
     pub identity_header_prefixes: Vec<String>,
+    /// `GATEWAY_DNS_RESOLVER`: DNS servers (`ip:port`, comma-separated) that custom
+    /// domains' TXT challenges are looked up with; empty uses the system's
+    /// (`/etc/resolv.conf`).
+    #[serde(deserialize_with = "addr_list", serialize_with = "display_list")]
+    pub dns_resolver: Vec<SocketAddr>,
 }
 
 /// How the hosted login portal (`/auth/ui/`) looks.
@@ -549,6 +555,16 @@ fn net_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Err
                 .map_err(|_| {
                     serde::de::Error::custom(format!("{raw:?} is not an IP address or CIDR block like 10.0.0.0/8"))
                 })
+        })
+        .collect()
+}
+
+/// A list of `ip:port` socket addresses, as [`string_list`] accepts it.
+fn addr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    string_list(d)?
+        .iter()
+        .map(|raw| {
+            raw.parse().map_err(|_| serde::de::Error::custom(format!("{raw:?} is not an ip:port like 10.0.0.2:53")))
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 
 pub mod account_tokens;
 pub mod audit;
+pub mod domain_claims;
 pub mod invitations;
 pub mod memberships;
 pub mod notifications;

@@ -153,7 +153,7 @@ pub async fn accept(
     invalidate(&state, vec![Key::Role { user: caller.id(), tenant: tenant_id }]).await;
     let tenant = tenants::find_by_id(&state.pool, tenant_id).await?.ok_or_else(tenant_not_found)?;
     tracing::info!(tenant_id = %tenant_id, user_id = %caller.id(), "invitation accepted");
-    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role) }))
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role, None) }))
 }
 
 /// Spends the invitation `token` for `user` inside the caller's transaction: the

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 use shared::cache::Key;
+use shared::db::domain_claims;
 use shared::db::tenants::{self, Changes, Tenant};
 use shared::db::{self, memberships};
 use shared::domain::{DomainName, ParseError, Role, Slug, TenantId, TenantName};
@@ -14,7 +15,7 @@ use shared::queue::{AuthEvent, AuthEventKind, Envelope, Job};
 use uuid::Uuid;
 
 use super::wire::{CreateTenantRequest, TenantDetail, TenantEnvelope, UpdateTenantRequest};
-use super::{invalidate, lock_for_change, policy, role_in, tenant_not_found, Audit};
+use super::{domains, invalidate, lock_for_change, policy, role_in, taken, tenant_not_found, Audit};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, BearerUser, RequestId};
 use crate::api::wire::TenantBody;
@@ -32,31 +33,6 @@ fn parse_name(raw: &str) -> Result<TenantName, ApiError> {
     TenantName::parse(raw).map_err(|e| ApiError::from(ParseError { field: "name", ..e }))
 }
 
-/// Parses a custom domain and refuses names under the gateway's base domain: those
-/// would shadow other tenants' `{slug}.{base_domain}` hosts.
-fn parse_domain(state: &ApiState, raw: &str) -> Result<DomainName, ApiError> {
-    let domain = DomainName::parse(raw)?;
-    if domain.is_within(&state.base_domain) {
-        return Err(ApiError::invalid_request(format!(
-            "domain: {domain} is the gateway's base domain or under it; tenants there are served by slug"
-        )));
-    }
-    Ok(domain)
-}
-
-/// Maps the unique constraints of `tenants` to 409 answers.
-fn taken(e: db::Error) -> ApiError {
-    match &e {
-        db::Error::Duplicate { constraint } if constraint.contains("slug") => {
-            ApiError::new(StatusCode::CONFLICT, "slug_taken", "another tenant already has this slug")
-        }
-        db::Error::Duplicate { constraint } if constraint.contains("domain") => {
-            ApiError::new(StatusCode::CONFLICT, "domain_taken", "another tenant already uses this domain")
-        }
-        _ => ApiError::from(e),
-    }
-}
-
 /// `POST /auth/tenants {name, slug?, domain?}`: 201, the caller is its owner.
 pub async fn create(
     State(state): State<Arc<ApiState>>,
@@ -66,21 +42,17 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<TenantEnvelope>), ApiError> {
     let name = parse_name(&req.name)?;
     let slug = req.slug.as_deref().map(Slug::parse).transpose()?;
-    let domain = req.domain.as_deref().map(|d| parse_domain(&state, d)).transpose()?;
+    let domain = req.domain.as_deref().map(|d| state.domains.claimable(d)).transpose()?;
 
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
     let tenant = match &slug {
-        Some(slug) => tenants::insert(&mut tx, &name, slug, domain.as_ref()).await.map_err(taken)?,
-        None => {
-            let tenant = tenants::insert_with_derived_slug(&mut tx, &name, &Slug::derive(name.as_str())).await?;
-            match &domain {
-                Some(d) => {
-                    let changes = Changes { domain: Some(Some(d)), ..Changes::default() };
-                    tenants::update(&mut tx, tenant.id, &changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?
-                }
-                None => tenant,
-            }
-        }
+        Some(slug) => tenants::insert(&mut tx, &name, slug, None).await.map_err(taken)?,
+        None => tenants::insert_with_derived_slug(&mut tx, &name, &Slug::derive(name.as_str())).await?,
+    };
+    // A domain routes only once proven: it starts as a claim.
+    let claim = match &domain {
+        Some(domain) => Some(domains::open_claim(&mut tx, tenant.id, domain).await?),
+        None => None,
     };
     memberships::insert(&mut tx, caller.id(), tenant.id, Role::Owner).await?;
     Audit {
@@ -88,7 +60,7 @@ pub async fn create(
         actor: caller.id(),
         action: "tenant.created",
         target: format!("tenant:{}", tenant.id),
-        metadata: json!({ "after": { "name": tenant.name, "slug": tenant.slug, "domain": tenant.domain } }),
+        metadata: json!({ "after": { "name": tenant.name, "slug": tenant.slug, "claimedDomain": domain.as_ref().map(DomainName::as_str) } }),
         request_id: &request_id,
     }
     .write(&mut tx)
@@ -98,12 +70,12 @@ pub async fn create(
     db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
     tx.commit().await.map_err(db::Error::from)?;
 
-    // "No such slug/domain" may be cached (negatively) from before.
-    let mut keys = vec![Key::Slug { slug: tenant.slug.clone() }, Key::Role { user: caller.id(), tenant: tenant.id }];
-    keys.extend(tenant.domain.clone().map(|domain| Key::Domain { domain }));
+    // "No such slug" may be cached (negatively) from before.
+    let keys = vec![Key::Slug { slug: tenant.slug.clone() }, Key::Role { user: caller.id(), tenant: tenant.id }];
     invalidate(&state, keys).await;
     tracing::info!(tenant_id = %tenant.id, user_id = %caller.id(), "tenant created");
-    Ok((StatusCode::CREATED, Json(TenantEnvelope { tenant: TenantDetail::new(tenant, Role::Owner) })))
+    let detail = TenantDetail::new(tenant, Role::Owner, claim.as_ref());
+    Ok((StatusCode::CREATED, Json(TenantEnvelope { tenant: detail })))
 }
 
 /// `GET /auth/tenants/{id}`: any member.
@@ -115,7 +87,8 @@ pub async fn get(
     let id = TenantId::from(id);
     let role = role_in(&state.pool, caller.id(), id).await?;
     let tenant = tenants::find_by_id(&state.pool, id).await?.ok_or_else(tenant_not_found)?;
-    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role) }))
+    let claim = domain_claims::find(&state.pool, id).await?;
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role, claim.as_ref()) }))
 }
 
 /// `PATCH /auth/tenants/{id} {name?, domain?, settings?}`: admins and owners.
@@ -129,8 +102,8 @@ pub async fn update(
     let name = req.name.as_deref().map(parse_name).transpose()?;
     let domain = match req.domain.as_ref() {
         None => None,
-        Some(None) => Some(None),
-        Some(Some(raw)) => Some(Some(parse_domain(&state, raw)?)),
+        Some(None) => Some(DomainChange::Remove),
+        Some(Some(raw)) => Some(DomainChange::Claim(state.domains.claimable(raw)?)),
     };
     if req.settings.as_ref().is_some_and(|s| !s.is_object()) {
         return Err(ApiError::invalid_request("settings: must be a JSON object"));
@@ -140,11 +113,16 @@ pub async fn update(
     }
     let changes = Changes {
         name: name.as_ref(),
-        domain: domain.as_ref().map(Option::as_ref),
+        // A new domain is a claim (see `domains`); only a removal changes the row.
+        domain: matches!(domain, Some(DomainChange::Remove)).then_some(None),
         settings: req.settings.as_ref(),
         is_active: None,
     };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Admin, "tenant.updated", &changes).await
+    let claim = match &domain {
+        Some(DomainChange::Claim(d)) => Some(d),
+        _ => None,
+    };
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Admin, "tenant.updated", &changes, claim).await
 }
 
 /// `POST /auth/tenants/{id}/activate`: owners only.
@@ -155,7 +133,7 @@ pub async fn activate(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
     let changes = Changes { is_active: Some(true), ..Changes::default() };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.activated", &changes).await
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.activated", &changes, None).await
 }
 
 /// `POST /auth/tenants/{id}/deactivate`: owners only. The proxy refuses the
@@ -167,11 +145,21 @@ pub async fn deactivate(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
     let changes = Changes { is_active: Some(false), ..Changes::default() };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.deactivated", &changes).await
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.deactivated", &changes, None).await
 }
 
-/// Applies `changes` for a caller holding at least `needed`, with the audit row
-/// (before and after of each changed field), the event and the invalidations.
+/// What a `PATCH` asks of the domain.
+enum DomainChange {
+    /// Open a claim on this domain (the verified one, if any, stays until then).
+    Claim(DomainName),
+    /// Drop the verified domain and any claim.
+    Remove,
+}
+
+/// Applies `changes` (and opens a claim on `claim`) for a caller holding at least
+/// `needed`, with the audit row (before and after of each changed field), the
+/// event and the invalidations.
+#[allow(clippy::too_many_arguments)] // one call site per endpoint; a struct would only rename them
 async fn change(
     state: &ApiState,
     caller: &BearerUser,
@@ -180,12 +168,28 @@ async fn change(
     needed: Role,
     action: &'static str,
     changes: &Changes<'_>,
+    claim: Option<&DomainName>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
     let (before, role) = lock_for_change(&mut tx, caller.id(), id).await?;
     policy::require(role, needed)?;
     let after = tenants::update(&mut tx, id, changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?;
-    let (old, new) = diff(&before, &after);
+    let existing = domain_claims::find(&mut *tx, id).await?;
+    let already_ours = claim.is_some_and(|d| after.domain.as_deref() == Some(d.as_str()));
+    let pending = match claim {
+        Some(domain) if !already_ours => Some(domains::open_claim(&mut tx, id, domain).await?),
+        _ if changes.domain == Some(None) => {
+            domain_claims::delete(&mut tx, id).await?;
+            None
+        }
+        _ => existing.clone(),
+    };
+    let (mut old, mut new) = diff(&before, &after);
+    let (was, is) = (existing.map(|c| c.domain), pending.as_ref().map(|c| c.domain.clone()));
+    if was != is {
+        old.insert("claimedDomain".into(), json!(was));
+        new.insert("claimedDomain".into(), json!(is));
+    }
     if !new.is_empty() {
         Audit {
             tenant: id,
@@ -212,7 +216,7 @@ async fn change(
         invalidate(state, keys).await;
         tracing::info!(tenant_id = %id, user_id = %caller.id(), action, "tenant changed");
     }
-    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(after, role) }))
+    Ok(Json(TenantEnvelope { tenant: TenantDetail::new(after, role, pending.as_ref()) }))
 }
 
 /// The fields that differ between `before` and `after`, as two objects.

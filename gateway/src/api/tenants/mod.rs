@@ -7,6 +7,7 @@
 //! cached facts so every gateway instance enforces the change at once.
 
 pub mod audit;
+pub mod domains;
 pub mod invitations;
 pub mod manage;
 pub mod members;
@@ -34,6 +35,19 @@ const MAX_PAGE: i64 = 100;
 /// tenants exist by probing ids.
 fn tenant_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "tenant_not_found", "no such tenant, or you are not a member")
+}
+
+/// Maps the unique constraints of `tenants` to 409 answers.
+fn taken(e: db::Error) -> ApiError {
+    match &e {
+        db::Error::Duplicate { constraint } if constraint.contains("slug") => {
+            ApiError::new(StatusCode::CONFLICT, "slug_taken", "another tenant already has this slug")
+        }
+        db::Error::Duplicate { constraint } if constraint.contains("domain") => {
+            ApiError::new(StatusCode::CONFLICT, "domain_taken", "another tenant already uses this domain")
+        }
+        _ => ApiError::from(e),
+    }
 }
 
 /// The caller's role in `tenant`; 404 when not a member.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::db::audit::Entry;
+use shared::db::domain_claims::Claim;
 use shared::db::invitations::Invitation;
 use shared::db::memberships::Member;
 use shared::db::tenants::Tenant;
@@ -48,8 +49,11 @@ pub struct TenantDetail {
     pub name: String,
     /// Slug.
     pub slug: String,
-    /// Custom domain.
+    /// Custom domain (verified: the proxy routes it).
     pub domain: Option<String>,
+    /// A domain asked for and not yet proven, with its DNS challenge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_domain: Option<PendingDomain>,
     /// Whether its traffic is served.
     pub is_active: bool,
     /// Free-form settings.
@@ -60,14 +64,46 @@ pub struct TenantDetail {
     pub role: Role,
 }
 
+/// A claimed domain and what to publish to prove it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingDomain {
+    /// The domain.
+    pub domain: String,
+    /// The TXT record's name (`_tenantgate.<domain>`).
+    pub txt_name: String,
+    /// The value it must hold.
+    pub txt_value: String,
+    /// When the claim was made.
+    pub created_at: DateTime<Utc>,
+    /// When DNS was last asked, and what it lacked.
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// What the last check found wanting.
+    pub last_error: Option<String>,
+}
+
+impl From<&Claim> for PendingDomain {
+    fn from(c: &Claim) -> PendingDomain {
+        PendingDomain {
+            domain: c.domain.clone(),
+            txt_name: format!("{}.{}", super::domains::CHALLENGE_LABEL, c.domain),
+            txt_value: c.token.clone(),
+            created_at: c.created_at,
+            last_checked_at: c.last_checked_at,
+            last_error: c.last_error.clone(),
+        }
+    }
+}
+
 impl TenantDetail {
-    /// `tenant` as seen by a caller holding `role`.
-    pub fn new(tenant: Tenant, role: Role) -> TenantDetail {
+    /// `tenant` as seen by a caller holding `role`, with its open domain claim.
+    pub fn new(tenant: Tenant, role: Role, claim: Option<&Claim>) -> TenantDetail {
         TenantDetail {
             id: tenant.id.to_string(),
             name: tenant.name,
             slug: tenant.slug,
             domain: tenant.domain,
+            pending_domain: claim.map(PendingDomain::from),
             is_active: tenant.is_active,
             settings: tenant.settings,
             created_at: tenant.created_at,
