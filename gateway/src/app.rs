@@ -18,8 +18,8 @@ use sqlx::PgPool;
 
 use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
+use shared::assertion::{AssertionAlgorithm, Assertions};
 use shared::cache::{Cache, CacheConfig, Invalidator, RedisTier, Ttls};
-use shared::jwt::AssertionSigner;
 
 use crate::admin::AdminService;
 use crate::api::tenants::domains::DomainRules;
@@ -87,6 +87,7 @@ impl Application {
         let invalidator = Invalidator::new(redis.clone(), settings.redis.key_prefix.clone(), Some(cache.clone()));
 
         let tokens = AccessTokens::new(&settings.jwt);
+        let assertions = assertions(settings)?;
         let state = Arc::new(ApiState {
             pool: pool.clone(),
             tokens: tokens.clone(),
@@ -106,6 +107,7 @@ impl Application {
             domains: DomainRules::new(own_domains(settings), &settings.gateway.dns_resolver)
                 .context("setting up the DNS resolver for domain verification")?,
             invitation_ttl: settings.tenants.invitation_ttl,
+            assertions: assertions.clone(),
         });
         let api_router = api::router(state.clone(), settings);
         let sessions = Arc::new(Sessions::new(state, settings.gateway.refresh_grace));
@@ -119,7 +121,6 @@ impl Application {
             routes: routes.clone(),
             pages: Pages::new(settings).context("compiling the portal's templates")?,
         });
-        let assertion_secret = settings.gateway.assertion_secret.expose_secret();
         let pools = Arc::new(Pools::default());
         let limits = Arc::new(RateLimits::default());
         let gateway = Gateway {
@@ -137,9 +138,7 @@ impl Application {
             },
             pools: pools.clone(),
             limits: limits.clone(),
-            assertions: (!assertion_secret.is_empty()).then(|| {
-                AssertionSigner::new(assertion_secret.as_bytes(), &settings.jwt.issuer, settings.gateway.assertion_ttl)
-            }),
+            assertions: assertions.clone(),
             header_rules: HeaderRules::new(&settings.gateway.identity_header_prefixes)
                 .map_err(|e| anyhow::anyhow!("GATEWAY_IDENTITY_HEADER_PREFIXES: {e}"))?,
             trusted_proxies: TrustedProxies::new(settings.gateway.trusted_proxies.clone()),
@@ -152,6 +151,7 @@ impl Application {
             pools,
             limits,
             health_interval: settings.gateway.health_check_interval,
+            assertions,
             metrics: metrics.clone(),
         };
 
@@ -190,6 +190,32 @@ impl Application {
         self.server.run(RunArgs::default());
         self.support.shutdown_timeout(std::time::Duration::from_secs(2));
     }
+}
+
+/// The assertion signer: Ed25519 keys from `GATEWAY_ASSERTION_KEY_FILE` (or one
+/// made now, with a warning: other instances cannot verify what this one signs),
+/// or HS256 with `GATEWAY_ASSERTION_SECRET` when chosen.
+pub(crate) fn assertions(settings: &Settings) -> anyhow::Result<Arc<Assertions>> {
+    let (issuer, ttl) = (&settings.jwt.issuer, settings.gateway.assertion_ttl);
+    let assertions = match settings.gateway.assertion_algorithm {
+        AssertionAlgorithm::Hs256 => {
+            Assertions::hs256(settings.gateway.assertion_secret.expose_secret().as_bytes(), issuer, ttl)
+        }
+        AssertionAlgorithm::EdDsa => {
+            let file = &settings.gateway.assertion_key_file;
+            if file.as_os_str().is_empty() {
+                tracing::warn!(
+                    "GATEWAY_ASSERTION_KEY_FILE is not set: assertions are signed with a key made at start; \
+                     instances behind one balancer must share a key file (`gateway assertion-key`)"
+                );
+                Assertions::ed25519(None, issuer, ttl)
+            } else {
+                Assertions::ed25519(Some(file), issuer, ttl)
+            }
+            .context("loading GATEWAY_ASSERTION_KEY_FILE")?
+        }
+    };
+    Ok(Arc::new(assertions))
 }
 
 /// The names the gateway serves itself, which no tenant may claim: the base

@@ -1,4 +1,5 @@
-//! The command line: `gateway [serve]`, `gateway migrate`, `gateway check-config`.
+//! The command line: `gateway [serve]`, `gateway migrate`, `gateway check-config`,
+//! `gateway assertion-key`.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,10 @@ pub enum Command {
     Migrate,
     /// Validate settings (and routes) and exit non-zero with the problem if invalid.
     CheckConfig,
+    /// Print a new Ed25519 private key (PEM) for `GATEWAY_ASSERTION_KEY_FILE`.
+    /// Rotation: append it to the file (published, not yet signing), and after
+    /// the JWKS cache time (5 minutes) move it to the top (signing).
+    AssertionKey,
 }
 
 /// Runs the chosen command.
@@ -41,9 +46,15 @@ pub enum Command {
 /// # Errors
 /// Anything that stops the command, with context.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Some(Command::AssertionKey)) {
+        // Needs no settings: it is how an operator makes the file settings name.
+        print!("{}", shared::assertion::generate_pem());
+        return Ok(());
+    }
     let settings = Settings::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Serve { upgrade: false }) {
         Command::CheckConfig => check_config(&settings),
+        Command::AssertionKey => unreachable!("answered before settings are loaded"),
         Command::Migrate => {
             init_logging(&settings)?;
             migrate(&settings)
@@ -70,9 +81,14 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
     let routes = crate::routes::RouteTable::load(&settings.gateway.routes)
         .with_context(|| format!("GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
+    let assertions = crate::app::assertions(settings)?;
     println!("configuration OK (profile {:?})", settings.app.env);
     println!("  listen {}  admin {}", settings.gateway.listen, settings.gateway.admin_listen);
     println!("  {} route(s) from {}", routes.len(), settings.gateway.routes.display());
+    match assertions.signing_kid() {
+        Some(kid) => println!("  assertions EdDSA, signing key {kid}"),
+        None => println!("  assertions HS256 (apps hold GATEWAY_ASSERTION_SECRET)"),
+    }
     Ok(())
 }
 

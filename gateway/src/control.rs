@@ -1,6 +1,7 @@
 //! The gateway's control plane, as one Pingora background service: the Redis
 //! connection, the cache-invalidation subscriber, the route-file watcher, and the
-//! loop that health-checks upstreams and refreshes rate limiters.
+//! loop that health-checks upstreams, refreshes rate limiters and re-reads the
+//! assertion keys.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use shared::assertion::Assertions;
 use shared::cache::{run_subscriber, Cache};
 
 use crate::metrics::Metrics;
@@ -29,8 +31,10 @@ pub struct ControlPlane {
     pub pools: Arc<Pools>,
     /// Rate limiters.
     pub limits: Arc<RateLimits>,
-    /// How often upstreams are checked.
+    /// How often upstreams are checked (and the assertion key file re-read).
     pub health_interval: Duration,
+    /// The assertion keys, re-read when their file changes.
+    pub assertions: Arc<Assertions>,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -90,10 +94,19 @@ impl ControlPlane {
             self.metrics.routes_loaded.set(table.len() as i64);
             self.limits.refresh(&table);
             self.pools.refresh(&table, &self.metrics.upstream_healthy).await;
+            self.reload_assertion_keys();
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(self.health_interval) => {}
             }
+        }
+    }
+
+    fn reload_assertion_keys(&self) {
+        match self.assertions.reload() {
+            Ok(true) => tracing::info!(kid = ?self.assertions.signing_kid(), "assertion keys reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "assertion key file refused; keeping the previous keys"),
         }
     }
 }

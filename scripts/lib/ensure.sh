@@ -16,21 +16,24 @@ ensure_tools() {
     fi
 }
 
-# What the login portal's end-to-end test needs (gateway/tests/it/portal_e2e.rs):
-# Debian's chromium, Node.js with npm, and e2e/node_modules (playwright-core,
-# pinned by e2e/package-lock.json).
+# What the tests that run other languages need: the login portal's end-to-end
+# test (gateway/tests/it/portal_e2e.rs) Debian's chromium, Node.js with npm and
+# e2e/node_modules (playwright-core, pinned by e2e/package-lock.json); the
+# assertion verifiers (gateway/tests/it/assertions.rs) jose from the same
+# node_modules and Debian's python3 with PyJWT and cryptography.
 ensure_e2e_tools() {
     local missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
+    /usr/bin/python3 -c 'import jwt, cryptography' >/dev/null 2>&1 || missing+=(python3 python3-jwt python3-cryptography)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing ${missing[*]}"
         if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
         $SUDO apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if [ ! -d e2e/node_modules/playwright-core ]; then
+    if [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/jose ]; then
         echo "==> installing the e2e test's node packages (npm ci --prefix e2e)"
         npm ci --prefix e2e --no-audit --no-fund >/dev/null
     fi

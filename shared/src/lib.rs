@@ -12,6 +12,8 @@ pub mod domain;
 pub mod duration;
 
 #[cfg(feature = "runtime")]
+pub mod assertion;
+#[cfg(feature = "runtime")]
 pub mod cache;
 #[cfg(feature = "runtime")]
 pub mod config;

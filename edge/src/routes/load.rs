@@ -208,6 +208,7 @@ struct RawRoute {
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     on_unauthenticated: Option<Spanned<OnUnauthenticated>>,
     signed_assertion: Option<bool>,
+    audience: Option<Spanned<String>>,
     case_sensitive: Option<bool>,
     encoded_slashes: Option<EncodedSlashes>,
     forward_credentials: Option<bool>,
@@ -366,6 +367,16 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         o => o.map(Spanned::into_inner),
     };
 
+    let signed_assertion = raw.signed_assertion.unwrap_or(false);
+    let audience = match raw.audience {
+        None => None,
+        Some(a) if !signed_assertion => return problem(a.span(), "audience needs signed_assertion = true"),
+        Some(a) if a.get_ref().is_empty() || a.get_ref().len() > 255 || a.get_ref().chars().any(char::is_control) => {
+            return problem(a.span(), "audience must be 1 to 255 printable characters")
+        }
+        Some(a) => Some(a.into_inner()),
+    };
+
     Ok(Route {
         name: Arc::from(name),
         origin,
@@ -384,7 +395,8 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         rate_limit,
         headers,
         on_unauthenticated,
-        signed_assertion: raw.signed_assertion.unwrap_or(false),
+        signed_assertion,
+        audience,
         case_sensitive: raw.case_sensitive.unwrap_or(false),
         encoded_slashes: raw.encoded_slashes.unwrap_or_default(),
         forward_credentials: raw.forward_credentials.unwrap_or(false),

@@ -27,6 +27,7 @@ require_verified_email = true
 rate_limit = { requests = 100, window = "1m", key = "tenant" }
 headers = { "X-Forwarded-App" = "app", "authorization" = "Bearer upstream-key" }
 signed_assertion = true
+audience = "billing"
 case_sensitive = true
 encoded_slashes = "keep"
 forward_credentials = true
@@ -86,6 +87,7 @@ fn reads_every_key() {
     assert!(app.signed_assertion());
     assert_eq!(app.on_unauthenticated(), None);
     assert!(app.case_sensitive() && app.forward_credentials());
+    assert_eq!(app.assertion_audience(), "billing");
     assert_eq!(app.encoded_slashes(), EncodedSlashes::Keep);
 
     let public = table.get("public").unwrap();
@@ -97,6 +99,7 @@ fn reads_every_key() {
     assert_eq!(public.on_unauthenticated(), Some(OnUnauthenticated::Redirect));
     assert!(!public.strip_prefix() && !public.signed_assertion() && !public.require_verified_email());
     assert!(!public.case_sensitive() && !public.forward_credentials());
+    assert_eq!(public.assertion_audience(), "public");
     assert_eq!(public.encoded_slashes(), EncodedSlashes::Reject);
 }
 
@@ -165,6 +168,8 @@ fn semantic_errors_point_at_the_value() {
         ("path_prefix = \"/a%2Fb\"", "routes.toml:4:15: path_prefix \"/a%2Fb\" may not contain an encoded slash"),
         ("path_prefix = \"/a;b\"", "routes.toml:4:15: path_prefix \"/a;b\": the path is ambiguous"),
         ("encoded_slashes = \"decode\"", "routes.toml:4:19: unknown variant `decode`"),
+        ("audience = \"app\"", "routes.toml:4:12: audience needs signed_assertion"),
+        ("signed_assertion = true\naudience = \"\"", "routes.toml:5:12: audience must be"),
         ("headers = { \"bad name\" = \"a\" }", "routes.toml:4:26: headers: \"bad name\" is not a valid header"),
         ("headers = { \"x-a\" = \"line\\nbreak\" }", "routes.toml:4:21: headers: the value of x-a"),
         ("auth = \"optional\"\non_unauthenticated = \"401\"", "routes.toml:5:22: on_unauthenticated only"),

@@ -352,6 +352,7 @@ pub struct Route {
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     pub(super) on_unauthenticated: Option<OnUnauthenticated>,
     pub(super) signed_assertion: bool,
+    pub(super) audience: Option<String>,
     pub(super) case_sensitive: bool,
     pub(super) encoded_slashes: EncodedSlashes,
     pub(super) forward_credentials: bool,
@@ -458,6 +459,11 @@ impl Route {
     /// Whether to send an `X-Tenantgate-Assertion` JWT upstream.
     pub fn signed_assertion(&self) -> bool {
         self.signed_assertion
+    }
+
+    /// The `aud` of the route's assertions: its `audience`, or its name.
+    pub fn assertion_audience(&self) -> &str {
+        self.audience.as_deref().unwrap_or(&self.name)
     }
 
     /// Whether the path prefix is compared case-sensitively (default: no, `/ADMIN`

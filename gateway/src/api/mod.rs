@@ -1,10 +1,12 @@
-//! The gateway's own HTTP API under `/auth`: an axum [`Router`] called in process
+//! The gateway's own HTTP API under `/auth` (and the assertion keys at
+//! `/.well-known/jwks.json`): an axum [`Router`] called in process
 //! from the proxy's `request_filter` (no network hop). axum does the routing and
 //! JSON; this module only wires handlers to state.
 
 pub(crate) mod auth;
 pub mod error;
 pub mod extract;
+mod keys;
 pub mod tenants;
 pub mod throttle;
 pub mod wire;
@@ -16,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
+use shared::assertion::Assertions;
 use shared::cache::{Invalidator, RedisTier};
 use shared::config::Settings;
 use shared::jwt::AccessTokens;
@@ -32,8 +35,11 @@ pub const PREFIX: &str = "/auth";
 
 /// Whether the gateway answers this path itself.
 pub fn owns(path: &str) -> bool {
-    path == PREFIX || path.starts_with("/auth/")
+    path == PREFIX || path.starts_with("/auth/") || path == JWKS_PATH
 }
+
+/// Where apps fetch the public keys of the signed assertion.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// What the handlers need. Built once at start; cheap to share.
 pub struct ApiState {
@@ -61,6 +67,8 @@ pub struct ApiState {
     pub domains: tenants::domains::DomainRules,
     /// `INVITATION_TTL`.
     pub invitation_ttl: Duration,
+    /// Signs the upstream assertion; its public keys are served at [`JWKS_PATH`].
+    pub assertions: Arc<Assertions>,
 }
 
 /// Builds the router for `state`, with CORS from `settings.cors` and the body cap
@@ -98,6 +106,7 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         });
     Router::new()
         .nest(PREFIX, auth)
+        .route(JWKS_PATH, get(keys::jwks))
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(settings.gateway.body_limit))
         .layer(cors(&settings.cors.origins))

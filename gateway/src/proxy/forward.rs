@@ -5,11 +5,12 @@
 use http::header;
 use pingora::http::RequestHeader;
 use pingora::Result;
-use shared::jwt::{AssertionClaims, AssertionSigner};
+use shared::assertion::{Assertions, Subject};
 
 use super::identity_headers;
 use super::RequestCtx;
 use crate::portal::cookies::{CookiePolicy, CSRF_COOKIE};
+use crate::routes::Route;
 
 /// Shapes `upstream` (Pingora's copy of the request, already stripped of spoofed
 /// headers in `request_filter`) for the app.
@@ -20,7 +21,7 @@ pub fn prepare_upstream_request(
     upstream: &mut RequestHeader,
     ctx: &RequestCtx,
     cookies: &CookiePolicy,
-    assertions: Option<&AssertionSigner>,
+    assertions: &Assertions,
 ) -> Result<()> {
     upstream.set_uri(ctx.upstream_uri.clone());
     identity_headers::inject(upstream, &ctx.identity)?;
@@ -37,24 +38,33 @@ pub fn prepare_upstream_request(
     for (name, value) in route.headers() {
         upstream.insert_header(name.clone(), value.clone())?;
     }
-    if let (true, Some(signer)) = (route.signed_assertion(), assertions) {
-        let identity = &ctx.identity;
-        let claims = AssertionClaims {
-            sub: identity.user.as_ref().map(|u| u.id),
-            email: identity.user.as_ref().map(|u| u.email.clone()),
-            tid: identity.tenant.as_ref().map(|t| t.id.to_string()),
-            tslug: identity.tenant.as_ref().map(|t| t.slug.clone()),
-            role: identity.role.map(|r| r.as_str().to_owned()),
-            rid: ctx.request_id.clone(),
-            iat: 0,
-            exp: 0,
-            iss: String::new(),
-            aud: String::new(),
-        };
-        if let Ok(token) = signer.sign(claims) {
-            upstream.insert_header("x-tenantgate-assertion", token)?;
-        }
+    if route.signed_assertion() {
+        sign_assertion(upstream, ctx, route, assertions)?;
     }
+    Ok(())
+}
+
+/// Adds `X-Tenantgate-Assertion`: who, which tenant and role, for this route's
+/// app (`aud`) and this request (`htm`, `htu`: the method and the path the app
+/// receives). A signing failure refuses the request rather than forwarding it
+/// without the proof the route promised its app.
+fn sign_assertion(
+    upstream: &mut RequestHeader,
+    ctx: &RequestCtx,
+    route: &Route,
+    assertions: &Assertions,
+) -> Result<()> {
+    let identity = &ctx.identity;
+    let subject = Subject {
+        user: identity.user.as_ref().map(|u| (u.id, u.email.clone(), u.email_verified)),
+        tenant: identity.tenant.as_ref().map(|t| (t.id.to_string(), t.slug.clone())),
+        role: identity.role.map(|r| r.as_str()),
+    };
+    let method = upstream.method.as_str();
+    let token = assertions
+        .sign(&subject, route.assertion_audience(), &ctx.request_id, method, ctx.upstream_uri.path())
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "signing the assertion", e))?;
+    upstream.insert_header(identity_headers::ASSERTION, token)?;
     Ok(())
 }
 

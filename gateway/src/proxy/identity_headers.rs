@@ -10,6 +10,9 @@ use pingora::Result;
 
 use super::access::Identity;
 
+/// The signed identity assertion's header (see [`shared::assertion`]).
+pub const ASSERTION: &str = "x-tenantgate-assertion";
+
 /// What [`strip`] needs to know about the request.
 pub struct StripPolicy<'a> {
     /// The identity and override rules in force.

@@ -25,7 +25,7 @@ use axum::Router;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use shared::jwt::AssertionSigner;
+use shared::assertion::Assertions;
 
 use edge::client_ip::{self, Client, TrustedProxies};
 use edge::headers::HeaderRules;
@@ -86,8 +86,8 @@ pub struct Gateway {
     pub pools: Arc<Pools>,
     /// Per-route rate limits.
     pub limits: Arc<RateLimits>,
-    /// Signs the upstream identity assertion, when configured.
-    pub assertions: Option<AssertionSigner>,
+    /// Signs the upstream identity assertion (for routes that ask for it).
+    pub assertions: Arc<Assertions>,
     /// Which client headers are identity or override headers.
     pub header_rules: HeaderRules,
     /// Proxies whose forwarding headers are believed (`GATEWAY_TRUSTED_PROXIES`).
@@ -160,7 +160,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_started = Some(Instant::now());
-        forward::prepare_upstream_request(upstream_request, ctx, &self.browser.cookies, self.assertions.as_ref())
+        forward::prepare_upstream_request(upstream_request, ctx, &self.browser.cookies, &self.assertions)
     }
 
     async fn upstream_response_filter(

@@ -2,6 +2,7 @@
 //! Gateway integration tests: the real binary against the real Postgres.
 
 mod accounts;
+mod assertions;
 mod attacks;
 mod auth_api;
 mod cache;

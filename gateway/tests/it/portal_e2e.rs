@@ -27,9 +27,9 @@ fn chromium() -> PathBuf {
 }
 
 /// `e2e/node_modules`, installed with `npm ci` from the lock file when absent.
-fn node_modules() {
+pub fn node_modules() {
     let e2e = repo_root().join("e2e");
-    if e2e.join("node_modules/playwright-core").exists() {
+    if e2e.join("node_modules/playwright-core").exists() && e2e.join("node_modules/jose").exists() {
         return;
     }
     let status = Command::new("npm")

@@ -69,6 +69,8 @@ impl Default for Settings {
                 cookie_secure: true,
                 trusted_domains: Vec::new(),
                 refresh_grace: Duration::from_secs(10),
+                assertion_algorithm: crate::assertion::AssertionAlgorithm::EdDsa,
+                assertion_key_file: PathBuf::new(),
                 assertion_secret: empty(),
                 assertion_ttl: Duration::from_secs(60),
                 health_check_interval: Duration::from_secs(2),

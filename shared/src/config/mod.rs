@@ -76,6 +76,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_REFRESH_GRACE", "gateway.refresh_grace"),
     ("GATEWAY_ASSERTION_SECRET", "gateway.assertion_secret"),
     ("GATEWAY_ASSERTION_TTL", "gateway.assertion_ttl"),
+    ("GATEWAY_ASSERTION_ALGORITHM", "gateway.assertion_algorithm"),
+    ("GATEWAY_ASSERTION_KEY_FILE", "gateway.assertion_key_file"),
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
     ("GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies"),
     ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
@@ -419,11 +421,19 @@ pub struct GatewaySettings {
     /// disables it.
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub refresh_grace: Duration,
+    /// `GATEWAY_ASSERTION_ALGORITHM`: `EdDSA` (Ed25519, public keys at
+    /// `/.well-known/jwks.json`; the default) or `HS256` (with
+    /// `GATEWAY_ASSERTION_SECRET`, which apps must then hold).
+    pub assertion_algorithm: crate::assertion::AssertionAlgorithm,
+    /// `GATEWAY_ASSERTION_KEY_FILE`: PEM file of Ed25519 private keys (PKCS#8), the
+    /// first signing; re-read when it changes. Empty: a key made at start (one
+    /// instance only: several must share the file).
+    pub assertion_key_file: PathBuf,
     /// `GATEWAY_ASSERTION_SECRET`: HS256 key of the signed identity assertion sent
-    /// upstream (`X-Tenantgate-Assertion`); empty disables it.
+    /// upstream (`X-Tenantgate-Assertion`), with `GATEWAY_ASSERTION_ALGORITHM=HS256`.
     #[serde(serialize_with = "expose")]
     pub assertion_secret: SecretString,
-    /// `GATEWAY_ASSERTION_TTL`: lifetime of an assertion.
+    /// `GATEWAY_ASSERTION_TTL`: lifetime of an assertion (1 to 60 s).
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub assertion_ttl: Duration,
     /// `GATEWAY_HEALTH_CHECK_INTERVAL`: how often upstreams are probed.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
+use crate::assertion::AssertionAlgorithm;
+
 use super::*;
 
 impl Settings {
@@ -66,13 +68,19 @@ impl Settings {
             return invalid("GATEWAY_BODY_LIMIT must be at least 1024 bytes".into());
         }
         let assertion = self.gateway.assertion_secret.expose_secret();
-        if !assertion.is_empty() {
+        if self.gateway.assertion_algorithm == AssertionAlgorithm::Hs256 {
+            if assertion.is_empty() {
+                return invalid("GATEWAY_ASSERTION_ALGORITHM=HS256 needs GATEWAY_ASSERTION_SECRET".into());
+            }
             if self.app.env == Profile::Production && assertion.len() < MIN_SECRET_BYTES {
                 return invalid(format!("GATEWAY_ASSERTION_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
             }
             if assertion == self.jwt.secret.expose_secret() {
                 return invalid("GATEWAY_ASSERTION_SECRET must differ from JWT_SECRET (upstreams hold it)".into());
             }
+        }
+        if !(1..=60).contains(&self.gateway.assertion_ttl.as_secs()) {
+            return invalid("GATEWAY_ASSERTION_TTL must be between 1s and 60s (assertions are per request)".into());
         }
         if self.database.max_connections == 0 {
             return invalid("DATABASE_MAX_CONNECTIONS must be at least 1".into());
