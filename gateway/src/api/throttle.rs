@@ -1,15 +1,21 @@
-//! Per-account and per-IP attempt limits for the credential endpoints (login,
-//! forgot-password), counted in Redis so every gateway instance shares them.
+//! Abuse limits of the auth API: per-account and per-IP attempt counters for
+//! login, forgot-password, sign-up, tenant creation, invitations and mail sent on
+//! request, counted in Redis so every gateway instance shares them.
 //!
-//! Each action has its own counters, so exhausting the login limit (a lockout) never
-//! blocks a password reset. Account keys hold a keyed hash of the lowercased
-//! address, not the address. When Redis is unavailable the limit fails open with a
-//! warning: an outage of the cache must not lock everyone out.
+//! Each action has its own counters and quota (`RATE_LIMIT_*`), so exhausting the
+//! login limit (a lockout) never blocks a password reset. Keys are built from
+//! typed values only: an address is the parsed [`Email`], lowercased whole (the
+//! database compares addresses so) and stored as a keyed hash, never as typed; an
+//! account is its [`UserId`]; an IPv6 client counts per /64. When Redis is
+//! unavailable the limit fails open with a warning: an outage of the cache must not
+//! lock everyone out.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use shared::cache::RedisTier;
+use shared::config::{Quota, RateLimitSettings};
+use shared::domain::{Email, UserId};
 use shared::telemetry::error_chain;
 use shared::tokens::TokenHasher;
 
@@ -22,59 +28,94 @@ pub enum Action {
     Login,
     /// `POST /auth/forgot-password`.
     ForgotPassword,
-    /// `POST /auth/resend-verification` (account only).
-    ResendVerification,
+    /// `POST /auth/register`.
+    Register,
+    /// `POST /auth/tenants`.
+    CreateTenant,
+    /// `POST /auth/tenants/{id}/invitations`, by the inviter.
+    Invite,
+    /// A mail sent on someone's request: to the address it goes to (invitations,
+    /// verification resends), and verification resends per IP.
+    Mail,
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    /// The name in counter keys and logs.
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Login => "login",
             Action::ForgotPassword => "forgot-password",
-            Action::ResendVerification => "resend-verification",
+            Action::Register => "register",
+            Action::CreateTenant => "tenant-create",
+            Action::Invite => "invite",
+            Action::Mail => "mail",
         }
     }
 }
 
-/// Fixed-window counters: at most `max` attempts per subject per `window`
-/// (`RATE_LIMIT_MAX`, `RATE_LIMIT_WINDOW`).
+/// Who an attempt is counted against.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// An address (signing in, signing up, or receiving mail).
+    Address(&'a Email),
+    /// A signed-in account.
+    Account(UserId),
+    /// The client.
+    Ip(IpAddr),
+}
+
+/// Fixed-window counters, one quota per action.
 #[derive(Clone)]
 pub struct Throttle {
     redis: RedisTier,
     prefix: String,
     hasher: TokenHasher,
-    window: Duration,
-    max: u32,
+    limits: RateLimitSettings,
 }
 
 impl Throttle {
     /// Counters under `{prefix}ratelimit:` in `redis`; `hasher` hides addresses in
     /// key names.
-    pub fn new(redis: RedisTier, prefix: String, hasher: TokenHasher, window: Duration, max: u32) -> Throttle {
-        Throttle { redis, prefix, hasher, window, max }
+    pub fn new(redis: RedisTier, prefix: String, hasher: TokenHasher, limits: RateLimitSettings) -> Throttle {
+        Throttle { redis, prefix, hasher, limits }
     }
 
-    /// Counts one attempt at `action` by `account` (an address as typed) and from
-    /// `ip`, whichever are known.
+    fn quota(&self, action: Action) -> Quota {
+        match action {
+            Action::Login | Action::ForgotPassword => self.limits.credentials(),
+            Action::Register => self.limits.register,
+            Action::CreateTenant => self.limits.tenant_create,
+            Action::Invite => self.limits.invitations,
+            Action::Mail => self.limits.mail,
+        }
+    }
+
+    /// The counter key of `subject` for `action`.
+    fn key(&self, action: Action, subject: Subject<'_>) -> String {
+        let action = action.as_str();
+        match subject {
+            Subject::Address(email) => {
+                let digest = self.hasher.hash(&format!("ratelimit:{}", email.as_str().to_lowercase()));
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}ratelimit:{action}:address:{hex}", self.prefix)
+            }
+            Subject::Account(id) => format!("{}ratelimit:{action}:account:{id}", self.prefix),
+            Subject::Ip(ip) => format!("{}ratelimit:{action}:ip:{}", self.prefix, edge::client_ip::limit_key(ip)),
+        }
+    }
+
+    /// Counts one attempt at `action` against each of `subjects`.
     ///
     /// # Errors
-    /// 429 `rate_limited` with the wait until the fullest window ends, when either
-    /// counter is over the limit.
-    pub async fn hit(&self, action: Action, account: Option<&str>, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let mut keys = Vec::with_capacity(2);
-        if let Some(account) = account {
-            let digest = self.hasher.hash(&format!("ratelimit:{}", account.trim().to_lowercase()));
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            keys.push(format!("{}ratelimit:{}:account:{hex}", self.prefix, action.as_str()));
-        }
-        if let Some(ip) = ip {
-            keys.push(format!("{}ratelimit:{}:ip:{ip}", self.prefix, action.as_str()));
-        }
-        let mut wait = None;
-        for key in &keys {
-            match self.redis.incr_window(key, self.window).await {
-                Ok((count, remaining)) if count > u64::from(self.max) => {
-                    wait = Some(wait.map_or(remaining, |w: Duration| w.max(remaining)));
+    /// 429 `rate_limited` with the wait until the fullest window ends, when any
+    /// counter is over the action's quota.
+    pub async fn hit(&self, action: Action, subjects: &[Option<Subject<'_>>]) -> Result<(), ApiError> {
+        let quota = self.quota(action);
+        let mut wait: Option<Duration> = None;
+        for subject in subjects.iter().flatten() {
+            match self.redis.incr_window(&self.key(action, *subject), quota.window).await {
+                Ok((count, remaining)) if count > u64::from(quota.max) => {
+                    wait = Some(wait.map_or(remaining, |w| w.max(remaining)));
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -220,8 +220,14 @@ pub async fn register(
         Err(_) => return form_again(&portal, visit, "register.html", StatusCode::BAD_REQUEST, "error_invalid", fields),
     };
     let api = portal.sessions.api().clone();
-    match register_api::register(State(api), RequestId(visit.request_id.clone()), visit.headers.clone(), ApiJson(req))
-        .await
+    match register_api::register(
+        State(api),
+        RequestId(visit.request_id.clone()),
+        ClientIp(visit.ip),
+        visit.headers.clone(),
+        ApiJson(req),
+    )
+    .await
     {
         Ok((_, axum::Json(body))) => start(&portal, visit, body, &return_to),
         Err(e) => form_again(&portal, visit, "register.html", e.status, error_key(&e), fields),

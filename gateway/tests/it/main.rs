@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 //! Gateway integration tests: the real binary against the real Postgres.
 
+mod abuse;
 mod accounts;
 mod assertions;
 mod attacks;

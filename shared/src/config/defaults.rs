@@ -8,6 +8,8 @@ use secrecy::SecretString;
 
 use super::*;
 
+const HOUR: Duration = Duration::from_secs(3600);
+
 impl Default for Settings {
     fn default() -> Self {
         let empty = || SecretString::from(String::new());
@@ -52,7 +54,14 @@ impl Default for Settings {
                 outbox_poll_interval: Duration::from_secs(2),
             },
             cors: CorsSettings { origins: Vec::new() },
-            rate_limit: RateLimitSettings { window: Duration::from_secs(15 * 60), max: 10 },
+            rate_limit: RateLimitSettings {
+                window: Duration::from_secs(15 * 60),
+                max: 10,
+                register: Quota { max: 10, window: HOUR },
+                tenant_create: Quota { max: 10, window: HOUR },
+                invitations: Quota { max: 50, window: HOUR },
+                mail: Quota { max: 5, window: HOUR },
+            },
             log: LogSettings { level: "info".into(), format: LogFormat::Text },
             password: PasswordSettings { hash_concurrency: 0 },
             gateway: GatewaySettings {

@@ -17,7 +17,10 @@ use crate::duration;
 pub use crate::duration::parse_duration;
 
 mod defaults;
+mod quota;
 mod validate;
+
+pub use self::quota::Quota;
 
 /// The default location of the settings file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/gateway.toml";
@@ -58,6 +61,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CORS_ORIGINS", "cors.origins"),
     ("RATE_LIMIT_WINDOW", "rate_limit.window"),
     ("RATE_LIMIT_MAX", "rate_limit.max"),
+    ("RATE_LIMIT_REGISTER", "rate_limit.register"),
+    ("RATE_LIMIT_TENANT_CREATE", "rate_limit.tenant_create"),
+    ("RATE_LIMIT_INVITATIONS", "rate_limit.invitations"),
+    ("RATE_LIMIT_MAIL", "rate_limit.mail"),
     ("LOG_LEVEL", "log.level"),
     ("LOG_FORMAT", "log.format"),
     ("PASSWORD_HASH_CONCURRENCY", "password.hash_concurrency"),
@@ -330,15 +337,33 @@ pub struct CorsSettings {
     pub origins: Vec<String>,
 }
 
-/// Rate-limit defaults.
+/// Abuse limits of the auth API, each counted per account (the normalized
+/// address or the user id) and per client IP (IPv6 per /64), in Redis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
-    /// `RATE_LIMIT_WINDOW`.
+    /// `RATE_LIMIT_WINDOW`: the window of the credential endpoints (login,
+    /// forgot-password).
     #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
     pub window: Duration,
-    /// `RATE_LIMIT_MAX`: attempts per window.
+    /// `RATE_LIMIT_MAX`: credential attempts per window.
     pub max: u32,
+    /// `RATE_LIMIT_REGISTER`: sign-ups per address and per IP.
+    pub register: Quota,
+    /// `RATE_LIMIT_TENANT_CREATE`: tenants created per account and per IP.
+    pub tenant_create: Quota,
+    /// `RATE_LIMIT_INVITATIONS`: invitations sent per account and per IP.
+    pub invitations: Quota,
+    /// `RATE_LIMIT_MAIL`: mails one address is sent on request (invitations to it,
+    /// verification resends), and verification resends per IP.
+    pub mail: Quota,
+}
+
+impl RateLimitSettings {
+    /// The credential endpoints' quota (`RATE_LIMIT_MAX` per `RATE_LIMIT_WINDOW`).
+    pub fn credentials(&self) -> Quota {
+        Quota { max: self.max, window: self.window }
+    }
 }
 
 /// Logging settings.

@@ -17,7 +17,7 @@ use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ClientIp, RequestId};
-use crate::api::throttle::Action;
+use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{LoginRequest, SessionBody, TenantBody, UserBody};
 use crate::api::ApiState;
 
@@ -35,13 +35,14 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<axum::Json<SessionBody>, ApiError> {
-    state.throttle.hit(Action::Login, Some(&req.email), ip).await?;
+    let email = Email::parse(&req.email).ok();
+    state.throttle.hit(Action::Login, &[email.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;
     let candidate = req.password.expose_secret();
     // An address that cannot exist, or a password longer than any we accept, still
     // costs one verification, so no shortcut tells them apart from a wrong password.
     let plausible = candidate.chars().count() <= Password::MAX_CHARS;
-    let credentials = match Email::parse(&req.email) {
-        Ok(email) if plausible => users::find_credentials_by_email(&state.pool, &email).await?,
+    let credentials = match email {
+        Some(email) if plausible => users::find_credentials_by_email(&state.pool, &email).await?,
         _ => None,
     };
     let verdict = state.passwords.verify(candidate, credentials.as_ref().map(|c| c.password_hash.as_str())).await?;

@@ -18,7 +18,7 @@ use shared::tokens::TokenHasher;
 use super::enqueue;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ClientIp, RequestId};
-use crate::api::throttle::Action;
+use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, ForgotPasswordRequest, ResetPasswordRequest};
 use crate::api::ApiState;
 
@@ -33,8 +33,9 @@ pub async fn forgot_password(
     RequestId(request_id): RequestId,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> Result<(StatusCode, axum::Json<AcceptedBody>), ApiError> {
-    state.throttle.hit(Action::ForgotPassword, Some(&req.email), ip).await?;
-    if let Ok(email) = Email::parse(&req.email) {
+    let email = Email::parse(&req.email).ok();
+    state.throttle.hit(Action::ForgotPassword, &[email.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;
+    if let Some(email) = email {
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = request_reset(&state, &email, &request_id).await {

@@ -21,7 +21,8 @@ use sqlx::PgConnection;
 use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, RequestId};
+use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{RegisterRequest, SessionBody, TenantBody, UserBody};
 use crate::api::{tenants, ApiState};
 
@@ -60,10 +61,12 @@ impl TryFrom<RegisterRequest> for Registration {
 pub async fn register(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<SessionBody>), ApiError> {
     let reg = Registration::try_from(req)?;
+    state.throttle.hit(Action::Register, &[Some(Subject::Address(&reg.email)), ip.map(Subject::Ip)]).await?;
     let password_hash = state.passwords.hash(&reg.password).await?;
 
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;

@@ -10,13 +10,14 @@ use serde_json::json;
 use shared::cache::Key;
 use shared::db::account_tokens::{self, Purpose};
 use shared::db::{self, audit};
+use shared::domain::Email;
 use shared::queue::{AuthEvent, AuthEventKind};
 use shared::tokens::TokenHasher;
 
 use super::enqueue;
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, BearerUser, RequestId};
-use crate::api::throttle::Action;
+use crate::api::extract::{ApiJson, BearerUser, ClientIp, RequestId};
+use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, UserBody, UserOnlyBody, VerifyEmailRequest};
 use crate::api::ApiState;
 
@@ -66,11 +67,13 @@ pub async fn verify_email(
 pub async fn resend_verification(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
+    ClientIp(ip): ClientIp,
 ) -> Result<(StatusCode, axum::Json<AcceptedBody>), ApiError> {
     if caller.user.email_verified_at.is_some() {
         return Err(ApiError::new(StatusCode::CONFLICT, "already_verified", "the email address is already verified"));
     }
-    state.throttle.hit(Action::ResendVerification, Some(&caller.user.email), None).await?;
+    let address = Email::parse(&caller.user.email).ok();
+    state.throttle.hit(Action::Mail, &[address.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
     enqueue::token_email(&state, &mut tx, Purpose::EmailVerification, &caller.user).await?;
     tx.commit().await.map_err(db::Error::from)?;

@@ -24,7 +24,8 @@ use super::wire::{
 };
 use super::{invalidate, lock_for_change, policy, role_in, tenant_not_found, Audit, MAX_PAGE};
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, ApiPath, BearerUser, RequestId};
+use crate::api::extract::{ApiJson, ApiPath, BearerUser, ClientIp, RequestId};
+use crate::api::throttle::{Action, Subject};
 use crate::api::ApiState;
 
 fn already_member() -> ApiError {
@@ -41,12 +42,14 @@ pub async fn create(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
     RequestId(request_id): RequestId,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<InviteRequest>,
 ) -> Result<(StatusCode, Json<InvitationEnvelope>), ApiError> {
     let tenant_id = TenantId::from(id);
     let email = Email::parse(&req.email)?;
     let role = Role::parse(&req.role)?;
+    state.throttle.hit(Action::Invite, &[Some(Subject::Account(caller.id())), ip.map(Subject::Ip)]).await?;
 
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
     let (tenant, actor) = lock_for_change(&mut tx, caller.id(), tenant_id).await?;
@@ -60,6 +63,9 @@ pub async fn create(
             return Err(already_member());
         }
     }
+    // Whoever invites, one address gets only so many mails (counted once the
+    // inviter may invite, so nobody else can spend an address's allowance).
+    state.throttle.hit(Action::Mail, &[Some(Subject::Address(&email))]).await?;
     let token = state.opaque.issue();
     let expires_at = Utc::now() + state.invitation_ttl;
     let new =

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use super::wire::{CreateTenantRequest, TenantDetail, TenantEnvelope, UpdateTenantRequest};
 use super::{domains, invalidate, lock_for_change, policy, role_in, taken, tenant_not_found, Audit};
 use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, ApiPath, BearerUser, RequestId};
+use crate::api::extract::{ApiJson, ApiPath, BearerUser, ClientIp, RequestId};
+use crate::api::throttle::{Action, Subject};
 use crate::api::wire::TenantBody;
 use crate::api::ApiState;
 
@@ -38,11 +39,13 @@ pub async fn create(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
     RequestId(request_id): RequestId,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<TenantEnvelope>), ApiError> {
     let name = parse_name(&req.name)?;
     let slug = req.slug.as_deref().map(Slug::parse).transpose()?;
     let domain = req.domain.as_deref().map(|d| state.domains.claimable(d)).transpose()?;
+    state.throttle.hit(Action::CreateTenant, &[Some(Subject::Account(caller.id())), ip.map(Subject::Ip)]).await?;
 
     let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
     let tenant = match &slug {
