@@ -4,7 +4,7 @@
 //! `X-Forwarded-For` is discarded, not prepended to: a client must not be able to
 //! choose the address rate limits, audit rows and the app see.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -119,9 +119,28 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network a client is in, for "is this the same client?" checks that must
+/// survive address churn within one network: the IPv4 /24 or the IPv6 /64.
+pub fn network_class(ip: IpAddr) -> IpAddr {
+    match limit_key(ip) {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
+        v6 => v6,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_classes_are_the_v4_24_and_the_v6_64() {
+        let class = |s: &str| network_class(s.parse().unwrap()).to_string();
+        assert_eq!(class("203.0.113.77"), "203.0.113.0");
+        assert_eq!(class("::ffff:203.0.113.77"), "203.0.113.0");
+        assert_ne!(class("203.0.113.77"), class("203.0.114.77"));
+        assert_eq!(class("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_ne!(class("2001:db8:1:2::1"), class("2001:db8:1:3::1"));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

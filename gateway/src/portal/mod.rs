@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 
 use self::cookies::{CookiePolicy, CSRF_COOKIE, LANG_COOKIE};
 use self::render::Pages;
-use self::session::Sessions;
+use self::session::{Presenter, Sessions};
 use self::site::SitePolicy;
 use crate::api::extract::{ClientIp, RequestId};
 use crate::routes::{tenant, PathLookup, Requirement, RouteTable, TenantSource};
@@ -209,7 +209,8 @@ impl Portal {
             None => {
                 let refresh = cookies::read(&visit.headers, &self.cookies.refresh)?.to_owned();
                 let ua = visit.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                match self.sessions.refresh(&refresh, &visit.request_id, ua.as_deref()).await {
+                let presenter = Presenter { user_agent: ua.as_deref(), ip: visit.ip };
+                match self.sessions.refresh(&refresh, &visit.request_id, presenter).await {
                     Ok(pair) => {
                         visit.set_cookies.extend(self.cookies.session(
                             &pair.access,

@@ -2,6 +2,7 @@
 //! refresh code as `POST /auth/refresh` (rotation and reuse detection), used by
 //! the proxy when an access cookie has expired and by the portal's pages.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,15 +33,43 @@ impl From<TokenPair> for Pair {
     }
 }
 
+/// Who presents a refresh token: the user agent and the client address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presenter<'a> {
+    /// `User-Agent`, as sent.
+    pub user_agent: Option<&'a str>,
+    /// The client, as the gateway resolved it.
+    pub ip: Option<IpAddr>,
+}
+
+/// What a grace-window answer must match: the same user agent from the same
+/// network (IPv4 /24, IPv6 /64), so a stolen refresh cookie replayed from
+/// elsewhere within the window is reuse, not a twin request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    user_agent: Option<String>,
+    network: Option<IpAddr>,
+}
+
+impl Fingerprint {
+    fn of(presenter: Presenter<'_>) -> Fingerprint {
+        Fingerprint {
+            user_agent: presenter.user_agent.map(str::to_owned),
+            network: presenter.ip.map(edge::client_ip::network_class),
+        }
+    }
+}
+
 /// Refreshes browser sessions.
 pub struct Sessions {
     api: Arc<ApiState>,
     /// Recent rotations by the hash of the token they spent. A page whose access
     /// cookie expired often sends several requests at once with the same refresh
     /// cookie; the first rotates it and the others, within the grace, get the same
-    /// new pair instead of tripping reuse detection and ending the session.
-    /// Concurrent refreshes of one token are merged into one rotation.
-    recent: Option<moka::future::Cache<[u8; 32], Arc<Pair>>>,
+    /// new pair instead of tripping reuse detection and ending the session, if
+    /// they come from the same client. Concurrent refreshes of one token are
+    /// merged into one rotation.
+    recent: Option<moka::future::Cache<[u8; 32], (Arc<Pair>, Fingerprint)>>,
 }
 
 impl Sessions {
@@ -56,23 +85,24 @@ impl Sessions {
         &self.api
     }
 
-    /// Rotates `presented` into a new pair.
+    /// Rotates `presented` (from `presenter`) into a new pair.
     ///
     /// # Errors
     /// The refresh endpoint's: 401 `invalid_token`, `token_expired`, or
-    /// `token_reused` (the family is revoked); 5xx when the database fails.
+    /// `token_reused` (the family is revoked: also when another client presents
+    /// a token inside the grace window); 5xx when the database fails.
     pub async fn refresh(
         &self,
         presented: &str,
         request_id: &str,
-        user_agent: Option<&str>,
+        presenter: Presenter<'_>,
     ) -> Result<Arc<Pair>, ApiError> {
         if !TokenHasher::looks_valid(presented) {
             return Err(ApiError::unauthorized("invalid_token", "the refresh token is not valid"));
         }
-        let rotate = async {
+        let rotate = || async {
             let mut headers = HeaderMap::new();
-            if let Some(ua) = user_agent.and_then(|ua| http::HeaderValue::from_str(ua).ok()) {
+            if let Some(ua) = presenter.user_agent.and_then(|ua| http::HeaderValue::from_str(ua).ok()) {
                 headers.insert(http::header::USER_AGENT, ua);
             }
             let req = RefreshRequest { refresh_token: SecretString::from(presented.to_owned()) };
@@ -80,15 +110,15 @@ impl Sessions {
                 session::refresh(State(self.api.clone()), RequestId(request_id.to_owned()), headers, ApiJson(req))
                     .await?
                     .0;
-            Ok::<_, ApiError>(Arc::new(Pair::from(pair)))
+            Ok::<_, ApiError>((Arc::new(Pair::from(pair)), Fingerprint::of(presenter)))
         };
-        let Some(recent) = &self.recent else { return rotate.await };
+        let Some(recent) = &self.recent else { return rotate().await.map(|(pair, _)| pair) };
         let rotated_here = AtomicBool::new(false);
         let key = self.api.opaque.hash(presented);
-        let pair = recent
+        let (pair, by) = recent
             .try_get_with(key, async {
                 rotated_here.store(true, Ordering::Relaxed);
-                rotate.await
+                rotate().await
             })
             .await
             .map_err(|e| ApiError {
@@ -98,8 +128,15 @@ impl Sessions {
                 retry_after: e.retry_after,
             })?;
         if !rotated_here.load(Ordering::Relaxed) {
-            // Served from the grace window: only while the session it rotated into
-            // is still alive (a logout or a detected reuse in between ends it).
+            // Served from the grace window: only to the client that rotated it...
+            if by != Fingerprint::of(presenter) {
+                recent.invalidate(&key).await;
+                tracing::warn!(request_id, "spent refresh token presented by another client inside the grace window");
+                // ...anyone else is presenting a spent token: reuse, which ends the family.
+                return rotate().await.map(|(pair, _)| pair);
+            }
+            // ...and only while the session it rotated into is still alive (a
+            // logout or a detected reuse in between ends it).
             let successor = self.api.opaque.hash(pair.refresh_text());
             let live = sessions::find_by_hash(&self.api.pool, &successor)
                 .await?

@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 
 use super::access::{Decision, Refusal};
 use crate::portal::cookies::{self, CookiePolicy};
-use crate::portal::session::{Pair, Sessions};
+use crate::portal::session::{Pair, Presenter, Sessions};
 use crate::portal::site::SitePolicy;
 use crate::portal::{encode, PREFIX};
 use crate::routes::{OnUnauthenticated, Requirement, Route, TenantSource};
@@ -58,8 +58,8 @@ impl Browser {
     }
 
     /// Rotates the refresh cookie, as `POST /auth/refresh` would.
-    pub async fn refresh(&self, refresh: &str, request_id: &str, user_agent: Option<&str>) -> Refreshed {
-        match self.sessions.refresh(refresh, request_id, user_agent).await {
+    pub async fn refresh(&self, refresh: &str, request_id: &str, presenter: Presenter<'_>) -> Refreshed {
+        match self.sessions.refresh(refresh, request_id, presenter).await {
             Ok(pair) => Refreshed::Pair(pair),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
                 Refreshed::Ended(Refusal::new(StatusCode::UNAUTHORIZED, e.code, "the session has ended; sign in again"))

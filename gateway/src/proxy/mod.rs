@@ -37,6 +37,7 @@ use self::upstreams::Pools;
 use crate::api;
 use crate::metrics::Metrics;
 use crate::portal;
+use crate::portal::session::Presenter;
 use crate::routes::{Requirement, Route, RouteTable, TenantSource};
 
 /// Per-request state.
@@ -305,7 +306,8 @@ impl Gateway {
     ) -> Decision {
         let headers = &session.req_header().headers;
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-        match self.browser.refresh(&refresh, &ctx.request_id, user_agent).await {
+        let presenter = Presenter { user_agent, ip: ctx.client.as_ref().map(|c| c.ip) };
+        match self.browser.refresh(&refresh, &ctx.request_id, presenter).await {
             Refreshed::Pair(pair) => {
                 ctx.set_cookies.extend(self.browser.cookies.session(&pair.access, pair.refresh_text(), &target.host));
                 let headers = browser::with_bearer(headers, &pair.access);

@@ -17,7 +17,14 @@ use crate::proxy::{member, Member};
 const TRUST_LOCAL: (&str, &str) = ("GATEWAY_TRUSTED_PROXIES", "127.0.0.1/32");
 
 /// `method path` as the client `ip` (forwarded by the trusted local proxy).
-async fn send(app: &TestApp, ip: &str, method: Method, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+async fn send(
+    app: &TestApp,
+    ip: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
     let mut req = app.client.request(method, app.url(path)).header("x-forwarded-for", ip).json(&body);
     if let Some(token) = token {
         req = req.bearer_auth(token);

@@ -433,6 +433,62 @@ async fn parallel_requests_with_one_expired_session_share_one_rotation() {
     assert_eq!(reuse, 0);
 }
 
+/// [`browse`] as a given client: its user agent, and its address as the trusted
+/// local proxy forwards it.
+async fn browse_as(app: &TestApp, jar: &Jar, path: &str, (user_agent, ip): (&str, &str)) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .header("cookie", jar.header())
+        .header("user-agent", user_agent)
+        .header("x-forwarded-for", ip)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn reuse_detected(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'session.reuse_detected'")
+        .fetch_one(&app.db.pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_grace_window_serves_only_the_client_that_rotated_and_anyone_else_is_reuse() {
+    let app = portal_app(&[("GATEWAY_TRUSTED_PROXIES", "127.0.0.1/32"), ("GATEWAY_REFRESH_GRACE", "30s")]).await;
+    let email = unique_email();
+    app.register(&email, None).await;
+    let browser = ("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "203.0.113.5");
+    let thieves = [("curl/8.5.0", "203.0.113.5"), ("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "198.51.100.9")];
+    for (n, thief) in thieves.into_iter().enumerate() {
+        let mut jar = Jar::default();
+        portal_login(&app, &mut jar, &email, "/").await;
+        jar.0.remove("tg_access");
+        let spent = jar.clone();
+        let res = browse_as(&app, &jar, "/web/a", browser).await;
+        assert_eq!(res.status(), 200);
+        jar.absorb(&res);
+        // The same browser again, from another address of its network: its twin
+        // request gets the same new pair.
+        let twin = browse_as(&app, &spent, "/web/b", (browser.0, "203.0.113.77")).await;
+        assert_eq!(twin.status(), 200);
+        let mut twin_jar = Jar::default();
+        twin_jar.absorb(&twin);
+        assert_eq!(twin_jar.get("tg_refresh"), jar.get("tg_refresh"));
+        assert_eq!(reuse_detected(&app).await, n as i64);
+
+        // Another client with the spent cookie inside the window: reuse, and the
+        // whole family ends, the rotated session included.
+        let stolen = browse_as(&app, &spent, "/web/a", thief).await;
+        assert_eq!(stolen.status(), 302, "{thief:?}");
+        assert_eq!(reuse_detected(&app).await, n as i64 + 1, "{thief:?}");
+        let mut after = jar.clone();
+        after.0.remove("tg_access");
+        assert_eq!(browse_as(&app, &after, "/web/a", browser).await.status(), 302, "the family is revoked");
+    }
+}
+
 #[tokio::test]
 async fn users_with_several_tenants_pick_one_and_it_is_remembered() {
     let app = portal_app(&[]).await;
