@@ -60,6 +60,9 @@ impl Fingerprint {
     }
 }
 
+/// Rotations by the hash of the spent token: the new pair, and who rotated it.
+type Recent = moka::future::Cache<[u8; 32], (Arc<Pair>, Fingerprint)>;
+
 /// Refreshes browser sessions.
 pub struct Sessions {
     api: Arc<ApiState>,
@@ -69,7 +72,7 @@ pub struct Sessions {
     /// new pair instead of tripping reuse detection and ending the session, if
     /// they come from the same client. Concurrent refreshes of one token are
     /// merged into one rotation.
-    recent: Option<moka::future::Cache<[u8; 32], (Arc<Pair>, Fingerprint)>>,
+    recent: Option<Recent>,
 }
 
 impl Sessions {
