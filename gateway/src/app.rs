@@ -38,6 +38,7 @@ use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
 use crate::relay::OutboxRelay;
+use crate::revocation::Revocations;
 use crate::routes::RouteTable;
 
 /// A gateway ready to run.
@@ -88,6 +89,7 @@ impl Application {
 
         let tokens = AccessTokens::new(&settings.jwt);
         let assertions = assertions(settings)?;
+        let revocations = Revocations::new(cache.clone());
         let state = Arc::new(ApiState {
             pool: pool.clone(),
             tokens: tokens.clone(),
@@ -107,6 +109,7 @@ impl Application {
                 .context("setting up the DNS resolver for domain verification")?,
             invitation_ttl: settings.tenants.invitation_ttl,
             assertions: assertions.clone(),
+            revocations: revocations.clone(),
         });
         let api_router = api::router(state.clone(), settings);
         let sessions = Arc::new(Sessions::new(state, settings.gateway.refresh_grace));
@@ -141,6 +144,7 @@ impl Application {
             header_rules: HeaderRules::new(&settings.gateway.identity_header_prefixes)
                 .map_err(|e| anyhow::anyhow!("GATEWAY_IDENTITY_HEADER_PREFIXES: {e}"))?,
             trusted_proxies: TrustedProxies::new(settings.gateway.trusted_proxies.clone()),
+            revocations,
             metrics: metrics.clone(),
         };
         let control = ControlPlane {

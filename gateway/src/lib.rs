@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod portal;
 pub mod proxy;
 pub mod relay;
+pub mod revocation;
 pub mod routes;

@@ -1,7 +1,7 @@
 //! The gateway's Prometheus metrics, registered in a per-process [`Registry`].
 //! Cache metrics are registered by `shared::cache` into the same registry.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Every metric the gateway exports.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Client-sent identity or override headers stripped, by canonical name (or
     /// the matched prefix): operators see probing.
     pub spoofed_headers: IntCounterVec,
+    /// Open streams closed because their user's access ended.
+    pub streams_ended: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -88,6 +90,10 @@ impl Metrics {
                 ),
                 &["header"],
             )?,
+            streams_ended: IntCounter::new(
+                "tenantgate_streams_revoked_total",
+                "Open streams (WebSockets, event streams) closed because their user's access ended.",
+            )?,
             registry,
         };
         let m = &metrics;
@@ -101,6 +107,7 @@ impl Metrics {
         m.registry.register(Box::new(m.upstream_healthy.clone()))?;
         m.registry.register(Box::new(m.invalidation_subscribed.clone()))?;
         m.registry.register(Box::new(m.spoofed_headers.clone()))?;
+        m.registry.register(Box::new(m.streams_ended.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
     }

@@ -69,6 +69,8 @@ pub struct ApiState {
     pub invitation_ttl: Duration,
     /// Signs the upstream assertion; its public keys are served at [`JWKS_PATH`].
     pub assertions: Arc<Assertions>,
+    /// Ends open notification streams whose user's sessions ended.
+    pub revocations: crate::revocation::Revocations,
 }
 
 /// Builds the router for `state`, with CORS from `settings.cors` and the body cap

@@ -38,6 +38,7 @@ use crate::api;
 use crate::metrics::Metrics;
 use crate::portal;
 use crate::portal::session::Presenter;
+use crate::revocation::{Grant, Revocations, Tap, Watch};
 use crate::routes::{Requirement, Route, RouteTable, TenantSource};
 
 /// Per-request state.
@@ -67,6 +68,11 @@ pub struct RequestCtx {
     pub status: Option<StatusCode>,
     /// `Set-Cookie` values for the answer (a silently refreshed browser session).
     pub set_cookies: Vec<HeaderValue>,
+    /// A long-lived request (WebSocket upgrade, event stream) of a user: what it
+    /// was admitted with, re-checked while it is open.
+    pub stream_grant: Option<Grant>,
+    /// Ends that stream when its grant ends; dropped (stopped) with the request.
+    pub stream_watch: Option<Watch>,
 }
 
 /// The gateway service: shared state for every request.
@@ -93,6 +99,8 @@ pub struct Gateway {
     pub header_rules: HeaderRules,
     /// Proxies whose forwarding headers are believed (`GATEWAY_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// Re-checks the grants of open streams.
+    pub revocations: Revocations,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -115,6 +123,8 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             status: None,
             set_cookies: Vec::new(),
+            stream_grant: None,
+            stream_watch: None,
         }
     }
 
@@ -151,6 +161,9 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
         peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
+        if let Some(grant) = ctx.stream_grant {
+            self.watch_stream(&mut peer, ctx, grant);
+        }
         Ok(Box::new(peer))
     }
 
@@ -251,9 +264,26 @@ impl Gateway {
         ctx.strip_authorization = identity.via_header
             || (target.route.auth() == Requirement::None && self.access.is_own_bearer(&session.req_header().headers));
         ctx.upstream_uri = target.upstream_uri;
+        ctx.stream_grant = stream_grant(session.req_header(), &target.route, &identity);
         ctx.route = Some(target.route);
         ctx.identity = identity;
         Ok(())
+    }
+
+    /// Gives a long-lived request its own upstream connection through a [`Tap`],
+    /// and a [`Watch`] that cuts it when `grant` ends (logout-all, role change,
+    /// removal, tenant deactivation): within a second, on every instance.
+    fn watch_stream(&self, peer: &mut HttpPeer, ctx: &mut RequestCtx, grant: Grant) {
+        let tap = Arc::new(Tap::default());
+        peer.options.custom_l4 = Some(tap.clone());
+        // A connection of its own: never one from the pool, never back into it.
+        peer.group_key = STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        peer.options.total_connection_timeout = peer.options.connection_timeout;
+        let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.clone());
+        ctx.stream_watch = Some(Watch::start(self.revocations.clone(), grant, tap, move || {
+            ended.inc();
+            tracing::info!(request_id, "access ended: closing the open stream");
+        }));
     }
 
     /// The client of the request: the TCP peer, or the address a trusted proxy
@@ -411,6 +441,29 @@ impl Gateway {
             "request"
         );
     }
+}
+
+/// Distinct group keys for the upstream connections of long-lived requests.
+static STREAMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The grant to re-check while the request is open, for a user's long-lived
+/// request: a WebSocket (or any) upgrade, or an event stream (`Accept:
+/// text/event-stream`, as every `EventSource` sends).
+fn stream_grant(req: &RequestHeader, route: &Route, identity: &Identity) -> Option<Grant> {
+    let user = identity.user.as_ref()?;
+    let event_stream = req
+        .headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .any(|v| v.as_bytes().windows(17).any(|w| w.eq_ignore_ascii_case(b"text/event-stream")));
+    if !event_stream && !req.headers.contains_key(http::header::UPGRADE) {
+        return None;
+    }
+    Some(Grant {
+        user: user.id,
+        token_version: user.token_version,
+        tenant: identity.tenant.as_ref().map(|t| (t.id, route.min_role())),
+    })
 }
 
 /// `X-Forwarded-Proto` for the app: what a trusted proxy said (`https` or

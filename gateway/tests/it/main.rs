@@ -16,4 +16,5 @@ mod portal;
 mod portal_e2e;
 mod proxy;
 mod sessions;
+mod streams;
 mod tenants;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// A registered user with their token and tenant.
+#[derive(Clone)]
 pub struct Member {
     pub token: String,
     pub user_id: String,

@@ -25,6 +25,7 @@ use sqlx::PgPool;
 
 pub use invalidation::{channel, run_subscriber, Invalidation, Invalidator};
 pub use keys::Key;
+
 pub use redis_tier::{Error as RedisError, RedisTier};
 
 use crate::db;
@@ -134,6 +135,33 @@ struct Inner {
     /// `lookups{cache, tier="l1", result="hit"}` per cache, in [`CACHE_NAMES`]
     /// order, resolved once: the warm path counts without hashing label values.
     l1_hits: [IntCounter; CACHE_NAMES.len()],
+    /// Tells long-lived holders of a decision (open streams) what changed.
+    evicted: tokio::sync::broadcast::Sender<Evicted>,
+}
+
+/// What this process's tier just forgot, as [`Cache::evictions`] reports it.
+#[derive(Debug, Clone)]
+pub enum Evicted {
+    /// These keys changed.
+    Keys(Arc<[Key]>),
+    /// Anything may have changed (the tier was cleared, or a listener fell
+    /// behind).
+    All,
+}
+
+impl Evicted {
+    /// Whether this may concern `user` (as a user, or through `tenant`).
+    pub fn concerns(&self, user: UserId, tenant: Option<TenantId>) -> bool {
+        match self {
+            Evicted::All => true,
+            Evicted::Keys(keys) => keys.iter().any(|key| match key {
+                Key::User { user: u } => *u == user,
+                Key::Role { user: u, tenant: t } => *u == user && Some(*t) == tenant,
+                Key::Tenant { tenant: t } => Some(*t) == tenant,
+                Key::Slug { .. } | Key::Domain { .. } => false,
+            }),
+        }
+    }
 }
 
 /// The `cache` label values.
@@ -188,6 +216,7 @@ impl Cache {
                 config,
                 lookups,
                 l1_hits,
+                evicted: tokio::sync::broadcast::channel(1024).0,
             }),
         })
     }
@@ -290,7 +319,14 @@ impl Cache {
         Ok(role.map(|r| *r))
     }
 
-    /// Evicts these keys from this process's tier.
+    /// Every later eviction from this process's tier. A receiver that falls more
+    /// than 1024 evictions behind gets `Lagged`: treat it as [`Evicted::All`].
+    pub fn evictions(&self) -> tokio::sync::broadcast::Receiver<Evicted> {
+        self.inner.evicted.subscribe()
+    }
+
+    /// Evicts these keys from this process's tier, then tells
+    /// [`evictions`](Self::evictions) listeners.
     pub async fn evict_local(&self, keys: &[Key]) {
         for key in keys {
             match key {
@@ -301,6 +337,8 @@ impl Cache {
                 Key::Domain { domain } => self.inner.domains.invalidate(domain).await,
             }
         }
+        // No listener is fine: nothing long-lived is open.
+        let _ = self.inner.evicted.send(Evicted::Keys(keys.into()));
     }
 
     /// Empties this process's tier.
@@ -310,6 +348,7 @@ impl Cache {
         self.inner.roles.invalidate_all();
         self.inner.slugs.invalidate_all();
         self.inner.domains.invalidate_all();
+        let _ = self.inner.evicted.send(Evicted::All);
     }
 
     fn count(&self, cache: &str, tier: &str, result: &str) {

@@ -18,6 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser};
 use crate::api::wire::{MarkReadRequest, NotificationsBody, NotificationsQuery};
 use crate::api::ApiState;
+use crate::revocation::Grant;
 
 /// How often an idle stream sends a comment, so proxies and clients keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -71,8 +72,8 @@ pub async fn mark_read(
 /// Live notifications as Server-Sent Events (`event: notification`, `id`: the
 /// notification id, `data`: its JSON), starting with a `: connected` comment once
 /// the subscription is in place, with keep-alive comments. The stream ends when
-/// the access token expires; the client reconnects with a fresh one and lists
-/// what it missed. 503 when Redis is unreachable.
+/// the access token expires (the client reconnects with a fresh one and lists
+/// what it missed), or within a second of logout-all. 503 when Redis is unreachable.
 pub async fn stream(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -93,6 +94,16 @@ pub async fn stream(
         let id = serde_json::from_str::<NotificationMessage>(&payload).ok()?.id;
         Some(Ok(Event::default().event("notification").id(id.to_string()).data(payload)))
     });
-    let events = connected.chain(live).take_until(token_expired);
+    // Ends with the token, or sooner when the user's sessions end (logout-all,
+    // a password reset): the client's next connection is then refused.
+    let grant = Grant { user: caller.id(), token_version: caller.claims.ver, tenant: None };
+    let revoked = state.revocations.clone();
+    let ended = Box::pin(async move {
+        tokio::select! {
+            () = token_expired => {}
+            () = revoked.ended(grant) => {}
+        }
+    });
+    let events = connected.chain(live).take_until(ended);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

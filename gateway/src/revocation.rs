@@ -1,0 +1,154 @@
+//! Ending long-lived requests when the access they were admitted with ends.
+//!
+//! A proxied request is authorized once, when it arrives; for an SSE stream or a
+//! WebSocket that can be hours. Every change that narrows access (logout-all,
+//! a role change, removal from the tenant, its deactivation) evicts cache keys
+//! on every gateway ([`shared::cache::Invalidator`]), and the cache reports each
+//! eviction ([`Cache::evictions`]). A [`Grant`] held by an open stream listens:
+//! when an eviction concerns its user or tenant, it decides again from the cache
+//! and, if the access no longer holds, [`Revocations::ended`] resolves and the
+//! holder closes the stream. Evictions reach every instance through Redis
+//! pub/sub within milliseconds, so a stream ends well within a second.
+//!
+//! The proxy cannot close a client connection from outside Pingora's request
+//! loop, so it closes the upstream side instead: long-lived requests get their
+//! own upstream connection through a [`Tap`] that keeps a handle on the socket,
+//! and shutting that socket down ends the proxied exchange.
+
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use pingora::connectors::L4Connect;
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::protocols::l4::stream::Stream;
+use pingora::{Error, ErrorType, OrErr};
+use shared::cache::{Cache, Evicted};
+use shared::domain::{Role, TenantId, UserId};
+use shared::telemetry::error_chain;
+use tokio::sync::broadcast::error::RecvError;
+
+/// What a long-lived request was admitted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The user.
+    pub user: UserId,
+    /// The token version their access token carried (logout-all bumps it).
+    pub token_version: i32,
+    /// The tenant and the least role the route needs there, if any.
+    pub tenant: Option<(TenantId, Option<Role>)>,
+}
+
+/// Decides again, from the cache, whether grants still hold.
+#[derive(Clone)]
+pub struct Revocations {
+    cache: Cache,
+}
+
+impl Revocations {
+    /// Over the gateway's cache.
+    pub fn new(cache: Cache) -> Revocations {
+        Revocations { cache }
+    }
+
+    /// Resolves once `grant` no longer holds: the user's sessions were ended,
+    /// or their role in the tenant fell below what the route needs, or the tenant
+    /// was deactivated. Never resolves while it holds.
+    pub async fn ended(&self, grant: Grant) {
+        let mut evictions = self.cache.evictions();
+        // Whatever changed between the decision and this subscription.
+        let mut event = Evicted::All;
+        loop {
+            if event.concerns(grant.user, grant.tenant.map(|(t, _)| t)) && !self.holds(&grant).await {
+                return;
+            }
+            event = match evictions.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => Evicted::All,
+                Err(RecvError::Closed) => return std::future::pending().await,
+            };
+        }
+    }
+
+    /// Whether `grant` still holds. A cache failure keeps it (the stream stays
+    /// open rather than every stream closing on a Redis or database blip).
+    async fn holds(&self, grant: &Grant) -> bool {
+        let user = match self.cache.user(grant.user).await {
+            Ok(user) => user,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot re-check an open stream's user; keeping it");
+                return true;
+            }
+        };
+        if user.is_none_or(|u| u.token_version != grant.token_version) {
+            return false;
+        }
+        let Some((tenant, min_role)) = grant.tenant else { return true };
+        let (active, role) = match (self.cache.tenant(tenant).await, self.cache.role(grant.user, tenant).await) {
+            (Ok(t), Ok(role)) => (t.is_some_and(|t| t.is_active), role),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "cannot re-check an open stream's tenant; keeping it");
+                return true;
+            }
+        };
+        active && min_role.is_none_or(|needed| role.is_some_and(|r| r >= needed))
+    }
+}
+
+/// Connects a long-lived request's own upstream connection and keeps a second
+/// handle on its socket, so [`Tap::cut`] can end the exchange from outside.
+#[derive(Debug, Default)]
+pub struct Tap {
+    socket: Mutex<Option<std::net::TcpStream>>,
+}
+
+#[async_trait]
+impl L4Connect for Tap {
+    async fn connect(&self, addr: &SocketAddr) -> pingora::Result<Stream> {
+        let SocketAddr::Inet(inet) = addr else {
+            return Error::e_explain(ErrorType::ConnectError, "streams are tracked over TCP only");
+        };
+        let tcp = tokio::net::TcpStream::connect(inet).await.or_err(ErrorType::ConnectRefused, "connecting")?;
+        let _ = tcp.set_nodelay(true);
+        let std = tcp.into_std().or_err(ErrorType::ConnectError, "taking the socket")?;
+        let twin = std.try_clone().or_err(ErrorType::ConnectError, "duplicating the socket")?;
+        let tcp = tokio::net::TcpStream::from_std(std).or_err(ErrorType::ConnectError, "registering the socket")?;
+        *self.socket.lock().unwrap_or_else(PoisonError::into_inner) = Some(twin);
+        Ok(Stream::from(tcp))
+    }
+}
+
+impl Tap {
+    /// Shuts the upstream socket down both ways: the app sees the connection
+    /// close, and the proxy ends the client's side of the exchange.
+    pub fn cut(&self) {
+        if let Some(socket) = self.socket.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The task that ends one stream when its grant ends; aborted with the request.
+pub struct Watch(tokio::task::JoinHandle<()>);
+
+impl Watch {
+    /// Cuts `tap` once `grant` ends, calling `ended` first.
+    pub fn start(
+        revocations: Revocations,
+        grant: Grant,
+        tap: Arc<Tap>,
+        ended: impl FnOnce() + Send + 'static,
+    ) -> Watch {
+        Watch(tokio::spawn(async move {
+            revocations.ended(grant).await;
+            ended();
+            tap.cut();
+        }))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
