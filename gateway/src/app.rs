@@ -1,6 +1,7 @@
 //! Building the Pingora server from settings: the proxy service, the admin listener
 //! and whatever background services the gateway needs.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -158,12 +159,14 @@ impl Application {
             metrics: metrics.clone(),
         };
 
+        let runtime_dir = private_dir(&settings.gateway.runtime_dir)
+            .with_context(|| format!("GATEWAY_RUNTIME_DIR {}", settings.gateway.runtime_dir.display()))?;
         let conf = ServerConf {
             threads: settings.gateway_threads(),
             grace_period_seconds: Some(settings.gateway.shutdown_grace.as_secs()),
             graceful_shutdown_timeout_seconds: Some(5),
-            upgrade_sock: "/tmp/tenantgate_upgrade.sock".into(),
-            pid_file: "/tmp/tenantgate.pid".into(),
+            upgrade_sock: runtime_file(&runtime_dir, "upgrade.sock")?,
+            pid_file: runtime_file(&runtime_dir, "gateway.pid")?,
             ..ServerConf::default()
         };
         let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
@@ -193,6 +196,23 @@ impl Application {
         self.server.run(RunArgs::default());
         self.support.shutdown_timeout(std::time::Duration::from_secs(2));
     }
+}
+
+/// `dir`, created if missing, with mode 0700: only this user may reach the
+/// upgrade socket (which hands over the listening sockets) or replace the pid
+/// file. Changing the mode of an existing directory needs its owner, so one that
+/// belongs to someone else is refused.
+fn private_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).context("creating it")?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .context("making it private (mode 0700); is it another user's?")?;
+    Ok(dir.to_owned())
+}
+
+fn runtime_file(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    path.to_str().map(str::to_owned).with_context(|| format!("GATEWAY_RUNTIME_DIR {} is not UTF-8", dir.display()))
 }
 
 /// The assertion signer: Ed25519 keys from `GATEWAY_ASSERTION_KEY_FILE` (or one

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -38,7 +39,7 @@ pub fn init_tracing(settings: &LogSettings) -> Result<(), Error> {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         _ => EnvFilter::try_new(&settings.level)?,
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(filter_fn(|meta| !dumps_headers(meta)));
     match settings.format {
         LogFormat::Json => registry
             .with(
@@ -58,6 +59,21 @@ pub fn init_tracing(settings: &LogSettings) -> Result<(), Error> {
             .try_init()?,
     }
     Ok(())
+}
+
+/// Libraries whose debug and trace output prints raw HTTP headers (Pingora logs
+/// every request head it sends upstream): bearer tokens, cookies, the assertion.
+const HEADER_DUMPERS: &[&str] = &["pingora_proxy", "pingora_core", "pingora", "h2", "hyper", "hyper_util"];
+
+/// Whether an event is one of those: dropped whatever `LOG_LEVEL` says, so
+/// debug logs never carry a credential. The gateway's own debug logs name
+/// headers, never their values.
+fn dumps_headers(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    *meta.level() > tracing::Level::INFO
+        && HEADER_DUMPERS
+            .iter()
+            .any(|lib| target.strip_prefix(lib).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
 }
 
 /// Logs an error with its whole `source()` chain, as one line.

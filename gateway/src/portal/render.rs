@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use shared::config::Settings;
 
 use super::cookies;
+use super::site::SitePolicy;
 
 /// The templates, by name.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -49,6 +50,10 @@ pub enum Error {
         /// The parse error.
         source: toml::de::Error,
     },
+    /// The Content-Security-Policy built from the site's domains is not a header
+    /// value (the domains are filtered to host characters, so a defect).
+    #[error("portal Content-Security-Policy is not a valid header value")]
+    Csp,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +68,8 @@ pub struct Pages {
     env: Environment<'static>,
     strings: BTreeMap<&'static str, Map<String, Value>>,
     brand: Brand,
+    /// The `Content-Security-Policy` of every page.
+    csp: HeaderValue,
 }
 
 impl Pages {
@@ -85,19 +92,27 @@ impl Pages {
             logo: settings.portal.logo_url.clone(),
             color: settings.portal.primary_color.clone(),
         };
-        Ok(Pages { env, strings, brand })
+        let site = SitePolicy::new(&settings.gateway.base_domain, &settings.gateway.trusted_domains);
+        let csp = format!(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; base-uri 'none'; \
+             frame-ancestors 'none'; form-action 'self'{}",
+            site.form_action_sources()
+        );
+        let csp = HeaderValue::from_str(&csp).map_err(|_| Error::Csp)?;
+        Ok(Pages { env, strings, brand, csp })
     }
 
     /// Renders `template` in `lang` with `context` (a JSON object; `t`, `brand`
     /// and `lang` are added) into an HTML response with `status`.
     pub fn page(&self, status: StatusCode, template: &str, lang: &str, context: Map<String, Value>) -> Response {
         match self.render(template, lang, context) {
-            Ok(body) => html(status, body),
+            Ok(body) => html(status, body, &self.csp),
             Err(e) => {
                 tracing::error!(error = %e, template, "portal page did not render");
                 html(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "<!doctype html><title>Error</title><p>Something went wrong.</p>".into(),
+                    &self.csp,
                 )
             }
         }
@@ -143,9 +158,9 @@ impl Pages {
     }
 }
 
-/// An HTML response that is never cached, framed or sniffed, and may load
-/// nothing but its own inline style and images.
-fn html(status: StatusCode, body: String) -> Response {
+/// An HTML response that is never cached, framed or sniffed, may load nothing
+/// but its own inline style and images, and may submit forms only to this site.
+fn html(status: StatusCode, body: String, csp: &HeaderValue) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -153,12 +168,7 @@ fn html(status: StatusCode, body: String) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     response
 }
 

@@ -37,6 +37,14 @@ impl SitePolicy {
         self.domains.iter().any(|d| host == *d || host.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
     }
 
+    /// The CSP `form-action` sources after `'self'`: each domain and its
+    /// subdomains, since a form's answer may redirect to a return URL there (and
+    /// browsers hold redirects after a submission to `form-action` too).
+    pub fn form_action_sources(&self) -> String {
+        let plain = |d: &&String| d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        self.domains.iter().filter(plain).flat_map(|d| [format!(" {d}"), format!(" *.{d}")]).collect()
+    }
+
     /// Whether a state-changing request comes from this site: its `Origin` (or,
     /// without one, its `Referer`) names an allowed host. A request with neither
     /// is refused: browsers send `Origin` on every cross-origin POST, so only a
@@ -80,6 +88,13 @@ mod tests {
 
     fn policy() -> SitePolicy {
         SitePolicy::new("example.com", &["partner.test".to_owned()])
+    }
+
+    #[test]
+    fn forms_may_submit_to_this_site_and_the_domains_return_urls_may_name() {
+        assert_eq!(SitePolicy::new("", &[]).form_action_sources(), "");
+        let site = SitePolicy::new("Example.com.", &["partner.test".into(), "bad;domain 'x'".into()]);
+        assert_eq!(site.form_action_sources(), " example.com *.example.com partner.test *.partner.test");
     }
 
     #[test]

@@ -164,6 +164,16 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 /// a second instance) with `routes` (`{upstream}` replaced by a fresh echo
 /// upstream) and `extra` environment on top of [`base_env`]; waits until ready.
 pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<&TestApp>) -> TestApp {
+    spawn_gateway_logging(routes, extra, shared, None).await
+}
+
+/// [`spawn_gateway`], with the gateway's log (stderr) written to `log` if given.
+pub async fn spawn_gateway_logging(
+    routes: &str,
+    extra: &[(&str, &str)],
+    shared: Option<&TestApp>,
+    log: Option<std::fs::File>,
+) -> TestApp {
     let db = match shared {
         Some(other) => TestDb { name: String::new(), url: other.db.url.clone() },
         None => TestDb::create().await,
@@ -176,6 +186,7 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<
     let (listen, admin) = (free_port(), free_port());
     let mut env = base_env(&db, listen, admin);
     env.push(("GATEWAY_ROUTES".into(), routes_dir.path().display().to_string()));
+    env.push(("GATEWAY_RUNTIME_DIR".into(), routes_dir.path().join("run").display().to_string()));
     env.push(("REDIS_KEY_PREFIX".into(), prefix.clone()));
     // Every gateway runs the outbox relay: give it this test's own queues.
     let queues = shared.is_none().then(crate::accounts::Queues::new);
@@ -185,7 +196,11 @@ pub async fn spawn_gateway(routes: &str, extra: &[(&str, &str)], shared: Option<
     };
     env.extend(queue_env.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let child = gateway_command(&env).spawn().expect("spawn gateway");
+    let mut command = gateway_command(&env);
+    if let Some(log) = log {
+        command.stderr(log);
+    }
+    let child = command.spawn().expect("spawn gateway");
     let mut app = TestApp {
         base: format!("http://127.0.0.1:{listen}"),
         admin: format!("http://127.0.0.1:{admin}"),

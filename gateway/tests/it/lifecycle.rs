@@ -140,3 +140,74 @@ async fn migrate_subcommand_creates_the_schema() {
     .unwrap();
     assert!(!has_role, "users must not have a role column");
 }
+
+#[tokio::test]
+async fn runtime_files_live_in_a_directory_only_the_gateway_user_can_enter() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let run = parent.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run_text = run.display().to_string();
+    let _app = spawn_app_with(&[("GATEWAY_RUNTIME_DIR", &run_text)]).await;
+    let mode = std::fs::metadata(&run).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "a world-writable runtime directory is tightened");
+
+    let fresh = parent.path().join("a/b/run");
+    let fresh_text = fresh.display().to_string();
+    let _other = spawn_app_with(&[("GATEWAY_RUNTIME_DIR", &fresh_text)]).await;
+    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[tokio::test]
+async fn debug_logs_never_carry_tokens_cookies_or_assertions() {
+    let routes = r#"
+[[route]]
+name = "app"
+path_prefix = "/app"
+upstreams = ["{upstream}"]
+auth = "required"
+forward_credentials = true
+signed_assertion = true
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let app = spawn_gateway_logging(routes, &[("LOG_LEVEL", "debug")], None, Some(log)).await;
+    let body = app.register(&unique_email(), None).await;
+    let (access, refresh) = (body["accessToken"].as_str().unwrap(), body["refreshToken"].as_str().unwrap());
+    // Credentials in every place a request can carry them, and forwarded, so the
+    // upstream request head holds them all.
+    let res = app
+        .client
+        .get(app.url("/app/x"))
+        .bearer_auth(access)
+        .header("cookie", format!("tg_access={access}; app_session=app-cookie-secret-0042"))
+        .header("x-tenantgate-assertion", "forged-assertion-secret-0042")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let echo: serde_json::Value = res.json().await.unwrap();
+    let assertion = echo["headers"]["x-tenantgate-assertion"].as_str().unwrap().to_owned();
+    let res = app.post_json("/auth/refresh", &serde_json::json!({"refreshToken": refresh})).await;
+    assert_eq!(res.status(), 200);
+    let rotated: serde_json::Value = res.json().await.unwrap();
+    drop(app);
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("DEBUG"), "debug logging was on: {log}");
+    assert!(log.contains("spoofed header stripped"), "the gateway's own debug lines are there");
+    let secrets = [
+        ("access token", access.to_owned()),
+        ("refresh token", refresh.to_owned()),
+        ("new access token", rotated["accessToken"].as_str().unwrap().to_owned()),
+        ("new refresh token", rotated["refreshToken"].as_str().unwrap().to_owned()),
+        ("app cookie", "app-cookie-secret-0042".to_owned()),
+        ("forged assertion", "forged-assertion-secret-0042".to_owned()),
+        ("assertion", assertion),
+    ];
+    for (what, secret) in secrets {
+        assert!(!log.contains(&secret), "the {what} is in the debug log");
+    }
+}

@@ -573,7 +573,8 @@ async fn pages_render_in_the_browser_language_with_the_configured_brand() {
             app.client.get(app.url(page)).header("accept-language", "de-DE,de;q=0.9,en;q=0.5").send().await.unwrap();
         assert_eq!(res.status(), 200, "{page}");
         assert_eq!(res.headers()["cache-control"], "no-store");
-        assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"), "{csp}");
         let html = res.text().await.unwrap();
         assert!(
             html.contains(r#"<html lang="de">"#) && html.contains("Acme Cloud") && html.contains("#0a7d5a"),

@@ -86,6 +86,7 @@ impl Default for Settings {
                 trusted_proxies: Vec::new(),
                 identity_header_prefixes: Vec::new(),
                 dns_resolver: Vec::new(),
+                runtime_dir: PathBuf::from("var/run"),
             },
             portal: PortalSettings {
                 product_name: String::new(),

@@ -89,6 +89,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies"),
     ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
     ("GATEWAY_DNS_RESOLVER", "gateway.dns_resolver"),
+    ("GATEWAY_RUNTIME_DIR", "gateway.runtime_dir"),
     ("PORTAL_PRODUCT_NAME", "portal.product_name"),
     ("PORTAL_LOGO_URL", "portal.logo_url"),
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
@@ -479,6 +480,10 @@ pub struct GatewaySettings {
     /// (`/etc/resolv.conf`).
     #[serde(deserialize_with = "addr_list", serialize_with = "display_list")]
     pub dns_resolver: Vec<SocketAddr>,
+    /// `GATEWAY_RUNTIME_DIR`: where the zero-downtime upgrade socket
+    /// (`upgrade.sock`) and the pid file (`gateway.pid`) live; created with mode
+    /// 0700 (an existing one is tightened to it).
+    pub runtime_dir: PathBuf,
 }
 
 /// How the hosted login portal (`/auth/ui/`) looks.
