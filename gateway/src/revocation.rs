@@ -16,6 +16,7 @@
 //! and shutting that socket down ends the proxied exchange.
 
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -35,8 +36,12 @@ pub struct Grant {
     pub user: UserId,
     /// The token version their access token carried (logout-all bumps it).
     pub token_version: i32,
-    /// The tenant and the least role the route needs there, if any.
+    /// The tenant and the least role the route needs there, if any (membership
+    /// is needed either way).
     pub tenant: Option<(TenantId, Option<Role>)>,
+    /// When the access token it was admitted with expires (Unix seconds): the
+    /// stream ends then too, as a request with that token would be refused.
+    pub expires_at: i64,
 }
 
 /// Decides again, from the cache, whether grants still hold.
@@ -51,10 +56,18 @@ impl Revocations {
         Revocations { cache }
     }
 
-    /// Resolves once `grant` no longer holds: the user's sessions were ended,
-    /// or their role in the tenant fell below what the route needs, or the tenant
-    /// was deactivated. Never resolves while it holds.
+    /// Resolves once `grant` no longer holds: its token expired, the user's
+    /// sessions were ended, they left the tenant or their role there fell below
+    /// what the route needs, or the tenant was deactivated.
     pub async fn ended(&self, grant: Grant) {
+        let left = u64::try_from(grant.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0);
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(left)) => {}
+            () = self.revoked(grant) => {}
+        }
+    }
+
+    async fn revoked(&self, grant: Grant) {
         let mut evictions = self.cache.evictions();
         // Whatever changed between the decision and this subscription.
         let mut event = Evicted::All;
@@ -91,7 +104,7 @@ impl Revocations {
                 return true;
             }
         };
-        active && min_role.is_none_or(|needed| role.is_some_and(|r| r >= needed))
+        active && role.is_some_and(|r| min_role.is_none_or(|needed| r >= needed))
     }
 }
 
@@ -100,6 +113,11 @@ impl Revocations {
 #[derive(Debug, Default)]
 pub struct Tap {
     socket: Mutex<Option<std::net::TcpStream>>,
+    /// Cut before (or while) connecting: the connection is refused.
+    cut: AtomicBool,
+    /// Cut: the proxy refuses the exchange's next body chunk too (for a stream
+    /// whose upstream connection it does not hold, see [`Watch::body`]).
+    pub ended: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -113,7 +131,14 @@ impl L4Connect for Tap {
         let std = tcp.into_std().or_err(ErrorType::ConnectError, "taking the socket")?;
         let twin = std.try_clone().or_err(ErrorType::ConnectError, "duplicating the socket")?;
         let tcp = tokio::net::TcpStream::from_std(std).or_err(ErrorType::ConnectError, "registering the socket")?;
-        *self.socket.lock().unwrap_or_else(PoisonError::into_inner) = Some(twin);
+        {
+            let mut socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked under the lock `cut` takes: a cut is never missed.
+            if self.cut.load(Ordering::Acquire) {
+                return Error::e_explain(ErrorType::ConnectError, "access ended before the stream opened");
+            }
+            *socket = Some(twin);
+        }
         Ok(Stream::from(tcp))
     }
 }
@@ -122,7 +147,10 @@ impl Tap {
     /// Shuts the upstream socket down both ways: the app sees the connection
     /// close, and the proxy ends the client's side of the exchange.
     pub fn cut(&self) {
-        if let Some(socket) = self.socket.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        self.ended.store(true, Ordering::Release);
+        let mut socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cut.store(true, Ordering::Release);
+        if let Some(socket) = socket.take() {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }

@@ -26,6 +26,8 @@ pub struct Identity {
     /// The gateway's token came in `Authorization`: it is removed before
     /// forwarding unless the route forwards credentials.
     pub via_header: bool,
+    /// When the access token expires (Unix seconds), if one authenticated.
+    pub expires_at: Option<i64>,
 }
 
 /// Why a request is refused: the status, the error code (also the metrics reason)
@@ -102,6 +104,7 @@ pub struct AccessControl {
 struct TokenSource {
     cookie: bool,
     header: bool,
+    expires_at: Option<i64>,
 }
 
 /// 400 for a request whose credentials could be read two ways.
@@ -158,7 +161,14 @@ impl AccessControl {
             // A tenant-scoped route without a minimum role still needs membership.
             return Err(Refusal::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this tenant"));
         }
-        Ok(Identity { user, tenant, role, via_cookie: presented.cookie, via_header: presented.header })
+        Ok(Identity {
+            user,
+            tenant,
+            role,
+            via_cookie: presented.cookie,
+            via_header: presented.header,
+            expires_at: presented.expires_at,
+        })
     }
 
     /// The caller, if any, and where the token came from. A token that is present
@@ -186,7 +196,8 @@ impl AccessControl {
             _ => Refusal::unauthorized("invalid_token", "the access token is not valid"),
         })?;
         let user = self.cache.user(claims.sub).await.map_err(|_| UNAVAILABLE)?;
-        let source = TokenSource { cookie: presented.in_cookie, header: presented.in_header };
+        let source =
+            TokenSource { cookie: presented.in_cookie, header: presented.in_header, expires_at: Some(claims.exp) };
         match user {
             Some(user) if user.token_version == claims.ver => {
                 if route.require_verified_email() && !user.email_verified {

@@ -16,6 +16,7 @@ pub mod respond;
 mod routing;
 pub mod upstreams;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,8 @@ pub struct RequestCtx {
     pub stream_grant: Option<Grant>,
     /// Ends that stream when its grant ends; dropped (stopped) with the request.
     pub stream_watch: Option<Watch>,
+    /// Set when the stream's grant ended: its next body chunk ends the exchange.
+    pub stream_ended: Option<Arc<AtomicBool>>,
 }
 
 /// The gateway service: shared state for every request.
@@ -125,6 +128,7 @@ impl ProxyHttp for Gateway {
             set_cookies: Vec::new(),
             stream_grant: None,
             stream_watch: None,
+            stream_ended: None,
         }
     }
 
@@ -180,9 +184,10 @@ impl ProxyHttp for Gateway {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.watch_untracked_stream(upstream_response, ctx);
         if let Some(sent) = ctx.upstream_started {
             self.metrics
                 .upstream_duration
@@ -206,6 +211,19 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if ctx.stream_ended.as_ref().is_some_and(|ended| ended.load(Ordering::Acquire)) {
+            return Error::e_explain(ErrorType::ConnectionClosed, "access ended: stream closed");
+        }
+        Ok(None)
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
         let Some(mut refusal) = routing::proxy_failure(e) else {
             // The client hung up: nobody to answer; logged and counted as 499.
@@ -224,6 +242,14 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, error: Option<&pingora::Error>, ctx: &mut RequestCtx) {
         self.record(session, error, ctx);
+    }
+
+    /// What Pingora's own error lines name the request by: the method, the path
+    /// without its query (which can hold reset or invitation tokens) and the
+    /// request id.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {} request_id={}", req.method, req.uri.path(), ctx.request_id)
     }
 }
 
@@ -270,11 +296,35 @@ impl Gateway {
         Ok(())
     }
 
+    /// An event stream the request did not announce (no `Accept:
+    /// text/event-stream`) has no connection of its own to cut: it is watched all
+    /// the same, and ends at its next chunk (keep-alives included) once its grant
+    /// has ended.
+    fn watch_untracked_stream(&self, response: &ResponseHeader, ctx: &mut RequestCtx) {
+        if ctx.stream_watch.is_some() || ctx.identity.user.is_none() {
+            return;
+        }
+        let event_stream = response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().get(..17).is_some_and(|t| t.eq_ignore_ascii_case(b"text/event-stream")));
+        let Some(route) = ctx.route.as_ref().filter(|_| event_stream) else { return };
+        let Some(grant) = grant_of(route, &ctx.identity) else { return };
+        let tap = Arc::new(Tap::default());
+        ctx.stream_ended = Some(tap.ended.clone());
+        let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.clone());
+        ctx.stream_watch = Some(Watch::start(self.revocations.clone(), grant, tap, move || {
+            ended.inc();
+            tracing::info!(request_id, "access ended: closing the open stream at its next chunk");
+        }));
+    }
+
     /// Gives a long-lived request its own upstream connection through a [`Tap`],
     /// and a [`Watch`] that cuts it when `grant` ends (logout-all, role change,
     /// removal, tenant deactivation): within a second, on every instance.
     fn watch_stream(&self, peer: &mut HttpPeer, ctx: &mut RequestCtx, grant: Grant) {
         let tap = Arc::new(Tap::default());
+        ctx.stream_ended = Some(tap.ended.clone());
         peer.options.custom_l4 = Some(tap.clone());
         // A connection of its own: never one from the pool, never back into it.
         peer.group_key = STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -450,7 +500,7 @@ static STREAMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// request: a WebSocket (or any) upgrade, or an event stream (`Accept:
 /// text/event-stream`, as every `EventSource` sends).
 fn stream_grant(req: &RequestHeader, route: &Route, identity: &Identity) -> Option<Grant> {
-    let user = identity.user.as_ref()?;
+    identity.user.as_ref()?;
     let event_stream = req
         .headers
         .get_all(http::header::ACCEPT)
@@ -459,10 +509,17 @@ fn stream_grant(req: &RequestHeader, route: &Route, identity: &Identity) -> Opti
     if !event_stream && !req.headers.contains_key(http::header::UPGRADE) {
         return None;
     }
+    grant_of(route, identity)
+}
+
+/// What `identity` was admitted to `route` with.
+fn grant_of(route: &Route, identity: &Identity) -> Option<Grant> {
+    let user = identity.user.as_ref()?;
     Some(Grant {
         user: user.id,
         token_version: user.token_version,
         tenant: identity.tenant.as_ref().map(|t| (t.id, route.min_role())),
+        expires_at: identity.expires_at?,
     })
 }
 

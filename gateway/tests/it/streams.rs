@@ -27,6 +27,14 @@ auth = "required"
 tenant = "required"
 tenant_from = ["header"]
 min_role = "member"
+
+[[route]]
+name = "feed"
+path_prefix = "/feed"
+upstreams = ["{live}"]
+auth = "required"
+tenant = "required"
+tenant_from = ["header"]
 "#;
 
 /// How long a revoked stream may take to close before the test calls it a
@@ -52,8 +60,18 @@ async fn live_upstream() -> (String, tokio::task::JoinHandle<()>) {
         let first = futures::stream::once(async { Ok(Event::default().event("hello").data("1")) });
         Sse::new(first.chain(futures::stream::pending()))
     }
-    let app =
-        axum::Router::new().route("/live/ws", axum::routing::get(ws)).route("/live/events", axum::routing::get(events));
+    // A stream that does not need `Accept: text/event-stream` to stream, with a
+    // keep-alive comment every 100 ms.
+    async fn ticks() -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+        let first = futures::stream::once(async { Ok(Event::default().event("hello").data("1")) });
+        Sse::new(first.chain(futures::stream::pending()))
+            .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_millis(100)))
+    }
+    let app = axum::Router::new()
+        .route("/live/ws", axum::routing::get(ws))
+        .route("/feed/ws", axum::routing::get(ws))
+        .route("/live/events", axum::routing::get(events))
+        .route("/live/ticks", axum::routing::get(ticks));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     (addr, tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }))
@@ -62,7 +80,11 @@ async fn live_upstream() -> (String, tokio::task::JoinHandle<()>) {
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_ws(app: &TestApp, m: &Member) -> Ws {
-    let url = format!("{}/live/ws", app.base.replace("http://", "ws://"));
+    open_ws_at(app, "/live/ws", m).await
+}
+
+async fn open_ws_at(app: &TestApp, path: &str, m: &Member) -> Ws {
+    let url = format!("{}{path}", app.base.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {}", m.token).parse().unwrap());
     req.headers_mut().insert("x-tenant-id", m.tenant_id.parse().unwrap());
@@ -99,12 +121,16 @@ async fn ws_closed(ws: &mut Ws) -> Duration {
 type Events = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 async fn open_events(app: &TestApp, path: &str, m: &Member) -> Events {
+    open_events_accepting(app, path, m, "text/event-stream").await
+}
+
+async fn open_events_accepting(app: &TestApp, path: &str, m: &Member, accept: &str) -> Events {
     let res = app
         .client
         .get(app.url(path))
         .bearer_auth(&m.token)
         .header("x-tenant-id", &m.tenant_id)
-        .header("accept", "text/event-stream")
+        .header("accept", accept)
         .send()
         .await
         .unwrap();
@@ -184,4 +210,43 @@ async fn logout_all_closes_proxied_streams_and_the_gateways_own_notification_str
     // And they cannot be reopened with the old token.
     let res = app.client.get(app.url("/live/events")).bearer_auth(&owner.token).header("x-tenant-id", &owner.tenant_id);
     assert_error(res.send().await.unwrap(), 401, "token_revoked").await;
+}
+
+#[tokio::test]
+async fn removal_closes_streams_on_routes_that_need_only_membership_and_unannounced_streams_too() {
+    let (live, _server) = live_upstream().await;
+    let app = spawn_gateway(&ROUTES.replace("{live}", &live), &[], None).await;
+    let owner = member(&app, "Acme").await;
+    let bob = member(&app, "Bob's").await;
+    add(&app, &owner, &bob, Role::Member).await;
+    let bob = in_tenant(&owner, &bob);
+    // No `min_role` on /feed: membership is what admitted it.
+    let mut ws = open_ws_at(&app, "/feed/ws", &bob).await;
+    // An event stream asked for without `Accept: text/event-stream`.
+    let mut ticks = open_events_accepting(&app, "/live/ticks", &bob, "*/*").await;
+
+    let path = format!("/auth/tenants/{}/members/{}", owner.tenant_id, bob.user_id);
+    expect(call(&app, Method::DELETE, &path, &owner.token, None).await, 204).await;
+    ws_closed(&mut ws).await;
+    events_closed(&mut ticks).await;
+    assert_eq!(app.metric("tenantgate_streams_revoked_total").await, 2.0);
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_the_token_it_was_opened_with_expires() {
+    let (live, _server) = live_upstream().await;
+    let app = spawn_gateway(&ROUTES.replace("{live}", &live), &[("JWT_ACCESS_TTL", "10s")], None).await;
+    let owner = member(&app, "Acme").await;
+    let mut ws = open_ws(&app, &owner).await;
+    let opened = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+    end.await.expect("the WebSocket outlived its token");
+    assert!(opened.elapsed() >= Duration::from_secs(5), "closed before the token expired: {:?}", opened.elapsed());
 }

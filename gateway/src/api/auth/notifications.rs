@@ -85,8 +85,6 @@ pub async fn stream(
         .map_err(|e| ApiError::unavailable(&e))?;
     pubsub.subscribe(&channel).await.map_err(|e| ApiError::unavailable(&e))?;
 
-    let remaining = u64::try_from(caller.claims.exp - chrono::Utc::now().timestamp()).unwrap_or(0);
-    let token_expired = tokio::time::sleep(Duration::from_secs(remaining));
     let connected = futures::stream::once(async { Ok(Event::default().comment("connected")) });
     let live = pubsub.into_on_message().filter_map(|msg| async move {
         let payload: String = msg.get_payload().ok()?;
@@ -96,14 +94,10 @@ pub async fn stream(
     });
     // Ends with the token, or sooner when the user's sessions end (logout-all,
     // a password reset): the client's next connection is then refused.
-    let grant = Grant { user: caller.id(), token_version: caller.claims.ver, tenant: None };
-    let revoked = state.revocations.clone();
-    let ended = Box::pin(async move {
-        tokio::select! {
-            () = token_expired => {}
-            () = revoked.ended(grant) => {}
-        }
-    });
+    let grant =
+        Grant { user: caller.id(), token_version: caller.claims.ver, tenant: None, expires_at: caller.claims.exp };
+    let revocations = state.revocations.clone();
+    let ended = Box::pin(async move { revocations.ended(grant).await });
     let events = connected.chain(live).take_until(ended);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
