@@ -310,13 +310,7 @@ impl Gateway {
             .is_some_and(|v| v.as_bytes().get(..17).is_some_and(|t| t.eq_ignore_ascii_case(b"text/event-stream")));
         let Some(route) = ctx.route.as_ref().filter(|_| event_stream) else { return };
         let Some(grant) = grant_of(route, &ctx.identity) else { return };
-        let tap = Arc::new(Tap::default());
-        ctx.stream_ended = Some(tap.ended.clone());
-        let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.clone());
-        ctx.stream_watch = Some(Watch::start(self.revocations.clone(), grant, tap, move || {
-            ended.inc();
-            tracing::info!(request_id, "access ended: closing the open stream at its next chunk");
-        }));
+        self.start_watch(ctx, grant, Arc::new(Tap::default()));
     }
 
     /// Gives a long-lived request its own upstream connection through a [`Tap`],
@@ -324,11 +318,17 @@ impl Gateway {
     /// removal, tenant deactivation): within a second, on every instance.
     fn watch_stream(&self, peer: &mut HttpPeer, ctx: &mut RequestCtx, grant: Grant) {
         let tap = Arc::new(Tap::default());
-        ctx.stream_ended = Some(tap.ended.clone());
         peer.options.custom_l4 = Some(tap.clone());
         // A connection of its own: never one from the pool, never back into it.
         peer.group_key = STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         peer.options.total_connection_timeout = peer.options.connection_timeout;
+        self.start_watch(ctx, grant, tap);
+    }
+
+    /// Watches `grant` for the rest of the request: when it ends, `tap` is cut
+    /// (and the stream's next chunk refused), counted and logged.
+    fn start_watch(&self, ctx: &mut RequestCtx, grant: Grant, tap: Arc<Tap>) {
+        ctx.stream_ended = Some(tap.ended.clone());
         let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.clone());
         ctx.stream_watch = Some(Watch::start(self.revocations.clone(), grant, tap, move || {
             ended.inc();

@@ -3,7 +3,7 @@
 //! `e2e/verify-assertion.mjs`) and Python (PyJWT, `docs/examples/verify_assertion.py`);
 //! it is bound to one app and one request; keys rotate without a restart.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::portal_e2e::repo_root;
 use crate::proxy::{get, member};
 
 const ROUTES: &str = r#"
@@ -41,10 +42,6 @@ auth = "required"
 "#;
 
 const ISSUER: &str = "tenantgate-test";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A new key from `gateway assertion-key`.
 fn new_key() -> String {

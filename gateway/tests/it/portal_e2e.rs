@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
