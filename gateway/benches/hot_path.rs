@@ -30,12 +30,20 @@ fn hot_path(c: &mut Criterion) {
     let mut jwt = Settings::default().jwt;
     jwt.secret = "bench-secret-bench-secret-bench-secret-0123".to_owned().into();
     let tokens = AccessTokens::new(&jwt);
-    let token = tokens.issue(UserId::new(), "bench@example.test", 0).expect("issue").token;
+    let token = tokens
+        .issue(UserId::new(), &shared::domain::Email::parse("bench@example.test").expect("email"), 0)
+        .expect("issue")
+        .token;
     // A client's first request with a token: full HS256 verification (and the
     // insert into the verified-token memory); issuing is outside the timing.
     c.bench_function("jwt_verify_hs256_first_use", |b| {
         b.iter_batched(
-            || tokens.issue(UserId::new(), "bench@example.test", 0).expect("issue").token,
+            || {
+                tokens
+                    .issue(UserId::new(), &shared::domain::Email::parse("bench@example.test").expect("email"), 0)
+                    .expect("issue")
+                    .token
+            },
             |fresh| tokens.verify(black_box(&fresh)).expect("valid"),
             BatchSize::SmallInput,
         )

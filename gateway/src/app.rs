@@ -11,6 +11,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use shared::config::Settings;
+use shared::domain::DomainName;
 use shared::jwt::AccessTokens;
 use shared::password::PasswordHasher;
 use shared::telemetry::{admin_router, Check, Readiness};
@@ -115,7 +116,7 @@ impl Application {
         let api_router = api::router(state.clone(), settings);
         let sessions = Arc::new(Sessions::new(state, settings.gateway.refresh_grace));
         let cookies = CookiePolicy::new(settings);
-        let site = SitePolicy::new(&settings.gateway.base_domain, &settings.gateway.trusted_domains);
+        let site = SitePolicy::new(&settings.gateway);
         let portal = Arc::new(Portal {
             sessions: sessions.clone(),
             api: api_router.clone(),
@@ -136,8 +137,7 @@ impl Application {
                 tokens,
                 cache: cache.clone(),
                 access_cookie: settings.gateway.access_cookie.clone(),
-                base_domain: Some(settings.gateway.base_domain.trim_end_matches('.').to_ascii_lowercase())
-                    .filter(|d| !d.is_empty()),
+                base_domain: settings.gateway.base_domain.clone(),
             },
             pools: pools.clone(),
             limits: limits.clone(),
@@ -243,12 +243,12 @@ pub(crate) fn assertions(settings: &Settings) -> anyhow::Result<Arc<Assertions>>
 
 /// The names the gateway serves itself, which no tenant may claim: the base
 /// domain, the trusted domains and the `APP_URL` host.
-fn own_domains(settings: &Settings) -> Vec<String> {
-    let app_host = settings.app.url.split("://").nth(1).and_then(|rest| rest.split(['/', ':', '?', '#']).next());
-    let mut own = vec![settings.gateway.base_domain.clone()];
-    own.extend(settings.gateway.trusted_domains.iter().cloned());
-    own.extend(app_host.map(str::to_owned));
-    own
+/// (An `APP_URL` on an IP address or a one-label name such as `localhost` covers
+/// nothing a tenant could claim: claimed domains have two labels or more.)
+fn own_domains(settings: &Settings) -> Vec<DomainName> {
+    let app_host = DomainName::parse(settings.app.url.host()).ok();
+    let gateway = &settings.gateway;
+    gateway.base_domain.iter().chain(&gateway.trusted_domains).cloned().chain(app_host).collect()
 }
 
 fn readiness(pool: PgPool) -> Readiness {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod control;
+pub mod error_code;
 pub mod metrics;
 pub mod portal;
 pub mod proxy;

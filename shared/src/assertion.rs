@@ -28,7 +28,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::UserId;
+use crate::domain::{Email, Role, Slug, TenantId, UserId};
 
 /// Why assertion keys could not be loaded or an assertion signed.
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +105,13 @@ pub struct AssertionClaims {
 
 /// What the proxy knows when it asks for an assertion.
 #[derive(Debug, Clone)]
-pub struct Subject {
+pub struct Subject<'a> {
     /// The user, if any: id, email, verified.
-    pub user: Option<(UserId, String, bool)>,
+    pub user: Option<(UserId, &'a Email, bool)>,
     /// The tenant, if any: id and slug.
-    pub tenant: Option<(String, String)>,
+    pub tenant: Option<(TenantId, &'a Slug)>,
     /// The role there.
-    pub role: Option<&'static str>,
+    pub role: Option<Role>,
 }
 
 struct SigningKey {
@@ -189,7 +189,7 @@ impl Assertions {
     /// [`Error::Signing`] if encoding fails.
     pub fn sign(
         &self,
-        subject: &Subject,
+        subject: &Subject<'_>,
         audience: &str,
         request_id: &str,
         method: &str,
@@ -198,11 +198,11 @@ impl Assertions {
         let now = chrono::Utc::now().timestamp();
         let claims = AssertionClaims {
             sub: subject.user.as_ref().map(|u| u.0),
-            email: subject.user.as_ref().map(|u| u.1.clone()),
+            email: subject.user.as_ref().map(|u| u.1.as_str().to_owned()),
             email_verified: subject.user.as_ref().map(|u| u.2),
-            tid: subject.tenant.as_ref().map(|t| t.0.clone()),
-            tslug: subject.tenant.as_ref().map(|t| t.1.clone()),
-            role: subject.role.map(str::to_owned),
+            tid: subject.tenant.as_ref().map(|t| t.0.to_string()),
+            tslug: subject.tenant.as_ref().map(|t| t.1.as_str().to_owned()),
+            role: subject.role.map(|r| r.as_str().to_owned()),
             jti: request_id.to_owned(),
             htm: method.to_owned(),
             htu: path.to_owned(),

@@ -1,12 +1,10 @@
 use super::*;
 use jsonwebtoken::{DecodingKey, Validation};
 
-fn subject() -> Subject {
-    Subject {
-        user: Some((UserId::new(), "ann@example.test".into(), true)),
-        tenant: Some(("t-id".into(), "acme".into())),
-        role: Some("admin"),
-    }
+fn subject() -> Subject<'static> {
+    let email = Box::leak(Box::new(Email::parse("ann@example.test").unwrap()));
+    let slug = Box::leak(Box::new(Slug::parse("acme").unwrap()));
+    Subject { user: Some((UserId::new(), email, true)), tenant: Some((TenantId::new(), slug)), role: Some(Role::Admin) }
 }
 
 /// Verifies `token` as an app would: the key picked by `kid` from the JWKS.

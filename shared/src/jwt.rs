@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::JwtSettings;
-use crate::domain::UserId;
+use crate::domain::{Email, UserId};
 
 /// Why a token was refused; the reason is also the metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -165,11 +165,11 @@ impl AccessTokens {
     ///
     /// # Errors
     /// [`Error::Signing`] if encoding fails.
-    pub fn issue(&self, user: UserId, email: &str, token_version: i32) -> Result<IssuedAccessToken, Error> {
+    pub fn issue(&self, user: UserId, email: &Email, token_version: i32) -> Result<IssuedAccessToken, Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user,
-            email: email.to_owned(),
+            email: email.as_str().to_owned(),
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
             iss: self.issuer.clone(),
@@ -238,7 +238,7 @@ mod tests {
     fn round_trips_and_checks_issuer_audience_and_key() {
         let t = tokens("k".repeat(32).as_str(), "iss", "aud");
         let user = UserId::new();
-        let issued = t.issue(user, "a@b.c", 3).unwrap();
+        let issued = t.issue(user, &Email::parse("a@b.c").unwrap(), 3).unwrap();
         let claims = t.verify(&issued.token).unwrap();
         assert_eq!((claims.sub, claims.ver, claims.email.as_str()), (user, 3, "a@b.c"));
         assert_eq!(tokens("x".repeat(32).as_str(), "iss", "aud").verify(&issued.token), Err(Error::BadSignature));
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn refuses_alg_none_and_other_algorithms() {
         let t = tokens("k".repeat(32).as_str(), "iss", "aud");
-        let issued = t.issue(UserId::new(), "a@b.c", 0).unwrap();
+        let issued = t.issue(UserId::new(), &Email::parse("a@b.c").unwrap(), 0).unwrap();
         let payload = issued.token.split('.').nth(1).unwrap();
         for alg in ["none", "HS512", "RS256"] {
             let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn remembers_only_the_exact_tokens_that_passed() {
         let t = tokens("k".repeat(32).as_str(), "iss", "aud");
-        let issued = t.issue(UserId::new(), "a@b.c", 0).unwrap();
+        let issued = t.issue(UserId::new(), &Email::parse("a@b.c").unwrap(), 0).unwrap();
         let first = t.verify(&issued.token).unwrap();
         let again = t.clone().verify(&issued.token).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "the second verification is answered from memory");

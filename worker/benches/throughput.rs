@@ -7,10 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/it/smtp.rs"]
-#[allow(dead_code)]
-mod smtp;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,10 +16,8 @@ use secrecy::SecretString;
 use shared::config::{MailTransport, Profile, Settings};
 use shared::domain::{Email, Language, PersonName};
 use shared::queue::{self, templates, AuthEvent, AuthEventKind, EmailJob, Envelope, Job, Publisher, Topology};
-use sqlx::{Connection, PgConnection, PgPool};
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+use testkit::{TestDb, AMQP_URL};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -36,19 +30,17 @@ async fn main() {
     let concurrency = env_or("BENCH_CONCURRENCY", 64);
     let pool_size = env_or("BENCH_SMTP_POOL", 16);
 
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("tg_wbench_{id}");
-    let mut admin = PgConnection::connect(PG_ADMIN_URL).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.unwrap();
-    let db_url = format!("postgres://postgres@127.0.0.1:5432/{db_name}");
-    let pool = PgPool::connect(&db_url).await.unwrap();
+    let id = testkit::unique_id();
+    let db = TestDb::create_named("tg_wbench").await;
+    let db_url = db.url.clone();
+    let pool = db.pool().await;
     shared::db::migrate(&pool).await.unwrap();
-    let sink = smtp::SmtpSink::start().await;
+    let sink = testkit::smtp::SmtpSink::start().await;
     sink.count_only();
 
     let mut settings = Settings::default();
     settings.app.env = Profile::Development;
-    settings.app.url = "https://app.example.test".into();
+    settings.app.url = shared::config::PublicUrl::parse("https://app.example.test").unwrap();
     settings.database.url = SecretString::from(db_url);
     settings.database.max_connections = 20;
     settings.redis.key_prefix = format!("tgb{}:", &id[..12]);
@@ -156,5 +148,5 @@ async fn main() {
     }
     let _ = conn.close(200, "done".into()).await;
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    drop(db);
 }

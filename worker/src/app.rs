@@ -17,11 +17,13 @@ use crate::jobs::{Jobs, Links};
 use crate::mail::{Mailer, Templates};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::retention::{self, Retention};
 
 /// A worker ready to run: dependencies built, admin listener bound.
 pub struct Application {
     jobs: Arc<Jobs>,
     consumer: ConsumerConfig,
+    retention: Retention,
     admin: tokio::net::TcpListener,
     admin_addr: SocketAddr,
 }
@@ -41,10 +43,7 @@ impl Application {
             mailer: Mailer::new(&settings.smtp, &settings.mail).context("building the mail transport")?,
             templates: Templates::new().context("compiling email templates")?,
             notifier: Notifier::new(&settings.redis).context("building the Redis client")?,
-            links: Links {
-                app_url: settings.app.url.trim_end_matches('/').to_owned(),
-                app_name: settings.app.name.clone(),
-            },
+            links: Links { app_url: settings.app.url.clone(), app_name: settings.app.name.clone() },
             metrics,
         });
         let admin = tokio::net::TcpListener::bind(settings.worker.admin_listen)
@@ -58,6 +57,7 @@ impl Application {
                 concurrency: settings.worker.concurrency,
                 grace: settings.worker.shutdown_grace,
             },
+            retention: Retention { keep: settings.queue.retention, every: settings.queue.purge_interval },
             admin,
             admin_addr,
         })
@@ -97,6 +97,13 @@ impl Application {
             consumers.spawn(async move { (queue, consumer::run(queue, jobs, config, stop).await) });
         }
 
+        let retention = tokio::spawn(retention::run(
+            self.jobs.pool.clone(),
+            self.retention,
+            self.jobs.metrics.clone(),
+            stop_rx.clone(),
+        ));
+
         let result = tokio::select! {
             () = shutdown => {
                 tracing::info!(grace = ?self.consumer.grace, "shutdown requested; draining in-flight jobs");
@@ -127,6 +134,9 @@ impl Application {
         };
         if tokio::time::timeout(self.consumer.grace + Duration::from_secs(5), all_done).await.is_err() {
             tracing::warn!("consumers did not stop in time");
+        }
+        if let Err(e) = retention.await {
+            tracing::error!(error = %e, "retention task failed");
         }
         let _ = admin_stop_tx.send(true);
         match admin.await {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use shared::config::PublicUrl;
 use shared::db::{notifications, processed_messages};
 use shared::queue::{AuthEvent, EmailJob, Envelope, Job, JobQueue, NotificationMessage, SCHEMA_VERSION};
 use shared::telemetry::error_chain;
@@ -45,8 +46,8 @@ pub struct Incoming<'a> {
 /// Where links in emails point, and the product name they show.
 #[derive(Debug, Clone)]
 pub struct Links {
-    /// `APP_URL` without a trailing slash.
-    pub app_url: String,
+    /// `APP_URL`.
+    pub app_url: PublicUrl,
     /// `APP_NAME`.
     pub app_name: String,
 }
@@ -62,7 +63,7 @@ impl Links {
             Job::SendInvitation(_) => "/auth/ui/invitation",
             Job::AuthEvent(_) => return None,
         };
-        TokenHasher::looks_valid(token).then(|| format!("{}{path}?token={token}", self.app_url))
+        TokenHasher::looks_valid(token).then(|| format!("{}{path}?token={token}", self.app_url.base()))
     }
 }
 
@@ -147,7 +148,6 @@ impl Jobs {
 
     /// Renders and assembles the email; `Err` is a dead-letter reason.
     fn compose(&self, envelope: &Envelope, job: &EmailJob) -> Result<lettre::Message, String> {
-        let to = shared::domain::Email::parse(&job.to).map_err(|e| format!("bad recipient: {}", e.reason))?;
         let token = job.data.get("token").and_then(|t| t.as_str()).unwrap_or_default();
         let link = self.links.for_job(&envelope.job, token).ok_or("data.token is missing or malformed")?;
         let mut context = job.data.clone();
@@ -156,9 +156,10 @@ impl Jobs {
         context.insert("token".into(), serde_json::Value::Null);
         context.insert("link".into(), link.into());
         context.insert("appName".into(), self.links.app_name.clone().into());
-        context.insert("appUrl".into(), self.links.app_url.clone().into());
-        let rendered = self.templates.render(&job.template, &job.language, &context).map_err(|e| error_chain(&e))?;
-        self.mailer.build(to.as_str(), envelope.id, rendered).map_err(|e| error_chain(&e))
+        context.insert("appUrl".into(), self.links.app_url.base().into());
+        let rendered =
+            self.templates.render(&job.template, job.language.as_str(), &context).map_err(|e| error_chain(&e))?;
+        self.mailer.build(job.to.as_str(), envelope.id, rendered).map_err(|e| error_chain(&e))
     }
 
     async fn notify(&self, envelope: &Envelope, event: &AuthEvent, incoming: &Incoming<'_>) -> Outcome {

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
+pub mod retention;
 
 pub use app::Application;
 pub use jobs::{Incoming, Jobs, Outcome};

@@ -4,6 +4,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, 
 use shared::queue::JobQueue;
 
 use crate::jobs::Outcome;
+use crate::retention::Table;
 
 /// Every metric the worker exports.
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct Metrics {
     pub smtp_errors: IntCounterVec,
     /// 1 while a consumer is attached to the queue, else 0.
     pub consumer_up: IntGaugeVec,
+    /// Rows deleted past `QUEUE_RETENTION`, by table.
+    pub purged: IntCounterVec,
 }
 
 /// Job duration buckets from 1 ms to 30 s.
@@ -50,7 +53,15 @@ impl Metrics {
             Opts::new("tenantgate_worker_consumer_up", "1 while a consumer is attached to the queue, else 0."),
             &["queue"],
         )?;
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "tenantgate_worker_purged_rows_total",
+                "Rows deleted because they were older than QUEUE_RETENTION, by table.",
+            ),
+            &["table"],
+        )?;
         registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(purged.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(smtp_errors.clone()))?;
         registry.register(Box::new(consumer_up.clone()))?;
@@ -64,7 +75,10 @@ impl Metrics {
         for kind in ["transient", "permanent", "connection"] {
             smtp_errors.with_label_values(&[kind]);
         }
-        Ok(Metrics { registry, jobs, duration, smtp_errors, consumer_up })
+        for table in Table::ALL {
+            purged.with_label_values(&[table.as_str()]);
+        }
+        Ok(Metrics { registry, jobs, duration, smtp_errors, consumer_up, purged })
     }
 
     /// Counts a settled job. A retry decided on the last attempt counts as `dead`.

@@ -8,13 +8,15 @@ use serde::Serialize;
 use shared::domain::ParseError;
 use shared::telemetry::error_chain;
 
+pub use crate::error_code::ErrorCode;
+
 /// An API error: what the client sees. Internal details are logged, never sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    /// HTTP status.
+    /// HTTP status (the code's).
     pub status: StatusCode,
-    /// Stable machine-readable code (`invalid_request`, `email_taken`...).
-    pub code: &'static str,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
     /// A sentence for humans.
     pub message: String,
     /// Seconds for a `Retry-After` header (429 answers).
@@ -28,63 +30,49 @@ struct Body<'a> {
 }
 
 impl ApiError {
-    /// Any status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+    /// `code` with its own message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { status: code.status(), code, message: message.into(), retry_after: None }
     }
 
     /// 429 `rate_limited` with `Retry-After: retry_after` (whole seconds, at least 1).
     pub fn rate_limited(retry_after: std::time::Duration) -> ApiError {
-        ApiError {
-            retry_after: Some(retry_after.as_secs().max(1)),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; retry later")
-        }
-    }
-
-    /// 400 `invalid_token`: a one-time token that is unknown, used or expired.
-    pub fn invalid_one_time_token() -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "the token is invalid, used or expired")
+        ApiError { retry_after: Some(retry_after.as_secs().max(1)), ..ErrorCode::RateLimited.into() }
     }
 
     /// 400 `invalid_request`.
     pub fn invalid_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    /// 401 with the given code; the response carries `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
-    }
-
-    /// 404 `not_found`.
-    pub fn not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        ApiError::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 500 `internal_error`, logging the cause with its source chain.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> ApiError {
         tracing::error!(error = %error_chain(cause), "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side")
+        ErrorCode::InternalError.into()
     }
 
     /// 503 `service_unavailable`, logging the cause.
     pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> ApiError {
         tracing::warn!(error = %error_chain(cause), "dependency unavailable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "a backing service is unavailable; retry shortly",
-        )
+        ErrorCode::ServiceUnavailable.into()
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    /// `code` with its default message.
+    fn from(code: ErrorCode) -> ApiError {
+        ApiError::new(code, code.message())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(Body { error: self.code, message: &self.message })).into_response();
+        let mut response =
+            (self.status, Json(Body { error: self.code.as_str(), message: &self.message })).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             let value = format!(
                 r#"Bearer error="{}""#,
-                if self.code == "invalid_credentials" { "invalid_request" } else { "invalid_token" }
+                if self.code == ErrorCode::InvalidCredentials { "invalid_request" } else { "invalid_token" }
             );
             if let Ok(v) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -101,14 +89,12 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ),
+            JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType.into(),
             JsonRejection::JsonDataError(e) => ApiError::invalid_request(e.body_text()),
             JsonRejection::JsonSyntaxError(_) => ApiError::invalid_request("the body is not valid JSON"),
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ErrorCode::PayloadTooLarge.into()
+            }
             other => ApiError::invalid_request(other.body_text()),
         }
     }
@@ -126,15 +112,10 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// 413 `payload_too_large`.
-pub fn payload_too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
-}
-
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> ApiError {
         if e.field == "password" {
-            ApiError::new(StatusCode::BAD_REQUEST, "weak_password", format!("password {}", e.reason))
+            ApiError::new(ErrorCode::WeakPassword, format!("password {}", e.reason))
         } else {
             ApiError::invalid_request(e.to_string())
         }
@@ -148,9 +129,16 @@ impl From<shared::db::Error> for ApiError {
             Error::Query(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 ApiError::unavailable(&e)
             }
-            Error::Duplicate { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", "that value is already taken"),
+            Error::Duplicate { .. } => ErrorCode::Conflict.into(),
             _ => ApiError::internal(&e),
         }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Transaction begin/commit failures: read as the db module reads them.
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError::from(shared::db::Error::from(e))
     }
 }
 
@@ -164,8 +152,8 @@ impl From<shared::jwt::Error> for ApiError {
     fn from(e: shared::jwt::Error) -> ApiError {
         match e {
             shared::jwt::Error::Signing => ApiError::internal(&e),
-            shared::jwt::Error::Expired => ApiError::unauthorized("token_expired", "the access token has expired"),
-            _ => ApiError::unauthorized("invalid_token", "the access token is not valid"),
+            shared::jwt::Error::Expired => ApiError::new(ErrorCode::TokenExpired, "the access token has expired"),
+            _ => ApiError::new(ErrorCode::InvalidToken, "the access token is not valid"),
         }
     }
 }

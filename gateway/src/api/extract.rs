@@ -11,6 +11,7 @@ use shared::jwt::AccessClaims;
 
 use super::error::ApiError;
 use super::ApiState;
+use crate::error_code::ErrorCode;
 
 /// `axum::Json`, rejecting with our JSON errors (400, 413, 415).
 #[derive(Debug, FromRequest)]
@@ -70,12 +71,12 @@ impl FromRequestParts<Arc<ApiState>> for BearerUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
-            .ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <access token>"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <access token>"))?;
         let claims = state.tokens.verify(token)?;
         let user = db::users::find_by_id(&state.pool, claims.sub).await?;
         match user {
             Some(user) if user.token_version == claims.ver => Ok(BearerUser { claims, user }),
-            _ => Err(ApiError::unauthorized("token_revoked", "the access token has been revoked; log in again")),
+            _ => Err(ApiError::new(ErrorCode::TokenRevoked, "the access token has been revoked; log in again")),
         }
     }
 }

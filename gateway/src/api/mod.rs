@@ -20,6 +20,7 @@ use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use shared::assertion::Assertions;
 use shared::cache::{Invalidator, RedisTier};
+use shared::config::Origin;
 use shared::config::Settings;
 use shared::jwt::AccessTokens;
 use shared::password::PasswordHasher;
@@ -29,6 +30,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::error::ApiError;
 use self::throttle::Throttle;
+use crate::error_code::ErrorCode;
 
 /// The path prefix the API owns; everything else is proxied.
 pub const PREFIX: &str = "/auth";
@@ -102,14 +104,14 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         .route("/tenants/{id}/invitations/{invitation}", delete(tenants::invitations::revoke))
         .route("/tenants/{id}/audit", get(tenants::audit::list))
         .route("/invitations/accept", post(tenants::invitations::accept))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(|| async { ApiError::from(ErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
         });
     Router::new()
         .nest(PREFIX, auth)
         .route(JWKS_PATH, get(keys::jwks))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(|| async { ApiError::from(ErrorCode::NotFound) })
         .layer(DefaultBodyLimit::max(settings.gateway.body_limit))
         .layer(cors(&settings.cors.origins))
         .with_state(state)
@@ -117,8 +119,8 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
 
 /// CORS for listed origins only; credentials allowed, since only listed origins
 /// ever get an `Access-Control-Allow-Origin` back.
-fn cors(origins: &[String]) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+fn cors(origins: &[Origin]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.as_str()).ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)

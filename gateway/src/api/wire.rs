@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::db::memberships::TenantMembership;
 use shared::db::users::User;
+use shared::domain::{Email, Language};
 
 /// `POST /auth/register`.
 #[derive(Debug, Deserialize)]
@@ -47,11 +48,11 @@ pub struct UserBody {
     /// Id.
     pub id: String,
     /// Address.
-    pub email: String,
+    pub email: Email,
     /// Display name.
     pub name: String,
     /// Language tag.
-    pub language: String,
+    pub language: Language,
     /// Whether the address was verified.
     pub email_verified: bool,
 }

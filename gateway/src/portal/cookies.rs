@@ -8,6 +8,7 @@ use std::time::Duration;
 use cookie::{Cookie, SameSite};
 use http::{header, HeaderMap, HeaderValue};
 use shared::config::Settings;
+use shared::domain::DomainName;
 
 /// Name of the cookie holding the portal forms' CSRF token.
 pub const CSRF_COOKIE: &str = "tg_csrf";
@@ -24,7 +25,7 @@ pub struct CookiePolicy {
     /// `GATEWAY_TENANT_COOKIE`.
     pub tenant: String,
     secure: bool,
-    base_domain: String,
+    base_domain: Option<DomainName>,
     access_ttl: Duration,
     refresh_ttl: Duration,
 }
@@ -37,7 +38,7 @@ impl CookiePolicy {
             refresh: settings.gateway.refresh_cookie.clone(),
             tenant: settings.gateway.tenant_cookie.clone(),
             secure: settings.gateway.cookie_secure,
-            base_domain: settings.gateway.base_domain.trim_end_matches('.').to_ascii_lowercase(),
+            base_domain: settings.gateway.base_domain.clone(),
             access_ttl: settings.jwt.access_ttl,
             refresh_ttl: settings.jwt.refresh_ttl,
         }
@@ -46,11 +47,8 @@ impl CookiePolicy {
     /// `Domain=` for a response to `request_host`: the base domain when the host is
     /// it or one of its subdomains (a browser refuses any other), else none.
     fn domain_for(&self, request_host: &str) -> Option<&str> {
-        let host = crate::routes::tenant::host_name(request_host).to_ascii_lowercase();
-        let on_base = !self.base_domain.is_empty()
-            && (host == self.base_domain
-                || host.strip_suffix(self.base_domain.as_str()).is_some_and(|rest| rest.ends_with('.')));
-        on_base.then_some(self.base_domain.as_str())
+        let host = crate::routes::tenant::host_name(request_host);
+        self.base_domain.as_ref().filter(|base| base.covers(host)).map(DomainName::as_str)
     }
 
     fn build(&self, name: &str, value: &str, max_age: Option<Duration>, request_host: &str) -> HeaderValue {
@@ -126,7 +124,7 @@ mod tests {
 
     fn policy(base: &str, secure: bool) -> CookiePolicy {
         let mut s = Settings::default();
-        s.gateway.base_domain = base.into();
+        s.gateway.base_domain = DomainName::parse(base).ok();
         s.gateway.cookie_secure = secure;
         s.jwt.access_ttl = Duration::from_secs(900);
         CookiePolicy::new(&s)

@@ -238,7 +238,7 @@ impl Portal {
         if tenant::path_slug(path).is_some() {
             return false;
         }
-        let host = site::url_host(return_to).unwrap_or_else(|| tenant::host_name(request_host)).to_ascii_lowercase();
+        let host = site::url_host(return_to).unwrap_or_else(|| tenant::host_name(request_host).to_ascii_lowercase());
         let table = self.routes.load();
         let Some(found) = table.match_request(&host, path) else { return false };
         let route = &found.route;

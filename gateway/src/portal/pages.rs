@@ -20,6 +20,7 @@ use crate::api::extract::{ApiJson, ClientIp, RequestId};
 use crate::api::wire::{
     ForgotPasswordRequest, LoginRequest, RegisterRequest, ResetPasswordRequest, SessionBody, VerifyEmailRequest,
 };
+use crate::error_code::ErrorCode;
 
 /// The query every page accepts.
 #[derive(Debug, Default, Deserialize)]
@@ -75,12 +76,12 @@ pub struct TokenForm {
 /// The string key for an API error shown on a form.
 fn error_key(e: &ApiError) -> &'static str {
     match e.code {
-        "invalid_credentials" => "error_credentials",
-        "rate_limited" => "error_rate_limited",
-        "email_taken" => "error_email_taken",
-        "weak_password" => "error_weak_password",
-        "invalid_token" => "invalid_link",
-        "invitation_email_mismatch" => "error_invitation_email",
+        ErrorCode::InvalidCredentials => "error_credentials",
+        ErrorCode::RateLimited => "error_rate_limited",
+        ErrorCode::EmailTaken => "error_email_taken",
+        ErrorCode::WeakPassword => "error_weak_password",
+        ErrorCode::InvalidOneTimeToken | ErrorCode::InvalidToken => "invalid_link",
+        ErrorCode::InvitationEmailMismatch => "error_invitation_email",
         _ if e.status.is_server_error() => "error_generic",
         _ => "error_invalid",
     }
@@ -270,7 +271,7 @@ pub async fn forgot(
     )
     .await;
     match answer {
-        Err(e) if e.code == "rate_limited" => {
+        Err(e) if e.code == ErrorCode::RateLimited => {
             form_again(&portal, visit, "forgot.html", e.status, "error_rate_limited", json!({"return_to": return_to}))
         }
         _ => {
@@ -343,7 +344,7 @@ pub async fn reset(
             );
             visit.finish(page)
         }
-        Err(e) if e.code == "weak_password" => {
+        Err(e) if e.code == ErrorCode::WeakPassword => {
             form_again(&portal, visit, "reset.html", e.status, "error_weak_password", json!({"token": form.token}))
         }
         Err(e) => {

@@ -90,9 +90,9 @@ impl Pages {
         let brand = Brand {
             name: settings.product_name().to_owned(),
             logo: settings.portal.logo_url.clone(),
-            color: settings.portal.primary_color.clone(),
+            color: settings.portal.primary_color.as_str().to_owned(),
         };
-        let site = SitePolicy::new(&settings.gateway.base_domain, &settings.gateway.trusted_domains);
+        let site = SitePolicy::new(&settings.gateway);
         let csp = format!(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; base-uri 'none'; \
              frame-ancestors 'none'; form-action 'self'{}",

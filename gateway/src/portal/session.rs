@@ -18,6 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, RequestId};
 use crate::api::wire::{RefreshRequest, TokenPair};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// A token pair, as the cookies carry it.
 pub struct Pair {
@@ -101,7 +102,7 @@ impl Sessions {
         presenter: Presenter<'_>,
     ) -> Result<Arc<Pair>, ApiError> {
         if !TokenHasher::looks_valid(presented) {
-            return Err(ApiError::unauthorized("invalid_token", "the refresh token is not valid"));
+            return Err(ApiError::new(ErrorCode::InvalidToken, "the refresh token is not valid"));
         }
         let rotate = || async {
             let mut headers = HeaderMap::new();
@@ -124,12 +125,7 @@ impl Sessions {
                 rotate().await
             })
             .await
-            .map_err(|e| ApiError {
-                status: e.status,
-                code: e.code,
-                message: e.message.clone(),
-                retry_after: e.retry_after,
-            })?;
+            .map_err(|e| (*e).clone())?;
         if !rotated_here.load(Ordering::Relaxed) {
             // Served from the grace window: only to the client that rotated it...
             if by != Fingerprint::of(presenter) {
@@ -146,7 +142,7 @@ impl Sessions {
                 .is_some_and(|s| s.revoked_at.is_none() && s.replaced_by.is_none());
             if !live {
                 recent.invalidate(&key).await;
-                return Err(ApiError::unauthorized("invalid_token", "the refresh token is not valid"));
+                return Err(ApiError::new(ErrorCode::InvalidToken, "the refresh token is not valid"));
             }
         }
         Ok(pair)

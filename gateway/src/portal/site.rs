@@ -3,25 +3,22 @@
 //! only point there, and cookie-authenticated writes must come from there.
 
 use http::{header, HeaderMap};
+use shared::config::GatewaySettings;
+use shared::domain::DomainName;
 
 use crate::routes::tenant::host_name;
 
 /// The domains this deployment trusts besides the request's own host.
 #[derive(Debug, Clone, Default)]
 pub struct SitePolicy {
-    /// Lowercase domains; each also covers its subdomains.
-    domains: Vec<String>,
+    /// Each also covers its subdomains.
+    domains: Vec<DomainName>,
 }
 
 impl SitePolicy {
-    /// From `GATEWAY_BASE_DOMAIN` (may be empty) and `GATEWAY_TRUSTED_DOMAINS`.
-    pub fn new(base_domain: &str, trusted: &[String]) -> SitePolicy {
-        let domains = std::iter::once(base_domain)
-            .chain(trusted.iter().map(String::as_str))
-            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
-            .filter(|d| !d.is_empty())
-            .collect();
-        SitePolicy { domains }
+    /// From `GATEWAY_BASE_DOMAIN` (may be unset) and `GATEWAY_TRUSTED_DOMAINS`.
+    pub fn new(gateway: &GatewaySettings) -> SitePolicy {
+        SitePolicy { domains: gateway.base_domain.iter().chain(&gateway.trusted_domains).cloned().collect() }
     }
 
     /// Whether `host` (a bare host name, no port) is the request's host
@@ -34,15 +31,14 @@ impl SitePolicy {
         if host == host_name(request_host).to_ascii_lowercase() {
             return true;
         }
-        self.domains.iter().any(|d| host == *d || host.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
+        self.domains.iter().any(|d| d.covers(&host))
     }
 
     /// The CSP `form-action` sources after `'self'`: each domain and its
     /// subdomains, since a form's answer may redirect to a return URL there (and
     /// browsers hold redirects after a submission to `form-action` too).
     pub fn form_action_sources(&self) -> String {
-        let plain = |d: &&String| d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        self.domains.iter().filter(plain).flat_map(|d| [format!(" {d}"), format!(" *.{d}")]).collect()
+        self.domains.iter().flat_map(|d| [format!(" {d}"), format!(" *.{d}")]).collect()
     }
 
     /// Whether a state-changing request comes from this site: its `Origin` (or,
@@ -56,30 +52,42 @@ impl SitePolicy {
             None => headers.get(header::REFERER).and_then(|v| v.to_str().ok()),
         };
         match source.and_then(url_host) {
-            Some(host) => self.allows_host(host, request_host),
+            Some(host) => self.allows_host(&host, request_host),
             None => false,
         }
     }
 }
 
-/// The host of an `http(s)://host[:port][/...]` URL, `None` for anything else
-/// (other schemes, user info, empty or odd hosts).
-pub fn url_host(url: &str) -> Option<&str> {
-    let lower_scheme = url.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
-    let rest = if lower_scheme.starts_with("https://") {
-        &url[8..]
-    } else if lower_scheme.starts_with("http://") {
-        &url[7..]
-    } else {
-        return None;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
+/// The host of an absolute `http://` or `https://` URL as a browser reads it
+/// (WHATWG parsing, by the `url` crate: lowercase, IDNs in `xn--` form, IPv6 in
+/// brackets, no port), `None` for anything else: other schemes, scheme-only forms
+/// (`https:evil`), user info, no host.
+pub fn url_host(raw: &str) -> Option<String> {
+    let scheme = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if !(scheme.starts_with("https://") || scheme.starts_with("http://")) {
         return None;
     }
-    let host = host_name(authority);
-    let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    valid.then_some(host)
+    let url = url::Url::parse(raw).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    match url.host()? {
+        url::Host::Domain(name) => Some(name.to_owned()),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(format!("[{ip}]")),
+    }
+}
+
+/// A policy for unit tests: `base` (empty for none) and `trusted`.
+#[cfg(test)]
+pub(crate) fn site(base: &str, trusted: &[&str]) -> SitePolicy {
+    SitePolicy {
+        domains: std::iter::once(base)
+            .filter(|b| !b.is_empty())
+            .chain(trusted.iter().copied())
+            .map(|d| DomainName::parse(d).unwrap())
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -87,14 +95,27 @@ mod tests {
     use super::*;
 
     fn policy() -> SitePolicy {
-        SitePolicy::new("example.com", &["partner.test".to_owned()])
+        site("example.com", &["partner.test"])
     }
 
     #[test]
     fn forms_may_submit_to_this_site_and_the_domains_return_urls_may_name() {
-        assert_eq!(SitePolicy::new("", &[]).form_action_sources(), "");
-        let site = SitePolicy::new("Example.com.", &["partner.test".into(), "bad;domain 'x'".into()]);
-        assert_eq!(site.form_action_sources(), " example.com *.example.com partner.test *.partner.test");
+        assert_eq!(site("", &[]).form_action_sources(), "");
+        assert_eq!(
+            site("Example.com.", &["partner.test"]).form_action_sources(),
+            " example.com *.example.com partner.test *.partner.test"
+        );
+    }
+
+    #[test]
+    fn url_hosts_are_read_as_browsers_read_them() {
+        assert_eq!(url_host("https://App.Example.com:8443/x?y").as_deref(), Some("app.example.com"));
+        assert_eq!(url_host("http://ex%61mple.com/").as_deref(), Some("example.com"));
+        assert_eq!(url_host("https://evil.test\\@example.com/").as_deref(), Some("evil.test"));
+        assert_eq!(url_host("http://[::1]:8080/").as_deref(), Some("[::1]"));
+        for none in ["https:example.com", "//example.com", "ftp://example.com", "https://u@example.com", "/x", ""] {
+            assert_eq!(url_host(none), None, "{none:?}");
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use edge::credentials;
 use http::{header, HeaderMap, StatusCode};
 use shared::cache::{Cache, CachedTenant, CachedUser};
-use shared::domain::{Role, Slug, TenantId};
+use shared::domain::{DomainName, Role, Slug, TenantId};
 use shared::jwt::AccessTokens;
 
+use crate::error_code::ErrorCode;
 use crate::routes::{tenant, Requirement, Route, TenantSource};
 
 /// Who is calling, for which tenant, with which role.
@@ -34,10 +35,10 @@ pub struct Identity {
 /// and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// HTTP status.
+    /// HTTP status (the code's).
     pub status: StatusCode,
     /// Error code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human text.
     pub message: &'static str,
     /// Seconds for `Retry-After` (429 only).
@@ -47,18 +48,18 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal without `Retry-After`.
-    pub const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Refusal {
-        Refusal { status, code, message, retry_after: None, close_connection: false }
+    /// `code` with its own message, without `Retry-After`.
+    pub const fn new(code: ErrorCode, message: &'static str) -> Refusal {
+        Refusal { status: code.status(), code, message, retry_after: None, close_connection: false }
     }
 
-    fn unauthorized(code: &'static str, message: &'static str) -> Refusal {
-        Refusal::new(StatusCode::UNAUTHORIZED, code, message)
+    /// `code` with its default message.
+    pub const fn of(code: ErrorCode) -> Refusal {
+        Refusal::new(code, code.message())
     }
 }
 
-const UNAVAILABLE: Refusal =
-    Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "authorization data is unavailable; retry");
+const UNAVAILABLE: Refusal = Refusal::new(ErrorCode::ServiceUnavailable, "authorization data is unavailable; retry");
 
 /// The outcome.
 #[derive(Debug)]
@@ -96,7 +97,7 @@ pub struct AccessControl {
     pub access_cookie: String,
     /// `{slug}.{base_domain}` subdomains resolve tenants; `None` (no
     /// `GATEWAY_BASE_DOMAIN`) disables that: no host is a tenant subdomain then.
-    pub base_domain: Option<String>,
+    pub base_domain: Option<DomainName>,
 }
 
 /// Where an accepted access token came from.
@@ -109,8 +110,7 @@ struct TokenSource {
 
 /// 400 for a request whose credentials could be read two ways.
 const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::new(
-    StatusCode::BAD_REQUEST,
-    "ambiguous_credentials",
+    ErrorCode::AmbiguousCredentials,
     "the request carries more than one Authorization header, or two different access tokens",
 );
 
@@ -137,29 +137,19 @@ impl AccessControl {
         };
         if let Some(min) = route.min_role() {
             match (&user, &tenant, role) {
-                (None, _, _) => return Err(Refusal::unauthorized("missing_token", "this route needs an access token")),
-                (Some(_), None, _) => {
-                    return Err(Refusal::new(StatusCode::BAD_REQUEST, "tenant_required", "no tenant in this request"))
-                }
+                (None, _, _) => return Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
+                (Some(_), None, _) => return Err(Refusal::new(ErrorCode::TenantRequired, "no tenant in this request")),
                 (Some(_), Some(_), None) => {
-                    return Err(Refusal::new(
-                        StatusCode::FORBIDDEN,
-                        "not_a_member",
-                        "you are not a member of this tenant",
-                    ))
+                    return Err(Refusal::new(ErrorCode::NotAMember, "you are not a member of this tenant"))
                 }
                 (Some(_), Some(_), Some(role)) if role < min => {
-                    return Err(Refusal::new(
-                        StatusCode::FORBIDDEN,
-                        "insufficient_role",
-                        "your role is not enough here",
-                    ))
+                    return Err(Refusal::new(ErrorCode::InsufficientRole, "your role is not enough here"))
                 }
                 _ => {}
             }
         } else if let (Some(_), Some(_), None) = (&user, &tenant, role) {
             // A tenant-scoped route without a minimum role still needs membership.
-            return Err(Refusal::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this tenant"));
+            return Err(Refusal::new(ErrorCode::NotAMember, "you are not a member of this tenant"));
         }
         Ok(Identity {
             user,
@@ -185,15 +175,13 @@ impl AccessControl {
         let presented = credentials::access_token(headers, &self.access_cookie).map_err(|_| AMBIGUOUS_CREDENTIALS)?;
         let Some(presented) = presented else {
             return match route.auth() {
-                Requirement::Required => {
-                    Err(Refusal::unauthorized("missing_token", "this route needs an access token"))
-                }
+                Requirement::Required => Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
                 _ => Ok((None, TokenSource::default())),
             };
         };
         let claims = self.tokens.verify(presented.token).map_err(|e| match e {
-            shared::jwt::Error::Expired => Refusal::unauthorized("token_expired", "the access token has expired"),
-            _ => Refusal::unauthorized("invalid_token", "the access token is not valid"),
+            shared::jwt::Error::Expired => Refusal::new(ErrorCode::TokenExpired, "the access token has expired"),
+            _ => Refusal::new(ErrorCode::InvalidToken, "the access token is not valid"),
         })?;
         let user = self.cache.user(claims.sub).await.map_err(|_| UNAVAILABLE)?;
         let source =
@@ -201,11 +189,11 @@ impl AccessControl {
         match user {
             Some(user) if user.token_version == claims.ver => {
                 if route.require_verified_email() && !user.email_verified {
-                    return Err(Refusal::new(StatusCode::FORBIDDEN, "email_not_verified", "verify your email first"));
+                    return Err(Refusal::new(ErrorCode::EmailNotVerified, "verify your email first"));
                 }
                 Ok((Some(user), source))
             }
-            _ => Err(Refusal::unauthorized("token_revoked", "the access token has been revoked")),
+            _ => Err(Refusal::new(ErrorCode::TokenRevoked, "the access token has been revoked")),
         }
     }
 
@@ -275,11 +263,11 @@ impl AccessControl {
         }
         match found {
             Some(tenant) if !tenant.is_active => {
-                Err(Refusal::new(StatusCode::FORBIDDEN, "tenant_inactive", "this tenant is deactivated"))
+                Err(Refusal::new(ErrorCode::TenantInactive, "this tenant is deactivated"))
             }
             Some(tenant) => Ok(Some(tenant)),
             None if route.tenant() == Requirement::Required => {
-                Err(Refusal::new(StatusCode::BAD_REQUEST, "tenant_required", "no tenant in this request"))
+                Err(Refusal::new(ErrorCode::TenantRequired, "no tenant in this request"))
             }
             None => Ok(None),
         }
@@ -300,10 +288,6 @@ impl AccessControl {
             Named::Id(id) => self.cache.tenant(id).await,
             Named::Unknown => Ok(None),
         };
-        tenant.map_err(|_| UNAVAILABLE)?.ok_or(Refusal::new(
-            StatusCode::NOT_FOUND,
-            "tenant_not_found",
-            "no such tenant",
-        ))
+        tenant.map_err(|_| UNAVAILABLE)?.ok_or(Refusal::new(ErrorCode::TenantNotFound, "no such tenant"))
     }
 }

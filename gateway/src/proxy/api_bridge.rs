@@ -13,6 +13,7 @@ use tower::ServiceExt;
 
 use super::respond::{json_error, write_full};
 use crate::api::extract::{ClientIp, RequestId};
+use crate::error_code::ErrorCode;
 
 /// Serves one API request; returns the status written.
 ///
@@ -31,7 +32,7 @@ pub async fn serve(
         Some(body) => body,
         None => {
             let status = StatusCode::PAYLOAD_TOO_LARGE;
-            json_error(session, status, "payload_too_large", "the request body is too large", &[]).await?;
+            json_error(session, ErrorCode::PayloadTooLarge, ErrorCode::PayloadTooLarge.message(), &[]).await?;
             return Ok(status);
         }
     };

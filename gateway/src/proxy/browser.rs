@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use pingora::http::RequestHeader;
 
 use super::access::{Decision, Refusal};
+use crate::error_code::ErrorCode;
 use crate::portal::cookies::{self, CookiePolicy};
 use crate::portal::session::{Pair, Presenter, Sessions};
 use crate::portal::site::SitePolicy;
@@ -18,8 +19,7 @@ use crate::routes::{OnUnauthenticated, Requirement, Route, TenantSource};
 
 /// 403 for a cookie-authenticated write from another site.
 pub const CSRF_REJECTED: Refusal = Refusal::new(
-    StatusCode::FORBIDDEN,
-    "csrf_rejected",
+    ErrorCode::CsrfRejected,
     "a cookie-authenticated request that changes data must come from this site (Origin or Referer)",
 );
 
@@ -62,11 +62,10 @@ impl Browser {
         match self.sessions.refresh(refresh, request_id, presenter).await {
             Ok(pair) => Refreshed::Pair(pair),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                Refreshed::Ended(Refusal::new(StatusCode::UNAUTHORIZED, e.code, "the session has ended; sign in again"))
+                Refreshed::Ended(Refusal::new(e.code, "the session has ended; sign in again"))
             }
             Err(_) => Refreshed::Ended(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
+                ErrorCode::ServiceUnavailable,
                 "the session could not be refreshed; retry",
             )),
         }
@@ -105,7 +104,7 @@ impl Browser {
         let signed_in = cookies::read(&req.headers, &self.cookies.access).is_some()
             || cookies::read(&req.headers, &self.cookies.refresh).is_some();
         let readable = matches!(req.method, Method::GET | Method::HEAD);
-        if refusal.code != "tenant_required" || !signed_in || !readable {
+        if refusal.code != ErrorCode::TenantRequired || !signed_in || !readable {
             return None;
         }
         let remembered = cookies::read(&req.headers, &self.cookies.tenant)

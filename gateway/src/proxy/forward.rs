@@ -56,9 +56,9 @@ fn sign_assertion(
 ) -> Result<()> {
     let identity = &ctx.identity;
     let subject = Subject {
-        user: identity.user.as_ref().map(|u| (u.id, u.email.clone(), u.email_verified)),
-        tenant: identity.tenant.as_ref().map(|t| (t.id.to_string(), t.slug.clone())),
-        role: identity.role.map(|r| r.as_str()),
+        user: identity.user.as_ref().map(|u| (u.id, &u.email, u.email_verified)),
+        tenant: identity.tenant.as_ref().map(|t| (t.id, &t.slug)),
+        role: identity.role,
     };
     let method = upstream.method.as_str();
     let token = assertions

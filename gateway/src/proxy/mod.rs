@@ -36,6 +36,7 @@ use self::browser::{Browser, Refreshed};
 use self::rate_limit::{RateLimits, Verdict};
 use self::upstreams::Pools;
 use crate::api;
+use crate::error_code::ErrorCode;
 use crate::metrics::Metrics;
 use crate::portal;
 use crate::portal::session::Presenter;
@@ -410,7 +411,7 @@ impl Gateway {
     /// browser can act on (401, no tenant) from requests without `Authorization`
     /// get this far; the route is looked up again here, off the allowed path.
     fn browser_redirect(&self, req: &RequestHeader, refusal: &Refusal) -> Option<String> {
-        let actionable = refusal.status == StatusCode::UNAUTHORIZED || refusal.code == "tenant_required";
+        let actionable = refusal.status == StatusCode::UNAUTHORIZED || refusal.code == ErrorCode::TenantRequired;
         if !actionable || req.headers.contains_key(http::header::AUTHORIZATION) {
             return None;
         }
@@ -444,10 +445,10 @@ impl Gateway {
             HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")),
         )];
         if refusal.status == StatusCode::UNAUTHORIZED {
-            self.metrics.auth_failures.with_label_values(&[refusal.code]).inc();
+            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         } else if refusal.status == StatusCode::FORBIDDEN {
-            self.metrics.auth_failures.with_label_values(&[refusal.code]).inc();
+            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
         }
         if refusal.close_connection {
             headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
@@ -456,7 +457,7 @@ impl Gateway {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         headers.extend(ctx.set_cookies.drain(..).map(|c| (http::header::SET_COOKIE, c)));
-        respond::json_error(session, refusal.status, refusal.code, refusal.message, &headers).await?;
+        respond::json_error(session, refusal.code, refusal.message, &headers).await?;
         ctx.status = Some(refusal.status);
         Ok(true)
     }

@@ -1,8 +1,9 @@
 //! Writing responses the gateway makes itself (errors, API answers) to a Pingora
 //! session.
 
+use crate::error_code::ErrorCode;
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue, StatusCode};
+use http::{header, HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -21,13 +22,12 @@ struct ErrorBody<'a> {
 /// When the client connection fails mid-write.
 pub async fn json_error(
     session: &mut Session,
-    status: StatusCode,
-    code: &str,
+    code: ErrorCode,
     message: &str,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Result<()> {
-    let body = serde_json::to_vec(&ErrorBody { error: code, message }).unwrap_or_default();
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let body = serde_json::to_vec(&ErrorBody { error: code.as_str(), message }).unwrap_or_default();
+    let mut header = ResponseHeader::build(code.status(), Some(4 + extra.len()))?;
     header.insert_header(header::CONTENT_TYPE, "application/json")?;
     header.insert_header(header::CACHE_CONTROL, "no-store")?;
     for (name, value) in extra {

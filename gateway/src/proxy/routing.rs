@@ -12,16 +12,17 @@ use pingora::{ErrorSource, ErrorType};
 use shared::domain::Slug;
 
 use super::access::{Refusal, RequestFacts};
+use crate::error_code::ErrorCode;
 use crate::routes::{tenant, EncodedSlashes, PathLookup, Route, RouteTable, TenantSource};
 
 /// 405 for a method the route does not allow.
 pub const METHOD_NOT_ALLOWED: Refusal =
-    Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not allow this method");
+    Refusal::new(ErrorCode::MethodNotAllowed, "this route does not allow this method");
 
-const NOT_FOUND: Refusal = Refusal::new(StatusCode::NOT_FOUND, "route_not_found", "no route matches this request");
+const NOT_FOUND: Refusal = Refusal::new(ErrorCode::RouteNotFound, "no route matches this request");
 
 const INVALID_HOST: Refusal =
-    Refusal::new(StatusCode::BAD_REQUEST, "invalid_host", "the Host header is not a host name with an optional port");
+    Refusal::new(ErrorCode::InvalidHost, "the Host header is not a host name with an optional port");
 
 /// Where a request goes.
 pub struct Target {
@@ -76,19 +77,15 @@ fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
 /// The refusal for a path that cannot be read one way only.
 fn path_refusal(e: PathError) -> Refusal {
     match e {
-        PathError::Ambiguous(why) => Refusal::new(StatusCode::BAD_REQUEST, "ambiguous_path", why.as_str()),
-        PathError::NotAbsolute => Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path must start with '/'"),
+        PathError::Ambiguous(why) => Refusal::new(ErrorCode::AmbiguousPath, why.as_str()),
+        PathError::NotAbsolute => Refusal::new(ErrorCode::InvalidPath, "the path must start with '/'"),
         PathError::BadPercentEncoding => {
-            Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path has a '%' not followed by two hex digits")
+            Refusal::new(ErrorCode::InvalidPath, "the path has a '%' not followed by two hex digits")
         }
-        PathError::ControlCharacter => {
-            Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the path contains a control character")
+        PathError::ControlCharacter => Refusal::new(ErrorCode::InvalidPath, "the path contains a control character"),
+        PathError::NonAscii => {
+            Refusal::new(ErrorCode::InvalidPath, "the path contains a raw non-ASCII byte; percent-encode it")
         }
-        PathError::NonAscii => Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "the path contains a raw non-ASCII byte; percent-encode it",
-        ),
     }
 }
 
@@ -132,7 +129,7 @@ pub fn resolve(table: &RouteTable, req: &RequestHeader) -> std::result::Result<T
     }
     let upstream_uri = target
         .parse::<http::Uri>()
-        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid_path", "the request target is not a valid URI"))?;
+        .map_err(|_| Refusal::new(ErrorCode::InvalidPath, "the request target is not a valid URI"))?;
     Ok(Target { route: found.route, upstream_uri, host, path_slug })
 }
 
@@ -176,8 +173,7 @@ fn encoded_slashes_allowed(
 
 /// 400 when the request names two different tenants.
 pub const TENANT_CONFLICT: Refusal = Refusal::new(
-    StatusCode::BAD_REQUEST,
-    "tenant_conflict",
+    ErrorCode::TenantConflict,
     "the request names two different tenants (domain, subdomain, path or header); name one",
 );
 
@@ -224,7 +220,7 @@ pub fn facts<'a>(
 
 /// 429 with the wait rounded up to whole seconds.
 pub fn rate_limited(wait: Duration) -> Refusal {
-    let mut refusal = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+    let mut refusal = Refusal::new(ErrorCode::RateLimited, "too many requests; slow down");
     refusal.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
     refusal
 }
@@ -242,13 +238,11 @@ pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
 pub fn proxy_failure(e: &pingora::Error) -> Option<Refusal> {
     match (e.esource(), e.etype()) {
         (ErrorSource::Downstream, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed) => None,
-        (ErrorSource::Downstream, _) => {
-            Some(Refusal::new(StatusCode::BAD_REQUEST, "invalid_request", "the request could not be read"))
-        }
+        (ErrorSource::Downstream, _) => Some(Refusal::new(ErrorCode::InvalidRequest, "the request could not be read")),
         (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
-            Some(Refusal::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the upstream did not answer in time"))
+            Some(Refusal::new(ErrorCode::UpstreamTimeout, "the upstream did not answer in time"))
         }
-        _ => Some(Refusal::new(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream is unavailable")),
+        _ => Some(Refusal::new(ErrorCode::BadGateway, "the upstream is unavailable")),
     }
 }
 

@@ -10,7 +10,7 @@ use shared::queue::{Envelope, Job};
 
 use crate::helpers::*;
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub use testkit::AMQP_URL;
 
 /// This test's queue names (`QUEUE_PREFIX`), deleted on drop. One attempt, so the
 /// topology has no retry queues.
@@ -101,7 +101,7 @@ pub async fn spawn_with_queues(extra: &[(&str, &str)]) -> (TestApp, Queues) {
 fn email_token(envelope: &Envelope) -> (String, String) {
     match &envelope.job {
         Job::SendVerification(job) | Job::SendPasswordReset(job) => {
-            (job.to.clone(), job.data["token"].as_str().expect("a token").to_owned())
+            (job.to.to_string(), job.data["token"].as_str().expect("a token").to_owned())
         }
         other => panic!("not an email job: {other:?}"),
     }

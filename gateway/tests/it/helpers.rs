@@ -1,62 +1,15 @@
 //! The test harness: a fresh database per test and the real `gateway` binary
 //! started against it on free ports, killed (and the database dropped) on drop.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection, PgPool};
 
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use testkit::{free_port, TestDb};
 pub const JWT_SECRET: &str = "test-access-secret-0123456789abcdef0123456789";
 pub const JWT_REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef012345678";
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A database that exists for one test.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDb {
-    pub async fn create() -> TestDb {
-        let name = format!("tg_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(PG_ADMIN_URL).await.expect("connect to postgres");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
-        TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
-    }
-
-    pub async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.url).await.expect("connect to test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if self.name.is_empty() {
-            return; // borrowed from another TestApp, which drops it
-        }
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(PG_ADMIN_URL).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A port nothing listens on right now. The kernel does not hand the same
-/// ephemeral port out again at once, so the race with another process is remote.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
-}
 
 /// A running gateway.
 pub struct TestApp {
@@ -175,7 +128,7 @@ pub async fn spawn_gateway_logging(
     log: Option<std::fs::File>,
 ) -> TestApp {
     let db = match shared {
-        Some(other) => TestDb { name: String::new(), url: other.db.url.clone() },
+        Some(other) => TestDb::borrowed(&other.db.url),
         None => TestDb::create().await,
     };
     let prefix = shared.map_or_else(|| format!("tgtest:{}:", uuid::Uuid::new_v4().simple()), |o| o.prefix.clone());

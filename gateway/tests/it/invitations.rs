@@ -19,7 +19,7 @@ async fn invite(app: &TestApp, by: &Member, email: &str, role: &str) -> (Value, 
     let queues = app.queues.as_ref().expect("queues");
     loop {
         if let Job::SendInvitation(mail) = queues.next("email", "send-invitation").await.job {
-            if mail.to.eq_ignore_ascii_case(email) {
+            if mail.to.as_str().eq_ignore_ascii_case(email) {
                 assert_eq!(mail.data["role"], role);
                 assert_eq!(mail.template, "invitation");
                 assert!(mail.data["tenantName"].as_str().is_some_and(|n| !n.is_empty()));

@@ -10,7 +10,7 @@ use shared::queue::{notification_channel, NotificationMessage};
 
 use crate::helpers::*;
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+use testkit::REDIS_URL;
 
 async fn store(app: &TestApp, user: UserId, event: &str, minutes_ago: i64) -> uuid::Uuid {
     let id = uuid::Uuid::now_v7();

@@ -29,7 +29,7 @@ pub use keys::Key;
 pub use redis_tier::{Error as RedisError, RedisTier};
 
 use crate::db;
-use crate::domain::{Role, TenantId, UserId};
+use crate::domain::{Email, Role, Slug, TenantId, UserId};
 
 /// Errors from a lookup.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,7 +45,7 @@ pub struct CachedUser {
     /// The id.
     pub id: UserId,
     /// Current address.
-    pub email: String,
+    pub email: Email,
     /// Whether it is verified.
     pub email_verified: bool,
     /// Access tokens with another version are revoked.
@@ -58,7 +58,7 @@ pub struct CachedTenant {
     /// The id.
     pub id: TenantId,
     /// Slug.
-    pub slug: String,
+    pub slug: Slug,
     /// Display name.
     pub name: String,
     /// Whether its traffic is allowed.

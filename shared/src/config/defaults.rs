@@ -14,11 +14,7 @@ impl Default for Settings {
     fn default() -> Self {
         let empty = || SecretString::from(String::new());
         Settings {
-            app: AppSettings {
-                env: Profile::Production,
-                name: "tenantgate".into(),
-                url: "http://localhost:8080".into(),
-            },
+            app: AppSettings { env: Profile::Production, name: "tenantgate".into(), url: PublicUrl::default() },
             database: DatabaseSettings {
                 url: SecretString::from("postgres://postgres@127.0.0.1:5432/tenantgate"),
                 max_connections: 20,
@@ -52,6 +48,8 @@ impl Default for Settings {
                 retry_max_delay: Duration::from_secs(3600),
                 outbox_batch: 100,
                 outbox_poll_interval: Duration::from_secs(2),
+                retention: Duration::from_secs(7 * 86400),
+                purge_interval: HOUR,
             },
             cors: CorsSettings { origins: Vec::new() },
             rate_limit: RateLimitSettings {
@@ -71,7 +69,7 @@ impl Default for Settings {
                 threads: 0,
                 body_limit: 64 * 1024,
                 shutdown_grace: Duration::from_secs(10),
-                base_domain: String::new(),
+                base_domain: None,
                 access_cookie: "tg_access".into(),
                 refresh_cookie: "tg_refresh".into(),
                 tenant_cookie: "tg_tenant".into(),
@@ -91,7 +89,7 @@ impl Default for Settings {
             portal: PortalSettings {
                 product_name: String::new(),
                 logo_url: String::new(),
-                primary_color: "#3b5bdb".into(),
+                primary_color: Colour::default(),
             },
             cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
             tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },

@@ -11,7 +11,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::duration;
 pub use crate::duration::parse_duration;
@@ -19,8 +19,12 @@ pub use crate::duration::parse_duration;
 mod defaults;
 mod quota;
 mod validate;
+mod values;
 
 pub use self::quota::Quota;
+use self::values::{addr_list, display_list, net_list, optional_domain, parsed_list, string_list};
+pub use self::values::{Colour, Origin, PublicUrl};
+use crate::domain::DomainName;
 
 /// The default location of the settings file, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/gateway.toml";
@@ -58,6 +62,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("QUEUE_RETRY_MAX_DELAY", "queue.retry_max_delay"),
     ("QUEUE_OUTBOX_BATCH", "queue.outbox_batch"),
     ("QUEUE_OUTBOX_POLL_INTERVAL", "queue.outbox_poll_interval"),
+    ("QUEUE_RETENTION", "queue.retention"),
+    ("QUEUE_PURGE_INTERVAL", "queue.purge_interval"),
     ("CORS_ORIGINS", "cors.origins"),
     ("RATE_LIMIT_WINDOW", "rate_limit.window"),
     ("RATE_LIMIT_MAX", "rate_limit.max"),
@@ -114,7 +120,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub enum Error {
     /// A source could not be read or a value had the wrong shape.
     #[error("invalid configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     /// The values parsed but break a rule; the message names the variable.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -213,7 +219,7 @@ pub struct AppSettings {
     /// `APP_NAME`: shown in emails and pages.
     pub name: String,
     /// `APP_URL`: the public base URL links are built from.
-    pub url: String,
+    pub url: PublicUrl,
 }
 
 /// Postgres settings.
@@ -265,10 +271,10 @@ pub struct JwtSettings {
     /// `JWT_AUDIENCE`: the `aud` claim.
     pub audience: String,
     /// `JWT_ACCESS_TTL`: access-token lifetime.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub access_ttl: Duration,
     /// `JWT_REFRESH_TTL`: refresh-token lifetime.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub refresh_ttl: Duration,
 }
 
@@ -290,7 +296,7 @@ pub struct SmtpSettings {
     /// `SMTP_TLS`: `none`, `starttls` or `tls`.
     pub tls: SmtpTls,
     /// `SMTP_TIMEOUT`: limit on each SMTP command (connect, greeting, DATA...).
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub timeout: Duration,
     /// `SMTP_POOL_SIZE`: most SMTP connections kept open and used at once.
     pub pool_size: u32,
@@ -316,17 +322,25 @@ pub struct QueueSettings {
     /// `QUEUE_MAX_ATTEMPTS`: attempts before a job goes to the dead-letter queue.
     pub max_attempts: u32,
     /// `QUEUE_RETRY_BASE_DELAY`: the wait before the first retry; doubled each time.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub retry_base_delay: Duration,
     /// `QUEUE_RETRY_MAX_DELAY`: the longest wait between two attempts.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub retry_max_delay: Duration,
     /// `QUEUE_OUTBOX_BATCH`: outbox rows the relay publishes per transaction.
     pub outbox_batch: u32,
     /// `QUEUE_OUTBOX_POLL_INTERVAL`: how often the relay looks for rows when no
     /// notification woke it.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub outbox_poll_interval: Duration,
+    /// `QUEUE_RETENTION`: how long published outbox rows and the worker's record of
+    /// processed messages are kept before the worker deletes them. Unpublished rows
+    /// are never deleted.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// `QUEUE_PURGE_INTERVAL`: how often the worker deletes what is past retention.
+    #[serde(with = "duration")]
+    pub purge_interval: Duration,
 }
 
 /// CORS settings.
@@ -334,8 +348,8 @@ pub struct QueueSettings {
 #[serde(deny_unknown_fields)]
 pub struct CorsSettings {
     /// `CORS_ORIGINS`: comma-separated origins allowed to call `/auth` from a browser.
-    #[serde(deserialize_with = "string_list")]
-    pub origins: Vec<String>,
+    #[serde(deserialize_with = "parsed_list")]
+    pub origins: Vec<Origin>,
 }
 
 /// Abuse limits of the auth API, each counted per account (the normalized
@@ -345,7 +359,7 @@ pub struct CorsSettings {
 pub struct RateLimitSettings {
     /// `RATE_LIMIT_WINDOW`: the window of the credential endpoints (login,
     /// forgot-password).
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub window: Duration,
     /// `RATE_LIMIT_MAX`: credential attempts per window.
     pub max: u32,
@@ -393,7 +407,7 @@ pub struct CacheSettings {
     /// `CACHE_L1_MAX_ENTRIES`: in-process entries per cache (users, tenants, roles...).
     pub l1_max_entries: u64,
     /// `CACHE_NEGATIVE_TTL`: how long "not a member" and "no such tenant" are cached.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub negative_ttl: Duration,
 }
 
@@ -402,7 +416,7 @@ pub struct CacheSettings {
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// `INVITATION_TTL`: how long an emailed invitation link works.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub invitation_ttl: Duration,
 }
 
@@ -421,11 +435,12 @@ pub struct GatewaySettings {
     /// `GATEWAY_BODY_LIMIT`: largest accepted auth API body, in bytes.
     pub body_limit: usize,
     /// `GATEWAY_SHUTDOWN_GRACE`: how long in-flight requests get on SIGTERM.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub shutdown_grace: Duration,
     /// `GATEWAY_BASE_DOMAIN`: tenants are `{slug}.{base_domain}` for `subdomain`
     /// resolution; empty disables it.
-    pub base_domain: String,
+    #[serde(with = "optional_domain")]
+    pub base_domain: Option<DomainName>,
     /// `GATEWAY_ACCESS_COOKIE`: cookie an access token is also read from (and the
     /// portal sets).
     pub access_cookie: String,
@@ -440,12 +455,12 @@ pub struct GatewaySettings {
     /// `GATEWAY_TRUSTED_DOMAINS`: more domains (and their subdomains) that return
     /// URLs may point at and cookie-authenticated writes may come from, besides the
     /// request's own host and `GATEWAY_BASE_DOMAIN`.
-    #[serde(deserialize_with = "string_list")]
-    pub trusted_domains: Vec<String>,
+    #[serde(deserialize_with = "parsed_list")]
+    pub trusted_domains: Vec<DomainName>,
     /// `GATEWAY_REFRESH_GRACE`: how long a gateway answers the same refresh cookie
     /// again with the pair it rotated it into (parallel browser requests); 0
     /// disables it.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub refresh_grace: Duration,
     /// `GATEWAY_ASSERTION_ALGORITHM`: `EdDSA` (Ed25519, public keys at
     /// `/.well-known/jwks.json`; the default) or `HS256` (with
@@ -460,10 +475,10 @@ pub struct GatewaySettings {
     #[serde(serialize_with = "expose")]
     pub assertion_secret: SecretString,
     /// `GATEWAY_ASSERTION_TTL`: lifetime of an assertion (1 to 60 s).
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub assertion_ttl: Duration,
     /// `GATEWAY_HEALTH_CHECK_INTERVAL`: how often upstreams are probed.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub health_check_interval: Duration,
     /// `GATEWAY_TRUSTED_PROXIES`: addresses or CIDR blocks of proxies in front of
     /// the gateway whose `X-Forwarded-For`, `X-Forwarded-Proto` and other
@@ -496,7 +511,7 @@ pub struct PortalSettings {
     /// none.
     pub logo_url: String,
     /// `PORTAL_PRIMARY_COLOR`: buttons and links, as `#rgb` or `#rrggbb`.
-    pub primary_color: String,
+    pub primary_color: Colour,
 }
 
 /// Worker settings.
@@ -508,7 +523,7 @@ pub struct WorkerSettings {
     /// `WORKER_CONCURRENCY`: jobs run at once per queue (also the prefetch).
     pub concurrency: u16,
     /// `WORKER_SHUTDOWN_GRACE`: how long in-flight jobs get to finish on SIGTERM.
-    #[serde(deserialize_with = "duration::deserialize", serialize_with = "duration::serialize")]
+    #[serde(with = "duration")]
     pub shutdown_grace: Duration,
 }
 
@@ -543,7 +558,7 @@ impl Settings {
             .merge(Toml::file(config_file))
             .merge(env)
             .extract()
-            .map_err(|e| Error::Load(Box::new(e)))?;
+            .map_err(describe)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -583,49 +598,19 @@ fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S:
     s.serialize_str(secret.expose_secret())
 }
 
-/// A list of IP networks (`10.0.0.0/8`) or addresses (a /32 or /128), as
-/// [`string_list`] accepts it.
-fn net_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
-    string_list(d)?
-        .iter()
-        .map(|raw| {
-            raw.parse::<ipnet::IpNet>()
-                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map(|net| net.trunc())
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("{raw:?} is not an IP address or CIDR block like 10.0.0.0/8"))
-                })
+/// A load error naming the environment variable at fault where there is one.
+fn describe(e: figment::Error) -> Error {
+    let lines: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            match ENV_VARS.iter().find(|(_, k)| *k == key) {
+                Some((var, _)) => format!("{var}: {}", e.kind),
+                None => e.to_string(),
+            }
         })
-        .collect()
-}
-
-/// A list of `ip:port` socket addresses, as [`string_list`] accepts it.
-fn addr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
-    string_list(d)?
-        .iter()
-        .map(|raw| {
-            raw.parse().map_err(|_| serde::de::Error::custom(format!("{raw:?} is not an ip:port like 10.0.0.2:53")))
-        })
-        .collect()
-}
-
-fn display_list<S: serde::Serializer, T: std::fmt::Display>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(items.iter().map(ToString::to_string))
-}
-
-/// Accepts `"a, b"` (as the environment gives it) or a TOML array.
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match List::deserialize(d)? {
-        List::One(s) => s.split(',').map(str::to_owned).collect(),
-        List::Many(v) => v,
-    };
-    Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .collect();
+    Error::Load(lines.join("; "))
 }
 
 #[cfg(test)]

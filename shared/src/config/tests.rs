@@ -31,7 +31,8 @@ fn env_overrides_defaults_and_parses_durations() {
     let s = env(&vars).unwrap();
     assert_eq!(s.jwt.access_ttl, Duration::from_secs(30));
     assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(30 * 86400));
-    assert_eq!(s.cors.origins, vec!["https://a.test", "http://b.test:3000"]);
+    let origins: Vec<&str> = s.cors.origins.iter().map(Origin::as_str).collect();
+    assert_eq!(origins, ["https://a.test", "http://b.test:3000"]);
     assert_eq!(s.gateway.body_limit, 64 * 1024);
     assert!(s.gateway.cookie_secure, "cookies are Secure unless turned off");
 }
@@ -69,7 +70,9 @@ fn portal_look_and_cookie_names_are_checked() {
     ]);
     let s = env(&vars).unwrap();
     assert!(!s.gateway.cookie_secure);
-    assert_eq!(s.gateway.trusted_domains, ["partner.test", "other.test"]);
+    let trusted: Vec<&str> = s.gateway.trusted_domains.iter().map(DomainName::as_str).collect();
+    assert_eq!(trusted, ["partner.test", "other.test"]);
+    assert_eq!(s.portal.primary_color.as_str(), "#0a0");
     assert_eq!(s.product_name(), "tenantgate");
 }
 
@@ -136,4 +139,38 @@ fn env_example_documents_every_variable_with_a_comment() {
         let lines: Vec<&str> = example.lines().collect();
         assert!(pos > 0 && lines[pos - 1].starts_with('#'), "{var} has no comment above it");
     }
+}
+
+#[test]
+fn typed_values_are_parsed_once_and_errors_name_the_variable() {
+    for (var, value) in [
+        ("APP_URL", "app.example.com"),
+        ("APP_URL", "https://app.example.com/?x=1"),
+        ("CORS_ORIGINS", "https://a.test/path"),
+        ("GATEWAY_BASE_DOMAIN", "-bad-.test"),
+        ("GATEWAY_TRUSTED_DOMAINS", "ok.test, 10.0.0.1"),
+        ("PORTAL_PRIMARY_COLOR", "#12"),
+    ] {
+        let mut vars = GOOD.to_vec();
+        vars.push((var, value));
+        let err = env(&vars).unwrap_err().to_string();
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
+    let mut vars = GOOD.to_vec();
+    vars.extend([("APP_URL", "https://App.Example.com/"), ("GATEWAY_BASE_DOMAIN", "Tenants.Example.COM.")]);
+    let s = env(&vars).unwrap();
+    assert_eq!(s.app.url.base(), "https://app.example.com");
+    // One normalization, shared by cookies, CSRF and subdomain tenants.
+    assert_eq!(s.gateway.base_domain.as_ref().map(DomainName::as_str), Some("tenants.example.com"));
+    assert_eq!(env(&GOOD).unwrap().gateway.base_domain, None, "empty means no subdomain tenants");
+}
+
+#[test]
+fn retention_must_outlast_redelivery() {
+    let mut vars = GOOD.to_vec();
+    vars.extend([("QUEUE_RETENTION", "1h"), ("QUEUE_MAX_ATTEMPTS", "8"), ("QUEUE_RETRY_MAX_DELAY", "1h")]);
+    let err = env(&vars).unwrap_err().to_string();
+    assert!(err.contains("QUEUE_RETENTION"), "{err}");
+    vars.push(("QUEUE_RETENTION", "8h"));
+    assert_eq!(env(&vars).unwrap().queue.retention, Duration::from_secs(8 * 3600));
 }

@@ -8,6 +8,102 @@ use uuid::Uuid;
 use super::Error;
 use crate::domain::{TenantId, UserId};
 
+/// What an audit entry records; stored as its dotted name (`tenant.created`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// An account was created.
+    UserRegistered,
+    /// A login succeeded.
+    UserLoggedIn,
+    /// Every session of the user was ended.
+    UserLoggedOutEverywhere,
+    /// The address was verified.
+    UserEmailVerified,
+    /// A reset link was mailed.
+    UserPasswordResetRequested,
+    /// The password was reset (every session ended).
+    UserPasswordReset,
+    /// A spent refresh token came back; its family was revoked.
+    SessionReuseDetected,
+    /// A tenant was created.
+    TenantCreated,
+    /// Name, domain claim or settings changed.
+    TenantUpdated,
+    /// The tenant was activated.
+    TenantActivated,
+    /// The tenant was deactivated.
+    TenantDeactivated,
+    /// The tenant's domain claim was proved by DNS.
+    TenantDomainVerified,
+    /// Someone joined (accepted an invitation).
+    MemberAdded,
+    /// A member's role changed.
+    MemberRoleChanged,
+    /// An admin removed a member.
+    MemberRemoved,
+    /// A member left.
+    MemberLeft,
+    /// An invitation was sent.
+    InvitationCreated,
+    /// An invitation was revoked.
+    InvitationRevoked,
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: &'static [AuditAction] = &[
+        AuditAction::UserRegistered,
+        AuditAction::UserLoggedIn,
+        AuditAction::UserLoggedOutEverywhere,
+        AuditAction::UserEmailVerified,
+        AuditAction::UserPasswordResetRequested,
+        AuditAction::UserPasswordReset,
+        AuditAction::SessionReuseDetected,
+        AuditAction::TenantCreated,
+        AuditAction::TenantUpdated,
+        AuditAction::TenantActivated,
+        AuditAction::TenantDeactivated,
+        AuditAction::TenantDomainVerified,
+        AuditAction::MemberAdded,
+        AuditAction::MemberRoleChanged,
+        AuditAction::MemberRemoved,
+        AuditAction::MemberLeft,
+        AuditAction::InvitationCreated,
+        AuditAction::InvitationRevoked,
+    ];
+
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::UserRegistered => "user.registered",
+            AuditAction::UserLoggedIn => "user.logged_in",
+            AuditAction::UserLoggedOutEverywhere => "user.logged_out_everywhere",
+            AuditAction::UserEmailVerified => "user.email_verified",
+            AuditAction::UserPasswordResetRequested => "user.password_reset_requested",
+            AuditAction::UserPasswordReset => "user.password_reset",
+            AuditAction::SessionReuseDetected => "session.reuse_detected",
+            AuditAction::TenantCreated => "tenant.created",
+            AuditAction::TenantUpdated => "tenant.updated",
+            AuditAction::TenantActivated => "tenant.activated",
+            AuditAction::TenantDeactivated => "tenant.deactivated",
+            AuditAction::TenantDomainVerified => "tenant.domain_verified",
+            AuditAction::MemberAdded => "member.added",
+            AuditAction::MemberRoleChanged => "member.role_changed",
+            AuditAction::MemberRemoved => "member.removed",
+            AuditAction::MemberLeft => "member.left",
+            AuditAction::InvitationCreated => "invitation.created",
+            AuditAction::InvitationRevoked => "invitation.revoked",
+        }
+    }
+}
+
 /// One audit entry to write.
 #[derive(Debug)]
 pub struct NewEntry<'a> {
@@ -15,8 +111,8 @@ pub struct NewEntry<'a> {
     pub tenant_id: Option<TenantId>,
     /// Who acted (none for system actions).
     pub actor_id: Option<UserId>,
-    /// A dotted verb, e.g. `user.registered`, `member.role_changed`.
-    pub action: &'a str,
+    /// What happened.
+    pub action: AuditAction,
     /// What was acted on, e.g. `user:<id>`.
     pub target: Option<String>,
     /// Before/after values and other details. Never secrets.
@@ -57,7 +153,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, entry: &NewEntry<'_>) -> Result<(),
     )
     .bind(entry.tenant_id.map(|t| t.as_uuid()))
     .bind(entry.actor_id.map(|u| u.as_uuid()))
-    .bind(entry.action)
+    .bind(entry.action.as_str())
     .bind(entry.target.as_deref())
     .bind(&entry.metadata)
     .bind(entry.request_id)

@@ -97,14 +97,23 @@ pub async fn count_unsent(ex: impl PgExecutor<'_>) -> Result<i64, Error> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(ex).await?)
 }
 
-/// Deletes rows published before `older_than`; returns how many.
+/// Deletes at most `limit` rows published before `older_than`; returns how many.
+/// Unpublished rows are never deleted, however old.
 ///
 /// # Errors
 /// [`Error::Query`] on database failure.
-pub async fn purge_sent(ex: impl PgExecutor<'_>, older_than: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
-    let done = sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
-        .bind(older_than)
-        .execute(ex)
-        .await?;
+pub async fn purge_sent(
+    ex: impl PgExecutor<'_>,
+    older_than: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE id IN
+           (SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 LIMIT $2)",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected())
 }

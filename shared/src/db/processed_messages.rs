@@ -33,3 +33,23 @@ pub async fn record(ex: impl PgExecutor<'_>, id: Uuid, queue: &str, kind: &str) 
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Deletes at most `limit` records made before `older_than`; returns how many.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn purge(
+    ex: impl PgExecutor<'_>,
+    older_than: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "DELETE FROM processed_messages WHERE message_id IN
+           (SELECT message_id FROM processed_messages WHERE processed_at < $1 LIMIT $2)",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -16,8 +16,9 @@ pub struct Tenant {
     /// Display name.
     pub name: String,
     /// Unique slug (subdomain and path segment).
-    pub slug: String,
-    /// Custom domain, if any.
+    #[sqlx(try_from = "String")]
+    pub slug: Slug,
+    /// Custom domain, if any (verified).
     pub domain: Option<String>,
     /// Inactive tenants are refused at the proxy.
     pub is_active: bool,

@@ -14,11 +14,13 @@ pub struct User {
     #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     /// The address as registered.
-    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub email: Email,
     /// Display name.
     pub name: String,
     /// Language tag for emails and pages.
-    pub language: String,
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     /// When the address was verified, if it was.
     pub email_verified_at: Option<DateTime<Utc>>,
     /// Bumped to invalidate every access token issued before.

@@ -7,7 +7,8 @@ use super::ParseError;
 /// characters at most, a top-level label that is not all digits (so never an IP
 /// address). A trailing dot is dropped. Internationalized names are given in their
 /// ASCII (`xn--`) form, which is what arrives in a `Host` header.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct DomainName(String);
 
 impl DomainName {
@@ -40,20 +41,53 @@ impl DomainName {
         Ok(DomainName(name))
     }
 
-    /// Whether this is `base` itself or a name under it (`x.base`): such a domain
-    /// would shadow the tenants served as subdomains of `base`.
-    pub fn is_within(&self, base: &str) -> bool {
-        let base = base.trim_end_matches('.');
-        !base.is_empty()
-            && (self.0.eq_ignore_ascii_case(base)
-                || self.0.len() > base.len()
-                    && self.0.as_bytes()[self.0.len() - base.len() - 1] == b'.'
-                    && self.0[self.0.len() - base.len()..].eq_ignore_ascii_case(base))
+    /// Whether `host` is this domain or a name under it (`acme.example.com` under
+    /// `example.com`, never `evilexample.com`). `host` is a bare host name as a
+    /// request or URL gives it: case and one trailing dot are ignored, a port is
+    /// not expected. The one "this domain or a subdomain" check: cookies, CSRF,
+    /// return URLs, subdomain tenants and claimable domains all ask it.
+    #[must_use]
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let base = self.0.as_str();
+        match host.len().checked_sub(base.len()) {
+            Some(0) => host.eq_ignore_ascii_case(base),
+            Some(extra) => {
+                host.as_bytes()[extra - 1] == b'.'
+                    && host.get(extra..).is_some_and(|tail| tail.eq_ignore_ascii_case(base))
+            }
+            None => false,
+        }
+    }
+
+    /// The single label directly under this domain in `host` (`acme` for
+    /// `acme.example.com` under `example.com`), as sent (case kept); `None` for
+    /// the domain itself, deeper names and names elsewhere.
+    #[must_use]
+    pub fn child_label<'h>(&self, host: &'h str) -> Option<&'h str> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let split = host.len().checked_sub(self.0.len() + 1)?;
+        let label = host.get(..split)?;
+        (self.covers(host) && !label.is_empty() && !label.contains('.')).then_some(label)
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for DomainName {
+    type Error = ParseError;
+
+    fn try_from(raw: String) -> Result<DomainName, ParseError> {
+        DomainName::parse(&raw)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(name: DomainName) -> String {
+        name.0
     }
 }
 
@@ -101,14 +135,24 @@ mod tests {
     }
 
     #[test]
-    fn is_within_matches_the_base_and_its_subdomains_only() {
-        let d = |s| DomainName::parse(s).unwrap();
-        assert!(d("tenants.test").is_within("tenants.test"));
-        assert!(d("acme.tenants.test").is_within("tenants.test"));
-        assert!(d("a.b.tenants.test").is_within("TENANTS.test."));
-        assert!(!d("eviltenants.test").is_within("tenants.test"));
-        assert!(!d("tenants.test.evil.io").is_within("tenants.test"));
-        assert!(!d("acme.io").is_within(""));
+    fn covers_the_domain_and_its_subdomains_only() {
+        let base = DomainName::parse("tenants.test").unwrap();
+        for host in ["tenants.test", "TENANTS.test", "tenants.test.", "acme.tenants.test", "a.b.Tenants.Test"] {
+            assert!(base.covers(host), "{host}");
+        }
+        for host in ["eviltenants.test", "tenants.test.evil.io", "test", "", ".", "tenants.tes", "xtenants.test."] {
+            assert!(!base.covers(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn child_label_is_one_label_under_the_domain() {
+        let base = DomainName::parse("tenants.test").unwrap();
+        assert_eq!(base.child_label("Acme.tenants.test"), Some("Acme"));
+        assert_eq!(base.child_label("acme.tenants.test."), Some("acme"));
+        for host in ["tenants.test", ".tenants.test", "a.b.tenants.test", "acme.evil.test", "acmetenants.test"] {
+            assert_eq!(base.child_label(host), None, "{host}");
+        }
     }
 
     proptest! {
@@ -116,6 +160,7 @@ mod tests {
         fn a_parsed_name_parses_again_to_itself(raw in "[a-zA-Z0-9.-]{1,80}") {
             if let Ok(d) = DomainName::parse(&raw) {
                 prop_assert_eq!(DomainName::parse(d.as_str()), Ok(d.clone()));
+                prop_assert!(d.covers(&raw.to_ascii_uppercase()));
                 prop_assert!(d.as_str().len() <= 253 && !d.as_str().starts_with('.'));
             }
         }

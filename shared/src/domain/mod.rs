@@ -23,6 +23,48 @@ pub use role::Role;
 pub use slug::Slug;
 pub use tenant_name::TenantName;
 
+/// The conversions every text-backed domain type has: `TryFrom<String>` through
+/// `parse` (so sqlx rows decode with `#[sqlx(try_from = "String")]`), back into a
+/// `String`, `AsRef<str>`, and serde as the text (parsed again on the way in).
+macro_rules! text_type {
+    ($($name:ident),+) => {$(
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+            fn try_from(raw: String) -> Result<$name, ParseError> {
+                $name::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_owned()
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            /// Parsed again: what comes back from a cache or a queue is checked.
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let raw = <String as serde::Deserialize>::deserialize(d)?;
+                $name::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
+text_type!(Email, Language, Slug);
+
 /// Why a value was refused: the field and a human sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -109,11 +109,11 @@ impl Job {
 #[serde(rename_all = "camelCase")]
 pub struct EmailJob {
     /// The recipient address.
-    pub to: String,
+    pub to: Email,
     /// A name from [`templates`].
     pub template: String,
     /// A language tag; the worker falls back to English.
-    pub language: String,
+    pub language: Language,
     /// Template variables (camelCase keys).
     #[serde(default)]
     pub data: Map<String, Value>,
@@ -122,12 +122,7 @@ pub struct EmailJob {
 impl EmailJob {
     /// A job for `to` in `language`, with no data yet.
     pub fn new(to: &Email, language: &Language, template: &str) -> EmailJob {
-        EmailJob {
-            to: to.as_str().to_owned(),
-            template: template.to_owned(),
-            language: language.to_string(),
-            data: Map::new(),
-        }
+        EmailJob { to: to.clone(), template: template.to_owned(), language: language.clone(), data: Map::new() }
     }
 
     /// Adds one template variable.

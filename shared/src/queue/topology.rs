@@ -183,6 +183,8 @@ mod tests {
             retry_max_delay: Duration::from_millis(max_ms),
             outbox_batch: 10,
             outbox_poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(86400),
+            purge_interval: Duration::from_secs(3600),
         })
     }
 

@@ -16,9 +16,7 @@ use shared::config::{MailTransport, Profile, Settings};
 use shared::queue::{self, Envelope, JobQueue, Publisher, Topology};
 use sqlx::{Connection, PgConnection, PgPool};
 
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub use testkit::{AMQP_URL, PG_ADMIN_URL, REDIS_URL};
 pub const APP_URL: &str = "https://app.example.test";
 pub const JWT_SECRET: &str = "worker-test-access-secret-0123456789abcdef0123";
 pub const JWT_REFRESH_SECRET: &str = "worker-test-refresh-secret-0123456789abcdef01";
@@ -42,7 +40,7 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub redis_prefix: String,
     pub settings: Settings,
-    pub sink: crate::smtp::SmtpSink,
+    pub sink: testkit::smtp::SmtpSink,
 }
 
 impl TestEnv {
@@ -57,12 +55,12 @@ impl TestEnv {
         let db_url = format!("postgres://postgres@127.0.0.1:5432/{db_name}");
         let pool = PgPool::connect(&db_url).await.expect("connect to test database");
         shared::db::migrate(&pool).await.expect("migrate");
-        let sink = crate::smtp::SmtpSink::start().await;
+        let sink = testkit::smtp::SmtpSink::start().await;
         let redis_prefix = format!("tgw{}:", &id[..12]);
 
         let mut settings = Settings::default();
         settings.app.env = Profile::Development;
-        settings.app.url = APP_URL.into();
+        settings.app.url = shared::config::PublicUrl::parse(APP_URL).unwrap();
         settings.app.name = "Acme".into();
         settings.database.url = SecretString::from(db_url.clone());
         settings.database.max_connections = 10;
@@ -152,7 +150,7 @@ impl TestEnv {
         let s = &self.settings;
         [
             ("APP_ENV", "development".to_owned()),
-            ("APP_URL", s.app.url.clone()),
+            ("APP_URL", s.app.url.to_string()),
             ("APP_NAME", s.app.name.clone()),
             ("DATABASE_URL", self.db_url.clone()),
             ("DATABASE_MAX_CONNECTIONS", "5".into()),

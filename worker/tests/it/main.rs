@@ -12,6 +12,6 @@ mod notifications;
 mod poison;
 mod proxy;
 mod relay;
+mod retention;
 mod retry;
 mod shutdown;
-mod smtp;

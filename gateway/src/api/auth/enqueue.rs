@@ -31,14 +31,9 @@ pub async fn token_email(
         Purpose::EmailVerification => templates::VERIFICATION,
         Purpose::PasswordReset => templates::PASSWORD_RESET,
     };
-    let email = EmailJob {
-        to: user.email.clone(),
-        template: template.to_owned(),
-        language: user.language.clone(),
-        data: serde_json::Map::new(),
-    }
-    .with("token", token.plaintext.expose_secret())
-    .with("name", user.name.as_str());
+    let email = EmailJob::new(&user.email, &user.language, template)
+        .with("token", token.plaintext.expose_secret())
+        .with("name", user.name.as_str());
     let job = match purpose {
         Purpose::EmailVerification => Job::SendVerification(email),
         Purpose::PasswordReset => Job::SendPasswordReset(email),

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use shared::db::{self, audit, memberships, users};
+use shared::db::audit::AuditAction;
+use shared::db::{audit, memberships, users};
 use shared::domain::{Email, Password};
 use shared::password::Verification;
 use shared::queue::{AuthEvent, AuthEventKind};
@@ -20,9 +21,10 @@ use crate::api::extract::{ApiJson, ClientIp, RequestId};
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{LoginRequest, SessionBody, TenantBody, UserBody};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 fn invalid_credentials() -> ApiError {
-    ApiError::unauthorized("invalid_credentials", "email or password is incorrect")
+    ApiError::new(ErrorCode::InvalidCredentials, "email or password is incorrect")
 }
 
 /// Logs a user in: 200 with tokens, the user and all their tenants, 401
@@ -51,7 +53,7 @@ pub async fn login(
         _ => return Err(invalid_credentials()),
     };
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let (tokens, session_id) = issue_pair(&state, &mut tx, &user, None, user_agent).await?;
     audit::insert(
@@ -59,7 +61,7 @@ pub async fn login(
         &audit::NewEntry {
             tenant_id: None,
             actor_id: Some(user.id),
-            action: "user.logged_in",
+            action: AuditAction::UserLoggedIn,
             target: Some(format!("session:{session_id}")),
             metadata: json!({}),
             request_id: Some(&request_id),
@@ -71,7 +73,7 @@ pub async fn login(
         event = event.with("ip", ip.to_string());
     }
     enqueue::event(&mut tx, event).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     let tenants = memberships::list_for_user(&state.pool, user.id).await?;
     Ok(axum::Json(SessionBody {

@@ -10,7 +10,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::cache::Key;
 use shared::db::account_tokens::{self, Purpose};
-use shared::db::{self, audit, sessions, users};
+use shared::db::audit::AuditAction;
+use shared::db::{audit, sessions, users};
 use shared::domain::{Email, Password};
 use shared::queue::{AuthEvent, AuthEventKind};
 use shared::tokens::TokenHasher;
@@ -21,6 +22,7 @@ use crate::api::extract::{ApiJson, ClientIp, RequestId};
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, ForgotPasswordRequest, ResetPasswordRequest};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// Answers 202 with the same body whether or not an account has this address (or
 /// the address is malformed), then, when one does, mails it a reset link. The work
@@ -39,7 +41,7 @@ pub async fn forgot_password(
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = request_reset(&state, &email, &request_id).await {
-                tracing::warn!(code = e.code, %request_id, "password reset request not processed");
+                tracing::warn!(code = e.code.as_str(), %request_id, "password reset request not processed");
             }
         });
     }
@@ -55,7 +57,7 @@ pub async fn forgot_password(
 /// Looks the address up and, for an existing account, stores a reset token and
 /// enqueues its email, in one transaction.
 async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Result<(), ApiError> {
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     if let Some(credentials) = users::find_credentials_by_email(&mut *tx, email).await? {
         let user = credentials.user;
         enqueue::token_email(state, &mut tx, Purpose::PasswordReset, &user).await?;
@@ -64,7 +66,7 @@ async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Res
             &audit::NewEntry {
                 tenant_id: None,
                 actor_id: Some(user.id),
-                action: "user.password_reset_requested",
+                action: AuditAction::UserPasswordResetRequested,
                 target: Some(format!("user:{}", user.id)),
                 metadata: json!({}),
                 request_id: Some(request_id),
@@ -72,7 +74,7 @@ async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Res
         )
         .await?;
     }
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -87,22 +89,22 @@ pub async fn reset_password(
 ) -> Result<StatusCode, ApiError> {
     let presented = req.token.expose_secret();
     if !TokenHasher::looks_valid(presented) {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     }
     let token_hash = state.opaque.hash(presented);
     // Refuse a dead token before paying for argon2; `spend` below still decides.
     if account_tokens::find_live(&state.pool, Purpose::PasswordReset, &token_hash).await?.is_none() {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     }
     let password = Password::parse(req.password)?;
     let password_hash = state.passwords.hash(&password).await?;
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let Some(owner) = account_tokens::spend(&mut tx, Purpose::PasswordReset, &token_hash).await? else {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     };
     let Some(user) = account_tokens::set_password(&mut *tx, owner, &password_hash).await? else {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     };
     let revoked = sessions::revoke_all_for_user(&mut *tx, user.id).await?;
     audit::insert(
@@ -110,7 +112,7 @@ pub async fn reset_password(
         &audit::NewEntry {
             tenant_id: None,
             actor_id: Some(user.id),
-            action: "user.password_reset",
+            action: AuditAction::UserPasswordReset,
             target: Some(format!("user:{}", user.id)),
             metadata: json!({ "revokedSessions": revoked, "tokenVersion": user.token_version }),
             request_id: Some(&request_id),
@@ -119,7 +121,7 @@ pub async fn reset_password(
     .await?;
     let event = AuthEvent::now(user.id, None, AuthEventKind::PasswordChanged).with("reason", "reset");
     enqueue::event(&mut tx, event).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     // The proxy caches the token version: every gateway must refuse old tokens now.
     if let Err(e) = state.invalidator.invalidate(vec![Key::User { user: user.id }]).await {
         tracing::warn!(error = %e, "cache invalidation after password reset failed; TTL applies");

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use secrecy::SecretString;
 use serde_json::json;
 use shared::db::account_tokens::{self, Purpose};
+use shared::db::audit::AuditAction;
 use shared::db::users::User;
 use shared::db::{self, audit, memberships, users};
 use shared::domain::{Email, Language, Password, PersonName, Role, Slug, TenantId, TenantName};
@@ -25,6 +26,7 @@ use crate::api::extract::{ApiJson, ClientIp, RequestId};
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{RegisterRequest, SessionBody, TenantBody, UserBody};
 use crate::api::{tenants, ApiState};
+use crate::error_code::ErrorCode;
 
 /// The parsed request: every field valid.
 struct Registration {
@@ -69,12 +71,12 @@ pub async fn register(
     state.throttle.hit(Action::Register, &[Some(Subject::Address(&reg.email)), ip.map(Subject::Ip)]).await?;
     let password_hash = state.passwords.hash(&reg.password).await?;
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let new_user =
         users::NewUser { email: &reg.email, password_hash: &password_hash, name: &reg.name, language: &reg.language };
     let user = match users::insert(&mut tx, &new_user).await {
         Err(db::Error::Duplicate { .. }) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with this email already exists"))
+            return Err(ApiError::new(ErrorCode::EmailTaken, "an account with this email already exists"))
         }
         other => other?,
     };
@@ -83,7 +85,7 @@ pub async fn register(
         &audit::NewEntry {
             tenant_id: None,
             actor_id: Some(user.id),
-            action: "user.registered",
+            action: AuditAction::UserRegistered,
             target: Some(format!("user:{}", user.id)),
             metadata: json!({ "language": user.language }),
             request_id: Some(&request_id),
@@ -103,7 +105,7 @@ pub async fn register(
     };
     let (tokens, _) = issue_pair(&state, &mut tx, &user, None, user_agent).await?;
     enqueue::event(&mut tx, AuthEvent::now(user.id, Some(tenant_id), AuthEventKind::Register)).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     if invited {
         // "Not a member" may be cached for this (new) user id: practically never,
         // but the invalidation is cheap.
@@ -136,7 +138,7 @@ async fn create_first_tenant(
         &audit::NewEntry {
             tenant_id: Some(tenant.id),
             actor_id: Some(user.id),
-            action: "tenant.created",
+            action: AuditAction::TenantCreated,
             target: Some(format!("tenant:{}", tenant.id)),
             metadata: json!({ "name": tenant.name, "slug": tenant.slug, "ownerRole": Role::Owner }),
             request_id: Some(request_id),

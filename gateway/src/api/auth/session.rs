@@ -8,7 +8,8 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::cache::Key;
-use shared::db::{self, audit, sessions, users};
+use shared::db::audit::AuditAction;
+use shared::db::{audit, sessions, users};
 use shared::queue::{AuthEvent, AuthEventKind};
 use shared::tokens::TokenHasher;
 
@@ -18,9 +19,10 @@ use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser, RequestId};
 use crate::api::wire::{RefreshRequest, TokenPair};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 fn invalid_refresh() -> ApiError {
-    ApiError::unauthorized("invalid_token", "the refresh token is not valid")
+    ApiError::new(ErrorCode::InvalidToken, "the refresh token is not valid")
 }
 
 /// Exchanges a refresh token for a new pair. The presented token is spent; a spent
@@ -37,7 +39,7 @@ pub async fn refresh(
         return Err(invalid_refresh());
     }
     let hash = state.opaque.hash(presented);
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let Some(session) = sessions::lock_by_hash(&mut tx, &hash).await? else {
         return Err(invalid_refresh());
     };
@@ -48,17 +50,17 @@ pub async fn refresh(
             &audit::NewEntry {
                 tenant_id: None,
                 actor_id: Some(session.user_id),
-                action: "session.reuse_detected",
+                action: AuditAction::SessionReuseDetected,
                 target: Some(format!("family:{}", session.family_id)),
                 metadata: json!({ "revoked": revoked }),
                 request_id: Some(&request_id),
             },
         )
         .await?;
-        tx.commit().await.map_err(db::Error::from)?;
+        tx.commit().await?;
         tracing::warn!(user_id = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
-        return Err(ApiError::unauthorized(
-            "token_reused",
+        return Err(ApiError::new(
+            ErrorCode::TokenReused,
             "this refresh token was already used; the session is revoked",
         ));
     }
@@ -66,7 +68,7 @@ pub async fn refresh(
         return Err(invalid_refresh());
     }
     if session.expires_at <= Utc::now() {
-        return Err(ApiError::unauthorized("token_expired", "the refresh token has expired"));
+        return Err(ApiError::new(ErrorCode::TokenExpired, "the refresh token has expired"));
     }
     let Some(user) = users::find_by_id(&mut *tx, session.user_id).await? else {
         return Err(invalid_refresh());
@@ -74,7 +76,7 @@ pub async fn refresh(
     let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let (pair, successor) = issue_pair(&state, &mut tx, &user, Some(session.family_id), user_agent).await?;
     sessions::mark_replaced(&mut tx, session.id, successor).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     Ok(axum::Json(pair))
 }
 
@@ -88,14 +90,14 @@ pub async fn logout(
     if !TokenHasher::looks_valid(presented) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     if let Some(session) = sessions::find_by_hash(&mut *tx, &state.opaque.hash(presented)).await? {
         // Only a logout that ended something is news for the user's feed.
         if sessions::revoke_family(&mut *tx, session.family_id).await? > 0 {
             enqueue::event(&mut tx, AuthEvent::now(session.user_id, None, AuthEventKind::Logout)).await?;
         }
     }
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,7 +108,7 @@ pub async fn logout_all(
     RequestId(request_id): RequestId,
     caller: BearerUser,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let version = users::bump_token_version(&mut *tx, caller.id()).await?;
     let revoked = sessions::revoke_all_for_user(&mut *tx, caller.id()).await?;
     audit::insert(
@@ -114,7 +116,7 @@ pub async fn logout_all(
         &audit::NewEntry {
             tenant_id: None,
             actor_id: Some(caller.id()),
-            action: "user.logged_out_everywhere",
+            action: AuditAction::UserLoggedOutEverywhere,
             target: Some(format!("user:{}", caller.id())),
             metadata: json!({ "revokedSessions": revoked, "tokenVersion": version }),
             request_id: Some(&request_id),
@@ -123,7 +125,7 @@ pub async fn logout_all(
     .await?;
     let event = AuthEvent::now(caller.id(), None, AuthEventKind::Logout).with("everywhere", true);
     enqueue::event(&mut tx, event).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     // The proxy caches users; every gateway must see the new token version now.
     if let Err(e) = state.invalidator.invalidate(vec![Key::User { user: caller.id() }]).await {
         tracing::warn!(error = %e, "cache invalidation after logout-all failed; TTL applies");

@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::cache::Key;
 use shared::db::account_tokens::{self, Purpose};
-use shared::db::{self, audit};
-use shared::domain::Email;
+use shared::db::audit;
+use shared::db::audit::AuditAction;
 use shared::queue::{AuthEvent, AuthEventKind};
 use shared::tokens::TokenHasher;
 
@@ -20,6 +20,7 @@ use crate::api::extract::{ApiJson, BearerUser, ClientIp, RequestId};
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, UserBody, UserOnlyBody, VerifyEmailRequest};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// Spends a verification token and marks the address verified: 200 with the user,
 /// or 400 `invalid_token` for an unknown, used or expired token.
@@ -30,22 +31,22 @@ pub async fn verify_email(
 ) -> Result<axum::Json<UserOnlyBody>, ApiError> {
     let presented = req.token.expose_secret();
     if !TokenHasher::looks_valid(presented) {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     }
     let hash = state.opaque.hash(presented);
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let Some(owner) = account_tokens::spend(&mut tx, Purpose::EmailVerification, &hash).await? else {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     };
     let Some(user) = account_tokens::mark_email_verified(&mut *tx, owner).await? else {
-        return Err(ApiError::invalid_one_time_token());
+        return Err(ApiError::from(ErrorCode::InvalidOneTimeToken));
     };
     audit::insert(
         &mut *tx,
         &audit::NewEntry {
             tenant_id: None,
             actor_id: Some(user.id),
-            action: "user.email_verified",
+            action: AuditAction::UserEmailVerified,
             target: Some(format!("user:{}", user.id)),
             metadata: json!({}),
             request_id: Some(&request_id),
@@ -53,7 +54,7 @@ pub async fn verify_email(
     )
     .await?;
     enqueue::event(&mut tx, AuthEvent::now(user.id, None, AuthEventKind::EmailVerified)).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     // Routes with `require_verified_email` read the cached user: drop it everywhere.
     if let Err(e) = state.invalidator.invalidate(vec![Key::User { user: user.id }]).await {
         tracing::warn!(error = %e, "cache invalidation after email verification failed; TTL applies");
@@ -70,13 +71,13 @@ pub async fn resend_verification(
     ClientIp(ip): ClientIp,
 ) -> Result<(StatusCode, axum::Json<AcceptedBody>), ApiError> {
     if caller.user.email_verified_at.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "already_verified", "the email address is already verified"));
+        return Err(ApiError::new(ErrorCode::AlreadyVerified, "the email address is already verified"));
     }
-    let address = Email::parse(&caller.user.email).ok();
+    let address = Some(caller.user.email.clone());
     state.throttle.hit(Action::Mail, &[address.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     enqueue::token_email(&state, &mut tx, Purpose::EmailVerification, &caller.user).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(AcceptedBody { status: "accepted", message: "a verification email is on its way" }),

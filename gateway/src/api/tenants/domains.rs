@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -18,9 +17,9 @@ use hickory_resolver::TokioResolver;
 use rand::RngCore;
 use serde_json::json;
 use shared::cache::Key;
+use shared::db::audit::AuditAction;
 use shared::db::domain_claims::{self, Claim};
 use shared::db::tenants::{self, Changes};
-use shared::db::{self};
 use shared::domain::{DomainName, Role, TenantId};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -30,14 +29,15 @@ use super::{invalidate, lock_for_change, policy, taken, tenant_not_found, Audit}
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, BearerUser, RequestId};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// The label the challenge record lives under.
 pub const CHALLENGE_LABEL: &str = "_tenantgate";
 
 /// Which domains tenants may claim, and how their proof is looked up.
 pub struct DomainRules {
-    /// The gateway's own names: each also covers its subdomains. Lowercase.
-    own: Vec<String>,
+    /// The gateway's own names: each also covers its subdomains.
+    own: Vec<DomainName>,
     resolver: TokioResolver,
 }
 
@@ -47,8 +47,7 @@ impl DomainRules {
     ///
     /// # Errors
     /// When the system resolver configuration cannot be read.
-    pub fn new(own: impl IntoIterator<Item = String>, nameservers: &[SocketAddr]) -> anyhow::Result<DomainRules> {
-        let own = own.into_iter().map(|d| d.trim_end_matches('.').to_ascii_lowercase()).filter(|d| !d.is_empty());
+    pub fn new(own: Vec<DomainName>, nameservers: &[SocketAddr]) -> anyhow::Result<DomainRules> {
         let provider = TokioRuntimeProvider::default();
         let builder = if nameservers.is_empty() {
             TokioResolver::builder(provider)?
@@ -73,7 +72,7 @@ impl DomainRules {
         let mut builder = builder;
         // A verification is a deliberate act: ask DNS each time, never a cache.
         builder.options_mut().cache_size = 0;
-        Ok(DomainRules { own: own.collect(), resolver: builder.build()? })
+        Ok(DomainRules { own, resolver: builder.build()? })
     }
 
     /// Parses a domain a tenant asks for, refusing the gateway's own names.
@@ -82,7 +81,7 @@ impl DomainRules {
     /// 400 `invalid_request` naming the field.
     pub fn claimable(&self, raw: &str) -> Result<DomainName, ApiError> {
         let domain = DomainName::parse(raw)?;
-        if let Some(own) = self.own.iter().find(|own| domain.is_within(own)) {
+        if let Some(own) = self.own.iter().find(|own| own.covers(domain.as_str())) {
             return Err(ApiError::invalid_request(format!(
                 "domain: {domain} is {own} or under it, which this gateway serves itself"
             )));
@@ -153,16 +152,16 @@ pub async fn verify(
     if let Err(why) = proven {
         domain_claims::record_check(&state.pool, id, &why).await?;
         tracing::info!(tenant_id = %id, domain = %domain, reason = %why, "domain not verified");
-        return Err(ApiError::new(StatusCode::CONFLICT, "domain_not_verified", why));
+        return Err(ApiError::new(ErrorCode::DomainNotVerified, why));
     }
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (before, role) = lock_for_change(&mut tx, caller.id(), id).await?;
     policy::require(role, Role::Admin)?;
     // The claim may have been replaced while DNS was asked: only the one proven counts.
     let current = domain_claims::find(&mut *tx, id).await?;
     if current.as_ref().map(|c| c.token.as_str()) != Some(claim.token.as_str()) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "domain_not_verified", "the claim changed; verify again"));
+        return Err(ApiError::new(ErrorCode::DomainNotVerified, "the claim changed; verify again"));
     }
     let changes = Changes { domain: Some(Some(&domain)), ..Changes::default() };
     let after = tenants::update(&mut tx, id, &changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?;
@@ -170,14 +169,14 @@ pub async fn verify(
     Audit {
         tenant: id,
         actor: caller.id(),
-        action: "tenant.domain_verified",
+        action: AuditAction::TenantDomainVerified,
         target: format!("tenant:{id}"),
         metadata: json!({ "before": { "domain": before.domain }, "after": { "domain": after.domain } }),
         request_id: &request_id,
     }
     .write(&mut tx)
     .await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     let mut keys = vec![Key::Tenant { tenant: id }];
     keys.extend([before.domain, after.domain.clone()].into_iter().flatten().map(|domain| Key::Domain { domain }));
@@ -187,5 +186,5 @@ pub async fn verify(
 }
 
 fn no_pending_domain() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no_pending_domain", "this tenant has no domain waiting for verification")
+    ApiError::new(ErrorCode::NoPendingDomain, "this tenant has no domain waiting for verification")
 }

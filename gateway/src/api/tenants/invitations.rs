@@ -11,6 +11,7 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::cache::Key;
+use shared::db::audit::AuditAction;
 use shared::db::invitations::{self, NewInvitation};
 use shared::db::users::User;
 use shared::db::{self, memberships, tenants, users};
@@ -27,13 +28,14 @@ use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, BearerUser, ClientIp, RequestId};
 use crate::api::throttle::{Action, Subject};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 fn already_member() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "already_member", "that user is already a member of this tenant")
+    ApiError::new(ErrorCode::AlreadyMember, "that user is already a member of this tenant")
 }
 
 fn tenant_inactive() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "tenant_inactive", "this tenant is deactivated")
+    ApiError::new(ErrorCode::TenantInactive, "this tenant is deactivated")
 }
 
 /// `POST /auth/tenants/{id}/invitations {email, role}`: admins and owners (only
@@ -51,7 +53,7 @@ pub async fn create(
     let role = Role::parse(&req.role)?;
     state.throttle.hit(Action::Invite, &[Some(Subject::Account(caller.id())), ip.map(Subject::Ip)]).await?;
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (tenant, actor) = lock_for_change(&mut tx, caller.id(), tenant_id).await?;
     policy::invite(actor, role)?;
     if !tenant.is_active {
@@ -71,22 +73,18 @@ pub async fn create(
     let new =
         NewInvitation { tenant_id, email: &email, role, token_hash: &token.hash, invited_by: caller.id(), expires_at };
     let invitation = invitations::replace_pending(&mut tx, &new).await?;
-    let mail = EmailJob {
-        to: email.as_str().to_owned(),
-        template: templates::INVITATION.to_owned(),
-        // The invitee's own language when they have an account, else the inviter's.
-        language: invitee.as_ref().map_or_else(|| caller.user.language.clone(), |u| u.language.clone()),
-        data: serde_json::Map::new(),
-    }
-    .with("token", token.plaintext.expose_secret())
-    .with("tenantName", &*tenant.name)
-    .with("inviterName", &*caller.user.name)
-    .with("role", role.as_str());
+    // The invitee's own language when they have an account, else the inviter's.
+    let language = invitee.as_ref().map_or(&caller.user.language, |u| &u.language);
+    let mail = EmailJob::new(&email, language, templates::INVITATION)
+        .with("token", token.plaintext.expose_secret())
+        .with("tenantName", &*tenant.name)
+        .with("inviterName", &*caller.user.name)
+        .with("role", role.as_str());
     db::outbox::insert(&mut tx, &Envelope::new(Job::SendInvitation(mail))).await?;
     Audit {
         tenant: tenant_id,
         actor: caller.id(),
-        action: "invitation.created",
+        action: AuditAction::InvitationCreated,
         target: format!("invitation:{}", invitation.id),
         metadata: json!({ "after": { "email": invitation.email, "role": role, "expiresAt": expires_at } }),
         request_id: &request_id,
@@ -98,7 +96,7 @@ pub async fn create(
         .with("email", email.as_str())
         .with("role", role.as_str());
     db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     tracing::info!(tenant_id = %tenant_id, invitation_id = %invitation.id, "invitation created");
     Ok((StatusCode::CREATED, Json(InvitationEnvelope { invitation: InvitationBody::from(&invitation) })))
@@ -125,23 +123,23 @@ pub async fn revoke(
     ApiPath((id, invitation_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant_id = TenantId::from(id);
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (_, actor) = lock_for_change(&mut tx, caller.id(), tenant_id).await?;
     policy::require(actor, Role::Admin)?;
-    let revoked = invitations::revoke(&mut *tx, tenant_id, invitation_id).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "invitation_not_found", "no pending invitation with this id")
-    })?;
+    let revoked = invitations::revoke(&mut *tx, tenant_id, invitation_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvitationNotFound, "no pending invitation with this id"))?;
     Audit {
         tenant: tenant_id,
         actor: caller.id(),
-        action: "invitation.revoked",
+        action: AuditAction::InvitationRevoked,
         target: format!("invitation:{invitation_id}"),
         metadata: json!({ "before": { "email": revoked.email, "role": revoked.role } }),
         request_id: &request_id,
     }
     .write(&mut tx)
     .await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -153,9 +151,9 @@ pub async fn accept(
     RequestId(request_id): RequestId,
     ApiJson(req): ApiJson<AcceptRequest>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (tenant_id, role) = join(&state, &mut tx, &caller.user, &req.token, &request_id).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
     invalidate(&state, vec![Key::Role { user: caller.id(), tenant: tenant_id }]).await;
     let tenant = tenants::find_by_id(&state.pool, tenant_id).await?.ok_or_else(tenant_not_found)?;
     tracing::info!(tenant_id = %tenant_id, user_id = %caller.id(), "invitation accepted");
@@ -178,12 +176,10 @@ pub async fn join(
     request_id: &str,
 ) -> Result<(TenantId, Role), ApiError> {
     let hash = state.opaque.hash(token.expose_secret());
-    let invitation =
-        invitations::lock_live_by_hash(&mut *conn, &hash).await?.ok_or_else(ApiError::invalid_one_time_token)?;
-    if !invitation.email.eq_ignore_ascii_case(&user.email) {
+    let invitation = invitations::lock_live_by_hash(&mut *conn, &hash).await?.ok_or(ErrorCode::InvalidOneTimeToken)?;
+    if !invitation.email.eq_ignore_ascii_case(user.email.as_str()) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invitation_email_mismatch",
+            ErrorCode::InvitationEmailMismatch,
             "this invitation was sent to another address; log in with that one",
         ));
     }
@@ -199,7 +195,7 @@ pub async fn join(
     Audit {
         tenant: tenant.id,
         actor: user.id,
-        action: "member.added",
+        action: AuditAction::MemberAdded,
         target: format!("user:{}", user.id),
         metadata: json!({ "after": { "role": invitation.role }, "invitationId": invitation.id, "invitedBy": invitation.invited_by }),
         request_id,

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 use shared::cache::Key;
+use shared::db::audit::AuditAction;
 use shared::db::domain_claims;
 use shared::db::tenants::{self, Changes, Tenant};
 use shared::db::{self, memberships};
@@ -47,7 +48,7 @@ pub async fn create(
     let domain = req.domain.as_deref().map(|d| state.domains.claimable(d)).transpose()?;
     state.throttle.hit(Action::CreateTenant, &[Some(Subject::Account(caller.id())), ip.map(Subject::Ip)]).await?;
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let tenant = match &slug {
         Some(slug) => tenants::insert(&mut tx, &name, slug, None).await.map_err(taken)?,
         None => tenants::insert_with_derived_slug(&mut tx, &name, &Slug::derive(name.as_str())).await?,
@@ -61,7 +62,7 @@ pub async fn create(
     Audit {
         tenant: tenant.id,
         actor: caller.id(),
-        action: "tenant.created",
+        action: AuditAction::TenantCreated,
         target: format!("tenant:{}", tenant.id),
         metadata: json!({ "after": { "name": tenant.name, "slug": tenant.slug, "claimedDomain": domain.as_ref().map(DomainName::as_str) } }),
         request_id: &request_id,
@@ -71,10 +72,10 @@ pub async fn create(
     let event =
         AuthEvent::now(caller.id(), Some(tenant.id), AuthEventKind::TenantCreated).with("tenantName", &*tenant.name);
     db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     // "No such slug" may be cached (negatively) from before.
-    let keys = vec![Key::Slug { slug: tenant.slug.clone() }, Key::Role { user: caller.id(), tenant: tenant.id }];
+    let keys = vec![Key::Slug { slug: tenant.slug.to_string() }, Key::Role { user: caller.id(), tenant: tenant.id }];
     invalidate(&state, keys).await;
     tracing::info!(tenant_id = %tenant.id, user_id = %caller.id(), "tenant created");
     let detail = TenantDetail::new(tenant, Role::Owner, claim.as_ref());
@@ -125,7 +126,8 @@ pub async fn update(
         Some(DomainChange::Claim(d)) => Some(d),
         _ => None,
     };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Admin, "tenant.updated", &changes, claim).await
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Admin, AuditAction::TenantUpdated, &changes, claim)
+        .await
 }
 
 /// `POST /auth/tenants/{id}/activate`: owners only.
@@ -136,7 +138,8 @@ pub async fn activate(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
     let changes = Changes { is_active: Some(true), ..Changes::default() };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.activated", &changes, None).await
+    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, AuditAction::TenantActivated, &changes, None)
+        .await
 }
 
 /// `POST /auth/tenants/{id}/deactivate`: owners only. The proxy refuses the
@@ -148,7 +151,17 @@ pub async fn deactivate(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
     let changes = Changes { is_active: Some(false), ..Changes::default() };
-    change(&state, &caller, &request_id, TenantId::from(id), Role::Owner, "tenant.deactivated", &changes, None).await
+    change(
+        &state,
+        &caller,
+        &request_id,
+        TenantId::from(id),
+        Role::Owner,
+        AuditAction::TenantDeactivated,
+        &changes,
+        None,
+    )
+    .await
 }
 
 /// What a `PATCH` asks of the domain.
@@ -169,11 +182,11 @@ async fn change(
     request_id: &str,
     id: TenantId,
     needed: Role,
-    action: &'static str,
+    action: AuditAction,
     changes: &Changes<'_>,
     claim: Option<&DomainName>,
 ) -> Result<Json<TenantEnvelope>, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (before, role) = lock_for_change(&mut tx, caller.id(), id).await?;
     policy::require(role, needed)?;
     let after = tenants::update(&mut tx, id, changes).await.map_err(taken)?.ok_or_else(tenant_not_found)?;
@@ -206,10 +219,10 @@ async fn change(
         .await?;
         let event = AuthEvent::now(caller.id(), Some(id), AuthEventKind::TenantUpdated)
             .with("tenantName", &*after.name)
-            .with("change", action);
+            .with("change", action.as_str());
         db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
     }
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     if !new.is_empty() {
         let mut keys = vec![Key::Tenant { tenant: id }];
@@ -217,7 +230,7 @@ async fn change(
             [before.domain.clone(), after.domain.clone()].into_iter().flatten().map(|domain| Key::Domain { domain }),
         );
         invalidate(state, keys).await;
-        tracing::info!(tenant_id = %id, user_id = %caller.id(), action, "tenant changed");
+        tracing::info!(tenant_id = %id, user_id = %caller.id(), %action, "tenant changed");
     }
     Ok(Json(TenantEnvelope { tenant: TenantDetail::new(after, role, pending.as_ref()) }))
 }

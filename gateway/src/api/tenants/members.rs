@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::json;
 use shared::cache::Key;
+use shared::db::audit::AuditAction;
 use shared::db::{self, memberships};
 use shared::domain::{Role, TenantId, UserId};
 use shared::queue::{AuthEvent, AuthEventKind, Envelope, Job};
@@ -17,10 +18,11 @@ use super::{invalidate, lock_for_change, page_size, policy, role_in, Audit};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery, BearerUser, RequestId};
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// 404 `member_not_found`.
 fn member_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "member_not_found", "that user is not a member of this tenant")
+    ApiError::new(ErrorCode::MemberNotFound, "that user is not a member of this tenant")
 }
 
 /// `GET /auth/tenants/{id}/members?limit=&offset=`: members and up (not viewers).
@@ -53,7 +55,7 @@ pub async fn change_role(
     let (tenant, target) = (TenantId::from(id), UserId::from(user));
     let new = Role::parse(&req.role)?;
 
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (locked, actor) = lock_for_change(&mut tx, caller.id(), tenant).await?;
     let member = memberships::find_member(&mut *tx, tenant, target).await?.ok_or_else(member_not_found)?;
     let owners = memberships::count_owners(&mut tx, tenant).await?;
@@ -65,7 +67,7 @@ pub async fn change_role(
     Audit {
         tenant,
         actor: caller.id(),
-        action: "member.role_changed",
+        action: AuditAction::MemberRoleChanged,
         target: format!("user:{target}"),
         metadata: json!({ "before": { "role": member.role }, "after": { "role": new } }),
         request_id: &request_id,
@@ -77,7 +79,7 @@ pub async fn change_role(
         .with("previousRole", member.role.as_str())
         .with("tenantName", &*locked.name);
     db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     invalidate(&state, vec![Key::Role { user: target, tenant }]).await;
     tracing::info!(tenant_id = %tenant, user_id = %target, actor = %caller.id(), role = new.as_str(), "role changed");
@@ -114,7 +116,7 @@ async fn remove_member(
     target: UserId,
 ) -> Result<StatusCode, ApiError> {
     let is_self = target == caller.id();
-    let mut tx = state.pool.begin().await.map_err(db::Error::from)?;
+    let mut tx = state.pool.begin().await?;
     let (locked, actor) = lock_for_change(&mut tx, caller.id(), tenant).await?;
     let member = memberships::find_member(&mut *tx, tenant, target).await?.ok_or_else(member_not_found)?;
     let owners = memberships::count_owners(&mut tx, tenant).await?;
@@ -123,7 +125,7 @@ async fn remove_member(
     Audit {
         tenant,
         actor: caller.id(),
-        action: if is_self { "member.left" } else { "member.removed" },
+        action: if is_self { AuditAction::MemberLeft } else { AuditAction::MemberRemoved },
         target: format!("user:{target}"),
         metadata: json!({ "before": { "role": member.role, "email": member.email } }),
         request_id,
@@ -134,7 +136,7 @@ async fn remove_member(
         .with("tenantName", &*locked.name)
         .with("left", is_self);
     db::outbox::insert(&mut tx, &Envelope::new(Job::AuthEvent(event))).await?;
-    tx.commit().await.map_err(db::Error::from)?;
+    tx.commit().await?;
 
     invalidate(state, vec![Key::Role { user: target, tenant }]).await;
     tracing::info!(tenant_id = %tenant, user_id = %target, actor = %caller.id(), "member removed");

@@ -16,9 +16,9 @@ mod wire;
 
 pub use invitations::join;
 
-use axum::http::StatusCode;
 use serde_json::Value;
 use shared::cache::Key;
+use shared::db::audit::AuditAction;
 use shared::db::tenants::{self, Tenant};
 use shared::db::{self, memberships};
 use shared::domain::{Role, TenantId, UserId};
@@ -26,6 +26,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use crate::api::error::ApiError;
 use crate::api::ApiState;
+use crate::error_code::ErrorCode;
 
 /// Page sizes: 50 unless asked, at most 100.
 const DEFAULT_PAGE: i64 = 50;
@@ -34,17 +35,17 @@ const MAX_PAGE: i64 = 100;
 /// 404 `tenant_not_found`: also what a non-member gets, so that nobody learns which
 /// tenants exist by probing ids.
 fn tenant_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "tenant_not_found", "no such tenant, or you are not a member")
+    ApiError::new(ErrorCode::TenantNotFound, "no such tenant, or you are not a member")
 }
 
 /// Maps the unique constraints of `tenants` to 409 answers.
 fn taken(e: db::Error) -> ApiError {
     match &e {
         db::Error::Duplicate { constraint } if constraint.contains("slug") => {
-            ApiError::new(StatusCode::CONFLICT, "slug_taken", "another tenant already has this slug")
+            ApiError::new(ErrorCode::SlugTaken, "another tenant already has this slug")
         }
         db::Error::Duplicate { constraint } if constraint.contains("domain") => {
-            ApiError::new(StatusCode::CONFLICT, "domain_taken", "another tenant already uses this domain")
+            ApiError::new(ErrorCode::DomainTaken, "another tenant already uses this domain")
         }
         _ => ApiError::from(e),
     }
@@ -79,7 +80,7 @@ fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
 struct Audit<'a> {
     tenant: TenantId,
     actor: UserId,
-    action: &'static str,
+    action: AuditAction,
     target: String,
     metadata: Value,
     request_id: &'a str,

@@ -2,10 +2,9 @@
 //! is tested exhaustively without a database. Handlers call them with the tenant
 //! row locked, so the owner count they pass cannot change underneath.
 
-use axum::http::StatusCode;
 use shared::domain::Role;
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorCode};
 
 /// Why a change is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +21,15 @@ pub enum Denied {
 
 impl From<Denied> for ApiError {
     fn from(denied: Denied) -> ApiError {
-        let (code, message) = match denied {
-            Denied::InsufficientRole(needed) => {
-                ("insufficient_role", format!("this needs the {} role or higher in the tenant", needed.as_str()))
-            }
-            Denied::OwnerRequired => {
-                ("owner_required", "only an owner grants, changes or removes the owner role".into())
-            }
-            Denied::CannotPromoteSelf => ("cannot_promote_self", "you cannot raise your own role".into()),
-            Denied::LastOwner => {
-                ("last_owner", "a tenant keeps at least one owner; make someone else owner first".into())
-            }
-        };
-        ApiError::new(StatusCode::FORBIDDEN, code, message)
+        match denied {
+            Denied::InsufficientRole(needed) => ApiError::new(
+                ErrorCode::InsufficientRole,
+                format!("this needs the {} role or higher in the tenant", needed.as_str()),
+            ),
+            Denied::OwnerRequired => ErrorCode::OwnerRequired.into(),
+            Denied::CannotPromoteSelf => ErrorCode::CannotPromoteSelf.into(),
+            Denied::LastOwner => ErrorCode::LastOwner.into(),
+        }
     }
 }
 

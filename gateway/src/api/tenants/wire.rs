@@ -7,7 +7,7 @@ use shared::db::domain_claims::Claim;
 use shared::db::invitations::Invitation;
 use shared::db::memberships::Member;
 use shared::db::tenants::Tenant;
-use shared::domain::Role;
+use shared::domain::{Role, Slug};
 
 /// `POST /auth/tenants`.
 #[derive(Debug, Deserialize)]
@@ -48,7 +48,7 @@ pub struct TenantDetail {
     /// Display name.
     pub name: String,
     /// Slug.
-    pub slug: String,
+    pub slug: Slug,
     /// Custom domain (verified: the proxy routes it).
     pub domain: Option<String>,
     /// A domain asked for and not yet proven, with its DNS challenge.
