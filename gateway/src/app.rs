@@ -29,10 +29,7 @@ use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
-use crate::portal::cookies::CookiePolicy;
 use crate::portal::render::Pages;
-use crate::portal::session::Sessions;
-use crate::portal::site::SitePolicy;
 use crate::portal::{self, Portal};
 use crate::proxy::access::AccessControl;
 use crate::proxy::browser::Browser;
@@ -42,6 +39,9 @@ use crate::proxy::Gateway;
 use crate::relay::OutboxRelay;
 use crate::revocation::Revocations;
 use crate::routes::RouteTable;
+use crate::web_session::cookies::CookiePolicy;
+use crate::web_session::rotation::Sessions;
+use crate::web_session::site::SitePolicy;
 
 /// A gateway ready to run.
 pub struct Application {

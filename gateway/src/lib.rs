@@ -5,15 +5,16 @@
 //! `main.rs` only parses the command line; everything lives here so integration
 //! tests drive the real thing.
 
-pub mod admin;
-pub mod api;
-pub mod app;
+pub(crate) mod admin;
+pub(crate) mod api;
+pub(crate) mod app;
 pub mod cli;
-pub mod control;
-pub mod error_code;
-pub mod metrics;
-pub mod portal;
-pub mod proxy;
-pub mod relay;
-pub mod revocation;
+pub(crate) mod control;
+pub(crate) mod error_code;
+pub(crate) mod metrics;
+pub(crate) mod portal;
+pub(crate) mod proxy;
+pub(crate) mod relay;
+pub(crate) mod revocation;
 pub mod routes;
+pub(crate) mod web_session;

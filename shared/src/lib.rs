@@ -10,6 +10,7 @@
 
 pub mod domain;
 pub mod duration;
+pub mod portal_paths;
 
 #[cfg(feature = "runtime")]
 pub mod assertion;

@@ -3,6 +3,7 @@
 //! channel; the consume loop ([`crate::consumer`]) settles the delivery according
 //! to the outcome. Tests drive it directly.
 
+use shared::portal_paths as paths;
 use std::sync::Arc;
 
 use shared::config::PublicUrl;
@@ -58,9 +59,9 @@ impl Links {
     /// of ours) enters the URL.
     fn for_job(&self, job: &Job, token: &str) -> Option<String> {
         let path = match job {
-            Job::SendVerification(_) => "/auth/ui/verified",
-            Job::SendPasswordReset(_) => "/auth/ui/reset",
-            Job::SendInvitation(_) => "/auth/ui/invitation",
+            Job::SendVerification(_) => paths::VERIFIED,
+            Job::SendPasswordReset(_) => paths::RESET,
+            Job::SendInvitation(_) => paths::INVITATION,
             Job::AuthEvent(_) => return None,
         };
         TokenHasher::looks_valid(token).then(|| format!("{}{path}?token={token}", self.app_url.base()))

@@ -1,5 +1,6 @@
 //! The signed-in pages: the tenant picker, invitations, logout.
 
+use shared::portal_paths as paths;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,13 +19,13 @@ use super::{context, encode, Portal, Visit};
 
 /// `GET /auth/ui`: the picker when signed in, else the login page.
 pub async fn index(State(portal): State<Arc<Portal>>, mut visit: Visit) -> Response {
-    let location = if portal.signed_in(&mut visit).await.is_some() { "/auth/ui/tenants" } else { "/auth/ui/login" };
+    let location = if portal.signed_in(&mut visit).await.is_some() { paths::TENANTS } else { paths::LOGIN };
     visit.redirect(location)
 }
 
 /// To the login page, coming back to `here` afterwards.
 fn to_login(visit: Visit, here: &str) -> Response {
-    visit.redirect(&format!("/auth/ui/login?return_to={}", encode(here)))
+    visit.redirect(&format!("{}?return_to={}", paths::LOGIN, encode(here)))
 }
 
 /// `GET /auth/ui/tenants`: the user's tenants; the current one marked.
@@ -35,7 +36,7 @@ pub async fn tenants_page(
 ) -> Response {
     let return_to = portal.return_to(query(q).return_to.as_deref(), &visit);
     let Some(me) = portal.signed_in(&mut visit).await else {
-        return to_login(visit, &format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+        return to_login(visit, &format!("{}?return_to={}", paths::TENANTS, encode(&return_to)));
     };
     let tenants = match memberships::list_for_user(&portal.sessions.api().pool, me.user.id).await {
         Ok(tenants) => tenants,
@@ -48,7 +49,7 @@ pub async fn tenants_page(
         ctx.insert("notice".into(), Value::from(portal.pages.text(visit.lang, "no_tenants")));
     }
     ctx.insert("tenants".into(), Value::Array(list));
-    let current = super::cookies::read(&visit.headers, &portal.cookies.tenant).unwrap_or("").to_owned();
+    let current = crate::web_session::cookies::read(&visit.headers, &portal.cookies.tenant).unwrap_or("").to_owned();
     ctx.insert("current".into(), Value::from(current));
     let page = portal.pages.page(StatusCode::OK, "tenants.html", visit.lang, ctx);
     visit.finish(page)
@@ -72,20 +73,20 @@ pub async fn tenants(
     mut visit: Visit,
     form: Result<Form<TenantForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else { return visit.redirect("/auth/ui/tenants") };
+    let Ok(Form(form)) = form else { return visit.redirect(paths::TENANTS) };
     if !visit.form_is_genuine(&portal, &form.csrf) {
         return portal.forged(visit);
     }
     let return_to = portal.return_to(Some(&form.return_to), &visit);
     let Some(me) = portal.signed_in(&mut visit).await else {
-        return to_login(visit, &format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+        return to_login(visit, &format!("{}?return_to={}", paths::TENANTS, encode(&return_to)));
     };
     let tenants = match memberships::list_for_user(&portal.sessions.api().pool, me.user.id).await {
         Ok(tenants) => tenants,
         Err(e) => return trouble(&portal, visit, &e),
     };
     let Some(chosen) = tenants.iter().find(|t| t.slug == form.tenant) else {
-        return visit.redirect(&format!("/auth/ui/tenants?return_to={}", encode(&return_to)));
+        return visit.redirect(&format!("{}?return_to={}", paths::TENANTS, encode(&return_to)));
     };
     let host = visit.host_name().to_owned();
     visit.set_cookies.push(portal.cookies.tenant(&chosen.slug, &host));
@@ -101,7 +102,7 @@ pub async fn invitation_page(
 ) -> Response {
     let Some(token) = link_token(query(q).token) else { return invalid_link(&portal, visit) };
     let signed_in = portal.signed_in(&mut visit).await.is_some();
-    let here = format!("/auth/ui/invitation?token={}", encode(&token));
+    let here = format!("{}?token={}", paths::INVITATION, encode(&token));
     let mut ctx = context(&visit, "/");
     ctx.insert("token_q".into(), Value::from(encode(&token)));
     ctx.insert("token".into(), Value::from(token));
@@ -119,11 +120,11 @@ pub async fn invitation(
     mut visit: Visit,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else { return visit.redirect("/auth/ui/login") };
+    let Ok(Form(form)) = form else { return visit.redirect(paths::LOGIN) };
     if !visit.form_is_genuine(&portal, &form.csrf) {
         return portal.forged(visit);
     }
-    let here = format!("/auth/ui/invitation?token={}", encode(&form.token));
+    let here = format!("{}?token={}", paths::INVITATION, encode(&form.token));
     if portal.signed_in(&mut visit).await.is_none() {
         return to_login(visit, &here);
     }
@@ -134,7 +135,8 @@ pub async fn invitation(
             .and_then(|rest| rest.split(';').next())
             .map(str::to_owned)
     });
-    let access = refreshed.or_else(|| super::cookies::read(&visit.headers, &portal.cookies.access).map(str::to_owned));
+    let access = refreshed
+        .or_else(|| crate::web_session::cookies::read(&visit.headers, &portal.cookies.access).map(str::to_owned));
     let body = json!({"token": form.token}).to_string();
     let request = Request::builder()
         .method(Method::POST)
@@ -147,14 +149,14 @@ pub async fn invitation(
         Err(_) => false,
     };
     if accepted {
-        return visit.redirect("/auth/ui/tenants?accepted=1");
+        return visit.redirect(&format!("{}?accepted=1", paths::TENANTS));
     }
     let page = portal.pages.message(
         StatusCode::BAD_REQUEST,
         visit.lang,
         "invitation_title",
         "invalid_link",
-        "/auth/ui/tenants",
+        paths::TENANTS,
         "continue",
     );
     visit.finish(page)
@@ -185,14 +187,14 @@ pub async fn logout(
     if !visit.form_is_genuine(&portal, &csrf) {
         return portal.forged(visit);
     }
-    if let Some(refresh) = super::cookies::read(&visit.headers, &portal.cookies.refresh) {
+    if let Some(refresh) = crate::web_session::cookies::read(&visit.headers, &portal.cookies.refresh) {
         if let Err(e) = portal.sessions.end(refresh).await {
             return trouble(&portal, visit, &e);
         }
     }
     let host = visit.host_name().to_owned();
     visit.set_cookies.extend(portal.cookies.cleared(&host));
-    visit.redirect("/auth/ui/login?signed_out=1")
+    visit.redirect(&format!("{}?signed_out=1", paths::LOGIN))
 }
 
 /// The "something went wrong" page for a failure on our side (already logged by
@@ -204,7 +206,7 @@ fn trouble(portal: &Portal, visit: Visit, e: &dyn std::fmt::Debug) -> Response {
         visit.lang,
         "error_title",
         "error_generic",
-        "/auth/ui/login",
+        paths::LOGIN,
         "back_to_sign_in",
     );
     visit.finish(page)

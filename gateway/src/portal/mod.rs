@@ -6,13 +6,11 @@
 //! protected by an Origin/Referer check and a double-submit CSRF token.
 
 mod account;
-pub mod cookies;
 mod pages;
 pub mod render;
 pub mod return_to;
-pub mod session;
-pub mod site;
 
+use shared::portal_paths as paths;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -27,21 +25,15 @@ use serde_json::{Map, Value};
 use shared::db::users::{self, User};
 use subtle::ConstantTimeEq;
 
-use self::cookies::{CookiePolicy, CSRF_COOKIE, LANG_COOKIE};
 use self::render::Pages;
-use self::session::{Presenter, Sessions};
-use self::site::SitePolicy;
 use crate::api::extract::{ClientIp, RequestId};
 use crate::routes::{tenant, PathLookup, Requirement, RouteTable, TenantSource};
+use crate::web_session::cookies::{CookiePolicy, CSRF_COOKIE, LANG_COOKIE};
+use crate::web_session::rotation::{Presenter, Sessions};
+use crate::web_session::site::SitePolicy;
 use edge::path::RequestPath;
 
-/// The path prefix the portal owns (inside the API's `/auth`).
-pub const PREFIX: &str = "/auth/ui";
-
-/// Whether the portal answers this path.
-pub fn owns(path: &str) -> bool {
-    path == PREFIX || path.starts_with("/auth/ui/")
-}
+pub use shared::portal_paths::{owns, PREFIX};
 
 /// What the pages need. Built once at start.
 pub struct Portal {
@@ -61,18 +53,20 @@ pub struct Portal {
 
 /// Builds the portal router; `body_limit` caps form bodies.
 pub fn router(portal: Arc<Portal>, body_limit: usize) -> Router {
-    let ui = Router::new()
-        .route("/", get(account::index))
-        .route("/login", get(pages::login_page).post(pages::login))
-        .route("/register", get(pages::register_page).post(pages::register))
-        .route("/forgot", get(pages::forgot_page).post(pages::forgot))
-        .route("/reset", get(pages::reset_page).post(pages::reset))
-        .route("/verified", get(pages::verified_page).post(pages::verified))
-        .route("/invitation", get(account::invitation_page).post(account::invitation))
-        .route("/tenants", get(account::tenants_page).post(account::tenants))
-        .route("/logout", get(account::logout_page).post(account::logout))
-        .fallback(not_found);
-    Router::new().nest(PREFIX, ui).fallback(not_found).layer(DefaultBodyLimit::max(body_limit)).with_state(portal)
+    Router::new()
+        .route(paths::PREFIX, get(account::index))
+        .route(paths::INDEX, get(account::index))
+        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
+        .route(paths::REGISTER, get(pages::register_page).post(pages::register))
+        .route(paths::FORGOT, get(pages::forgot_page).post(pages::forgot))
+        .route(paths::RESET, get(pages::reset_page).post(pages::reset))
+        .route(paths::VERIFIED, get(pages::verified_page).post(pages::verified))
+        .route(paths::INVITATION, get(account::invitation_page).post(account::invitation))
+        .route(paths::TENANTS, get(account::tenants_page).post(account::tenants))
+        .route(paths::LOGOUT, get(account::logout_page).post(account::logout))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(portal)
 }
 
 async fn not_found(visit: Visit, axum::extract::State(portal): axum::extract::State<Arc<Portal>>) -> Response {
@@ -81,7 +75,7 @@ async fn not_found(visit: Visit, axum::extract::State(portal): axum::extract::St
         visit.lang,
         "error_title",
         "not_found",
-        "/auth/ui/login",
+        paths::LOGIN,
         "back_to_sign_in",
     );
     visit.finish(page)
@@ -125,7 +119,7 @@ impl FromRequestParts<Arc<Portal>> for Visit {
             .map(|a| a.as_str().to_owned())
             .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
             .unwrap_or_default();
-        let existing = cookies::read(&parts.headers, CSRF_COOKIE)
+        let existing = crate::web_session::cookies::read(&parts.headers, CSRF_COOKIE)
             .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_owned);
         let csrf_is_new = existing.is_none();
@@ -200,14 +194,14 @@ impl Portal {
     /// cookies.
     pub async fn signed_in(&self, visit: &mut Visit) -> Option<SignedIn> {
         let api = self.sessions.api();
-        let from_access = match cookies::read(&visit.headers, &self.cookies.access) {
+        let from_access = match crate::web_session::cookies::read(&visit.headers, &self.cookies.access) {
             Some(token) => api.tokens.verify(token).ok(),
             None => None,
         };
         let claims = match from_access {
             Some(claims) => claims,
             None => {
-                let refresh = cookies::read(&visit.headers, &self.cookies.refresh)?.to_owned();
+                let refresh = crate::web_session::cookies::read(&visit.headers, &self.cookies.refresh)?.to_owned();
                 let ua = visit.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let presenter = Presenter { user_agent: ua.as_deref(), ip: visit.ip };
                 match self.sessions.refresh(&refresh, &visit.request_id, presenter).await {
@@ -238,7 +232,8 @@ impl Portal {
         if tenant::path_slug(path).is_some() {
             return false;
         }
-        let host = site::url_host(return_to).unwrap_or_else(|| tenant::host_name(request_host).to_ascii_lowercase());
+        let host = crate::web_session::site::url_host(return_to)
+            .unwrap_or_else(|| tenant::host_name(request_host).to_ascii_lowercase());
         let table = self.routes.load();
         let Some(found) = table.match_request(&host, path) else { return false };
         let route = &found.route;
@@ -285,7 +280,7 @@ impl Portal {
             visit.lang,
             "error_title",
             "error_csrf",
-            "/auth/ui/login",
+            paths::LOGIN,
             "back_to_sign_in",
         );
         visit.finish(page)

@@ -2,6 +2,7 @@
 //! the form's origin and CSRF token, then calls the JSON API's handler for the
 //! same flow, so parsing, hashing, throttling and auditing are shared.
 
+use shared::portal_paths as paths;
 use std::sync::Arc;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -160,7 +161,7 @@ pub async fn login(
 fn start(portal: &Portal, mut visit: Visit, body: SessionBody, return_to: &str) -> Response {
     let host = visit.host_name().to_owned();
     visit.set_cookies.extend(portal.cookies.session(&body.tokens.access_token, &body.tokens.refresh_token, &host));
-    let chosen = super::cookies::read(&visit.headers, &portal.cookies.tenant)
+    let chosen = crate::web_session::cookies::read(&visit.headers, &portal.cookies.tenant)
         .filter(|slug| body.tenants.iter().any(|t| t.slug == *slug))
         .map(str::to_owned);
     let location = match (chosen, body.tenants.as_slice()) {
@@ -170,7 +171,7 @@ fn start(portal: &Portal, mut visit: Visit, body: SessionBody, return_to: &str) 
             portal.with_tenant(return_to, &only.slug, &visit.host)
         }
         (None, [_, _, ..]) if portal.needs_tenant_choice(return_to, &visit.host) => {
-            format!("/auth/ui/tenants?return_to={}", encode(return_to))
+            format!("{}?return_to={}", paths::TENANTS, encode(return_to))
         }
         (None, _) => return_to.to_owned(),
     };
@@ -296,7 +297,7 @@ pub fn invalid_link(portal: &Portal, visit: Visit) -> Response {
         visit.lang,
         "error_title",
         "invalid_link",
-        "/auth/ui/login",
+        paths::LOGIN,
         "back_to_sign_in",
     );
     visit.finish(page)
@@ -334,14 +335,8 @@ pub async fn reset(
     let req = ResetPasswordRequest { token: SecretString::from(form.token.clone()), password: form.password };
     match password_reset::reset_password(State(api), RequestId(visit.request_id.clone()), ApiJson(req)).await {
         Ok(_) => {
-            let page = portal.pages.message(
-                StatusCode::OK,
-                visit.lang,
-                "reset_title",
-                "reset_done",
-                "/auth/ui/login",
-                "sign_in",
-            );
+            let page =
+                portal.pages.message(StatusCode::OK, visit.lang, "reset_title", "reset_done", paths::LOGIN, "sign_in");
             visit.finish(page)
         }
         Err(e) if e.code == ErrorCode::WeakPassword => {
@@ -353,7 +348,7 @@ pub async fn reset(
                 visit.lang,
                 "error_title",
                 error_key(&e),
-                "/auth/ui/forgot",
+                paths::FORGOT,
                 "forgot_password",
             );
             visit.finish(page)

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use shared::config::Settings;
 
-use super::cookies;
-use super::site::SitePolicy;
+use crate::web_session::cookies;
+use crate::web_session::site::SitePolicy;
 
 /// The templates, by name.
 const TEMPLATES: &[(&str, &str)] = &[

@@ -5,7 +5,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use super::site::{url_host, SitePolicy};
+use crate::web_session::site::{url_host, SitePolicy};
 
 /// Where to go when the return URL is absent or refused.
 pub const DEFAULT: &str = "/";
@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     fn site() -> SitePolicy {
-        super::super::site::site("example.com", &["partner.test"])
+        crate::web_session::site::site("example.com", &["partner.test"])
     }
 
     fn ok(raw: &str) -> bool {

@@ -52,11 +52,6 @@ impl Refusal {
     pub const fn new(code: ErrorCode, message: &'static str) -> Refusal {
         Refusal { status: code.status(), code, message, retry_after: None, close_connection: false }
     }
-
-    /// `code` with its default message.
-    pub const fn of(code: ErrorCode) -> Refusal {
-        Refusal::new(code, code.message())
-    }
 }
 
 const UNAVAILABLE: Refusal = Refusal::new(ErrorCode::ServiceUnavailable, "authorization data is unavailable; retry");

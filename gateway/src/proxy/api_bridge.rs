@@ -10,6 +10,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use super::respond::{json_error, write_full};
 use crate::api::extract::{ClientIp, RequestId};
@@ -37,10 +38,13 @@ pub async fn serve(
         }
     };
     let mut parts = session.req_header().as_owned_parts();
+    // One span per API request (the handlers' own spans nest in it), so every log
+    // line of the request carries its id. The path only: queries may hold tokens.
+    let span = tracing::info_span!("api", request_id, method = %parts.method, path = parts.uri.path());
     parts.extensions.insert(RequestId(request_id.to_owned()));
     parts.extensions.insert(ClientIp(client_ip));
     let request = http::Request::from_parts(parts, Body::from(body));
-    let response = match api.clone().oneshot(request).await {
+    let response = match api.clone().oneshot(request).instrument(span).await {
         Ok(response) => response,
         Err(never) => match never {},
     };

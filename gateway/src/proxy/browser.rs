@@ -11,11 +11,11 @@ use pingora::http::RequestHeader;
 
 use super::access::{Decision, Refusal};
 use crate::error_code::ErrorCode;
-use crate::portal::cookies::{self, CookiePolicy};
-use crate::portal::session::{Pair, Presenter, Sessions};
-use crate::portal::site::SitePolicy;
 use crate::portal::{encode, PREFIX};
 use crate::routes::{OnUnauthenticated, Requirement, Route, TenantSource};
+use crate::web_session::cookies::{self, CookiePolicy};
+use crate::web_session::rotation::{Pair, Presenter, Sessions};
+use crate::web_session::site::SitePolicy;
 
 /// 403 for a cookie-authenticated write from another site.
 pub const CSRF_REJECTED: Refusal = Refusal::new(

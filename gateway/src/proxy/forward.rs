@@ -9,8 +9,8 @@ use shared::assertion::{Assertions, Subject};
 
 use super::identity_headers;
 use super::RequestCtx;
-use crate::portal::cookies::{CookiePolicy, CSRF_COOKIE};
 use crate::routes::Route;
+use crate::web_session::cookies::{CookiePolicy, CSRF_COOKIE};
 
 /// Shapes `upstream` (Pingora's copy of the request, already stripped of spoofed
 /// headers in `request_filter`) for the app.

@@ -39,9 +39,9 @@ use crate::api;
 use crate::error_code::ErrorCode;
 use crate::metrics::Metrics;
 use crate::portal;
-use crate::portal::session::Presenter;
 use crate::revocation::{Grant, Revocations, Tap, Watch};
 use crate::routes::{Requirement, Route, RouteTable, TenantSource};
+use crate::web_session::rotation::Presenter;
 
 /// Per-request state.
 pub struct RequestCtx {

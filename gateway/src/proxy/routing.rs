@@ -207,7 +207,7 @@ pub fn facts<'a>(
         && header_tenant_slug.is_none()
         && by_header
         && !req.headers.contains_key(http::header::AUTHORIZATION))
-    .then(|| crate::portal::cookies::read(&req.headers, tenant_cookie))
+    .then(|| crate::web_session::cookies::read(&req.headers, tenant_cookie))
     .flatten();
     Ok(RequestFacts {
         host: &target.host,

@@ -30,6 +30,7 @@ fn invalid_credentials() -> ApiError {
 /// Logs a user in: 200 with tokens, the user and all their tenants, 401
 /// `invalid_credentials`, or 429 `rate_limited` once the address or the client IP
 /// made `RATE_LIMIT_MAX` attempts in `RATE_LIMIT_WINDOW`.
+#[tracing::instrument(name = "auth.login", skip_all)]
 pub async fn login(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,

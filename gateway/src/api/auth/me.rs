@@ -11,6 +11,7 @@ use crate::api::wire::{MeBody, TenantBody, UserBody};
 use crate::api::ApiState;
 
 /// The caller and their tenants with roles.
+#[tracing::instrument(name = "auth.me", skip_all)]
 pub async fn me(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<axum::Json<MeBody>, ApiError> {
     let tenants = memberships::list_for_user(&state.pool, caller.id()).await?;
     Ok(axum::Json(MeBody {

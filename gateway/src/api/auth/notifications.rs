@@ -26,6 +26,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_IDS: usize = 500;
 
 /// A page of the caller's notifications, newest first, with their unread count.
+#[tracing::instrument(name = "auth.notifications.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -49,6 +50,7 @@ pub async fn list(
 
 /// Marks the listed notifications (or all of them) read: 204. Ids that are not the
 /// caller's are ignored.
+#[tracing::instrument(name = "auth.notifications.mark_read", skip_all)]
 pub async fn mark_read(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -74,6 +76,7 @@ pub async fn mark_read(
 /// the subscription is in place, with keep-alive comments. The stream ends when
 /// the access token expires (the client reconnects with a fresh one and lists
 /// what it missed), or within a second of logout-all. 503 when Redis is unreachable.
+#[tracing::instrument(name = "auth.notifications.stream", skip_all)]
 pub async fn stream(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

@@ -29,6 +29,7 @@ use crate::error_code::ErrorCode;
 /// runs after the answer is sent, so the response time says nothing about the
 /// account either. Rate-limited per address and per client IP (429
 /// `rate_limited`), with counters apart from the login ones.
+#[tracing::instrument(name = "auth.password_reset.forgot_password", skip_all)]
 pub async fn forgot_password(
     State(state): State<Arc<ApiState>>,
     ClientIp(ip): ClientIp,
@@ -39,11 +40,12 @@ pub async fn forgot_password(
     state.throttle.hit(Action::ForgotPassword, &[email.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;
     if let Some(email) = email {
         let state = state.clone();
-        tokio::spawn(async move {
+        let work = async move {
             if let Err(e) = request_reset(&state, &email, &request_id).await {
-                tracing::warn!(code = e.code.as_str(), %request_id, "password reset request not processed");
+                tracing::warn!(code = e.code.as_str(), "password reset request not processed");
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(work));
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -82,6 +84,7 @@ async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Res
 /// revoked and every access token stops working (the token version moves on).
 /// 400 `invalid_token` for an unknown, used or expired token, 400 `weak_password`
 /// for a password outside the policy.
+#[tracing::instrument(name = "auth.password_reset.reset_password", skip_all)]
 pub async fn reset_password(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,

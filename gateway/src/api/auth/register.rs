@@ -60,6 +60,7 @@ impl TryFrom<RegisterRequest> for Registration {
 }
 
 /// Registers a user and answers 201 with tokens, the user and their tenant.
+#[tracing::instrument(name = "auth.register", skip_all)]
 pub async fn register(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,

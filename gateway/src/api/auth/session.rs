@@ -28,6 +28,7 @@ fn invalid_refresh() -> ApiError {
 /// Exchanges a refresh token for a new pair. The presented token is spent; a spent
 /// token presented again revokes its whole family (it was stolen or replayed) and
 /// answers 401 `token_reused`.
+#[tracing::instrument(name = "auth.session.refresh", skip_all)]
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,
@@ -82,6 +83,7 @@ pub async fn refresh(
 
 /// Revokes the session the refresh token belongs to. Answers 204 for unknown tokens
 /// too: logging out is idempotent and reveals nothing.
+#[tracing::instrument(name = "auth.session.logout", skip_all)]
 pub async fn logout(
     State(state): State<Arc<ApiState>>,
     ApiJson(req): ApiJson<RefreshRequest>,
@@ -103,6 +105,7 @@ pub async fn logout(
 
 /// Ends every session of the caller and invalidates their outstanding access tokens
 /// (their token version moves on).
+#[tracing::instrument(name = "auth.session.logout_all", skip_all)]
 pub async fn logout_all(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,

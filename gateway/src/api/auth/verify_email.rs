@@ -24,6 +24,7 @@ use crate::error_code::ErrorCode;
 
 /// Spends a verification token and marks the address verified: 200 with the user,
 /// or 400 `invalid_token` for an unknown, used or expired token.
+#[tracing::instrument(name = "auth.verify_email", skip_all)]
 pub async fn verify_email(
     State(state): State<Arc<ApiState>>,
     RequestId(request_id): RequestId,
@@ -65,6 +66,7 @@ pub async fn verify_email(
 
 /// Sends a fresh verification email to the caller: 202, or 409 `already_verified`.
 /// Earlier tokens stay valid until they expire or one is used.
+#[tracing::instrument(name = "auth.verify_email.resend_verification", skip_all)]
 pub async fn resend_verification(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

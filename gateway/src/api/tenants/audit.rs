@@ -16,6 +16,7 @@ use crate::api::ApiState;
 
 /// Admins and owners; `?limit=&before=` (keyset: pass the previous page's
 /// `nextBefore`).
+#[tracing::instrument(name = "tenants.audit.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

@@ -116,6 +116,7 @@ fn new_token() -> String {
 ///
 /// # Errors
 /// 5xx when the database fails.
+#[tracing::instrument(name = "tenants.domains.open_claim", skip_all)]
 pub async fn open_claim(
     conn: &mut sqlx::PgConnection,
     tenant: TenantId,
@@ -131,6 +132,7 @@ pub async fn open_claim(
 /// 404 `no_pending_domain` without an open claim; 409 `domain_not_verified` when
 /// the record is missing or holds another value (the claim stays open), 409
 /// `domain_taken` when another tenant proved the name first.
+#[tracing::instrument(name = "tenants.domains.verify", skip_all)]
 pub async fn verify(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

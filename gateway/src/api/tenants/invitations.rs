@@ -40,6 +40,7 @@ fn tenant_inactive() -> ApiError {
 
 /// `POST /auth/tenants/{id}/invitations {email, role}`: admins and owners (only
 /// owners invite owners). Replaces the address's pending invitation. 201.
+#[tracing::instrument(name = "tenants.invitations.create", skip_all)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -103,6 +104,7 @@ pub async fn create(
 }
 
 /// `GET /auth/tenants/{id}/invitations`: admins and owners; newest first.
+#[tracing::instrument(name = "tenants.invitations.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -116,6 +118,7 @@ pub async fn list(
 
 /// `DELETE /auth/tenants/{id}/invitations/{invId}`: admins and owners revoke a
 /// pending invitation. 204.
+#[tracing::instrument(name = "tenants.invitations.revoke", skip_all)]
 pub async fn revoke(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -145,6 +148,7 @@ pub async fn revoke(
 
 /// `POST /auth/invitations/accept {token}`: the logged-in user joins the tenant,
 /// if the invitation was sent to their address.
+#[tracing::instrument(name = "tenants.invitations.accept", skip_all)]
 pub async fn accept(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

@@ -24,6 +24,7 @@ use crate::api::wire::TenantBody;
 use crate::api::ApiState;
 
 /// `GET /auth/tenants`: the caller's tenants with their role.
+#[tracing::instrument(name = "tenants.manage.list", skip_all)]
 pub async fn list(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<Json<Value>, ApiError> {
     let tenants = memberships::list_for_user(&state.pool, caller.id()).await?;
     Ok(Json(json!({ "tenants": tenants.iter().map(TenantBody::from).collect::<Vec<_>>() })))
@@ -36,6 +37,7 @@ fn parse_name(raw: &str) -> Result<TenantName, ApiError> {
 }
 
 /// `POST /auth/tenants {name, slug?, domain?}`: 201, the caller is its owner.
+#[tracing::instrument(name = "tenants.manage.create", skip_all)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -83,6 +85,7 @@ pub async fn create(
 }
 
 /// `GET /auth/tenants/{id}`: any member.
+#[tracing::instrument(name = "tenants.manage.get", skip_all)]
 pub async fn get(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -96,6 +99,7 @@ pub async fn get(
 }
 
 /// `PATCH /auth/tenants/{id} {name?, domain?, settings?}`: admins and owners.
+#[tracing::instrument(name = "tenants.manage.update", skip_all)]
 pub async fn update(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -131,6 +135,7 @@ pub async fn update(
 }
 
 /// `POST /auth/tenants/{id}/activate`: owners only.
+#[tracing::instrument(name = "tenants.manage.activate", skip_all)]
 pub async fn activate(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -144,6 +149,7 @@ pub async fn activate(
 
 /// `POST /auth/tenants/{id}/deactivate`: owners only. The proxy refuses the
 /// tenant's traffic from the next request on, on every instance.
+#[tracing::instrument(name = "tenants.manage.deactivate", skip_all)]
 pub async fn deactivate(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

@@ -26,6 +26,7 @@ fn member_not_found() -> ApiError {
 }
 
 /// `GET /auth/tenants/{id}/members?limit=&offset=`: members and up (not viewers).
+#[tracing::instrument(name = "tenants.members.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -45,6 +46,7 @@ pub async fn list(
 }
 
 /// `PATCH /auth/tenants/{id}/members/{userId} {role}`: see [`policy::change_role`].
+#[tracing::instrument(name = "tenants.members.change_role", skip_all)]
 pub async fn change_role(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -88,6 +90,7 @@ pub async fn change_role(
 
 /// `DELETE /auth/tenants/{id}/members/{userId}`: admins remove others (owners
 /// remove owners); anyone removes themselves. 204.
+#[tracing::instrument(name = "tenants.members.remove", skip_all)]
 pub async fn remove(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
@@ -98,6 +101,7 @@ pub async fn remove(
 }
 
 /// `POST /auth/tenants/{id}/leave`: the caller leaves (not the last owner). 204.
+#[tracing::instrument(name = "tenants.members.leave", skip_all)]
 pub async fn leave(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,

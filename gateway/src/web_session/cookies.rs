@@ -98,7 +98,7 @@ impl CookiePolicy {
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Lax)
-            .path("/auth/ui");
+            .path(shared::portal_paths::PREFIX);
         if let Some(age) = max_age {
             c = c.max_age(cookie::time::Duration::seconds(i64::try_from(age.as_secs()).unwrap_or(i64::MAX)));
         }
