@@ -16,6 +16,23 @@ pub struct AdminService {
     router: Router,
 }
 
+/// Binds `addr` with `SO_REUSEPORT` (and `SO_REUSEADDR`): during a zero-downtime
+/// upgrade the new process binds the admin port while the old one still serves
+/// it (Pingora hands over only the proxy's listeners). Linux lets only the same
+/// user join the port.
+///
+/// # Errors
+/// When the address is taken by another user's socket or cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 impl AdminService {
     /// Wraps an already bound listener.
     pub fn new(listener: TcpListener, router: Router) -> AdminService {

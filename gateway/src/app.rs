@@ -49,6 +49,7 @@ pub struct Application {
     /// Runs what is not per-request: pool maintenance, cache listeners, refreshers.
     /// Pingora builds one runtime per service; this one lives as long as the process.
     support: tokio::runtime::Runtime,
+    pid_file: PidFile,
 }
 
 /// Options that come from the command line rather than settings.
@@ -159,19 +160,22 @@ impl Application {
             metrics: metrics.clone(),
         };
 
-        let runtime_dir = private_dir(&settings.gateway.runtime_dir)
+        private_dir(&settings.gateway.runtime_dir)
             .with_context(|| format!("GATEWAY_RUNTIME_DIR {}", settings.gateway.runtime_dir.display()))?;
         let conf = ServerConf {
             threads: settings.gateway_threads(),
             grace_period_seconds: Some(settings.gateway.shutdown_grace.as_secs()),
             graceful_shutdown_timeout_seconds: Some(5),
-            upgrade_sock: runtime_file(&runtime_dir, "upgrade.sock")?,
-            pid_file: runtime_file(&runtime_dir, "gateway.pid")?,
+            upgrade_sock: runtime_file("GATEWAY_UPGRADE_SOCKET", &settings.upgrade_socket())?,
+            pid_file: runtime_file("GATEWAY_PID_FILE", &settings.pid_file())?,
             ..ServerConf::default()
         };
         let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
         let mut server = Server::new_with_opt_and_conf(opt, conf);
+        // With --upgrade this waits until the running gateway hands its listeners
+        // over; from then on this process is the gateway, and its pid file says so.
         server.bootstrap();
+        let pid_file = PidFile::write(settings.pid_file())?;
 
         let mut proxy =
             pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tenantgate proxy");
@@ -180,14 +184,14 @@ impl Application {
 
         let relay = OutboxRelay { pool: pool.clone(), config: shared::queue::Config::from_settings(settings) };
         let admin_addr = settings.gateway.admin_listen;
-        let admin_listener = std::net::TcpListener::bind(admin_addr)
-            .with_context(|| format!("binding GATEWAY_ADMIN_LISTEN {admin_addr}"))?;
+        let admin_listener =
+            crate::admin::bind(admin_addr).with_context(|| format!("binding GATEWAY_ADMIN_LISTEN {admin_addr}"))?;
         let admin = AdminService::new(admin_listener, admin_router(metrics.registry.clone(), readiness(pool)));
         server.add_service(background_service("admin", admin));
         server.add_service(background_service("control plane", control));
         server.add_service(background_service("outbox relay", relay));
 
-        Ok(Application { server, support })
+        Ok(Application { server, support, pid_file })
     }
 
     /// Runs until SIGTERM (graceful: in-flight requests get `GATEWAY_SHUTDOWN_GRACE`)
@@ -195,6 +199,31 @@ impl Application {
     pub fn run_until_stopped(self) {
         self.server.run(RunArgs::default());
         self.support.shutdown_timeout(std::time::Duration::from_secs(2));
+        self.pid_file.remove();
+    }
+}
+
+/// `GATEWAY_PID_FILE`, written by this process once it owns the listeners
+/// (Pingora writes one only when it daemonizes, which the gateway does not): what
+/// `kill -QUIT $(cat gateway.pid)` needs for a zero-downtime upgrade.
+struct PidFile {
+    path: PathBuf,
+    pid: String,
+}
+
+impl PidFile {
+    fn write(path: PathBuf) -> anyhow::Result<PidFile> {
+        let pid = std::process::id().to_string();
+        std::fs::write(&path, format!("{pid}\n"))
+            .with_context(|| format!("writing GATEWAY_PID_FILE {}", path.display()))?;
+        Ok(PidFile { path, pid })
+    }
+
+    /// Removes the file, unless a newer gateway has written its own pid there.
+    fn remove(&self) {
+        if std::fs::read_to_string(&self.path).is_ok_and(|text| text.trim() == self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -210,9 +239,21 @@ fn private_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.to_owned())
 }
 
-fn runtime_file(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    path.to_str().map(str::to_owned).with_context(|| format!("GATEWAY_RUNTIME_DIR {} is not UTF-8", dir.display()))
+/// `path` as Pingora takes it, once its folder exists and is not writable by
+/// group or others (no one else may swap the socket or the pid file).
+fn runtime_file(var: &str, path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("{var} {}: creating its folder", path.display()))?;
+    let mode = std::fs::metadata(dir).with_context(|| format!("{var} {}", path.display()))?.permissions().mode();
+    if mode & 0o022 != 0 {
+        anyhow::bail!("{var} {}: its folder is writable by group or others (mode {:o})", path.display(), mode & 0o777);
+    }
+    path.to_str().map(str::to_owned).with_context(|| format!("{var} {} is not UTF-8", path.display()))
 }
 
 /// The assertion signer: Ed25519 keys from `GATEWAY_ASSERTION_KEY_FILE` (or one

@@ -234,7 +234,7 @@ async fn process(queue: JobQueue, jobs: &Jobs, publisher: &Publisher, topology: 
         Err(e) => Err(e),
     };
     match settled {
-        Ok(outcome) => jobs.metrics.record(queue, &outcome, started.elapsed().as_secs_f64()),
+        Ok(outcome) => jobs.metrics.record(queue, outcome.label(), started.elapsed().as_secs_f64()),
         // Left unacknowledged: the broker redelivers it after the channel closes.
         Err(e) => tracing::warn!(%queue, %message_id, error = %error_chain(&e), "could not settle a delivery"),
     }

@@ -31,6 +31,19 @@ pub enum Outcome {
     DeadLetter(String),
 }
 
+impl Outcome {
+    /// The `outcome` label of `tenantgate_worker_jobs_total` (one of
+    /// [`crate::metrics::OUTCOMES`]).
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Ack => "ok",
+            Outcome::Retry(_) => "retried",
+            Outcome::DeadLetter(_) => "dead",
+        }
+    }
+}
+
 /// One delivery as the handler sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {

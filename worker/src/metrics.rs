@@ -3,8 +3,11 @@
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use shared::queue::JobQueue;
 
-use crate::jobs::Outcome;
-use crate::retention::Table;
+/// The `outcome` labels of the jobs counter.
+pub const OUTCOMES: [&str; 3] = ["ok", "retried", "dead"];
+
+/// The `table` labels of the purged-rows counter (the retention job's tables).
+pub const PURGED_TABLES: [&str; 2] = ["outbox", "processed_messages"];
 
 /// Every metric the worker exports.
 #[derive(Clone)]
@@ -66,7 +69,7 @@ impl Metrics {
         registry.register(Box::new(smtp_errors.clone()))?;
         registry.register(Box::new(consumer_up.clone()))?;
         for queue in JobQueue::ALL {
-            for outcome in ["ok", "retried", "dead"] {
+            for outcome in OUTCOMES {
                 jobs.with_label_values(&[queue.as_str(), outcome]);
             }
             duration.with_label_values(&[queue.as_str()]);
@@ -75,20 +78,15 @@ impl Metrics {
         for kind in ["transient", "permanent", "connection"] {
             smtp_errors.with_label_values(&[kind]);
         }
-        for table in Table::ALL {
-            purged.with_label_values(&[table.as_str()]);
+        for table in PURGED_TABLES {
+            purged.with_label_values(&[table]);
         }
         Ok(Metrics { registry, jobs, duration, smtp_errors, consumer_up, purged })
     }
 
-    /// Counts a settled job. A retry decided on the last attempt counts as `dead`.
-    pub fn record(&self, queue: JobQueue, outcome: &Outcome, seconds: f64) {
-        let label = match outcome {
-            Outcome::Ack => "ok",
-            Outcome::Retry(_) => "retried",
-            Outcome::DeadLetter(_) => "dead",
-        };
-        self.jobs.with_label_values(&[queue.as_str(), label]).inc();
+    /// Counts a settled job: `outcome` is one of [`OUTCOMES`].
+    pub fn record(&self, queue: JobQueue, outcome: &str, seconds: f64) {
+        self.jobs.with_label_values(&[queue.as_str(), outcome]).inc();
         self.duration.with_label_values(&[queue.as_str()]).observe(seconds);
     }
 }

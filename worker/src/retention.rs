@@ -88,3 +88,14 @@ pub async fn purge_once(pool: &PgPool, keep: Duration, metrics: &Metrics) -> Res
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+    use crate::metrics::PURGED_TABLES;
+
+    #[test]
+    fn the_metric_knows_every_table() {
+        assert_eq!(Table::ALL.map(Table::as_str), PURGED_TABLES);
+    }
+}

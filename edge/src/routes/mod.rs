@@ -12,10 +12,13 @@
 //! hooks never re-validate; and an invalid edit never replaces a valid table (the
 //! gateway's watcher keeps the previous one).
 
+mod host;
 mod load;
 mod route;
 mod table;
 pub mod tenant;
+
+pub use host::host_name;
 
 pub use load::{is_route_file_name, LoadError};
 pub use route::{

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::host::host_name;
 use super::load::{self, LoadError, Seen};
 use super::route::Route;
-use super::tenant::host_name;
 use crate::path::{after_segments, RequestPath};
 
 /// Longest DNS name; longer Hosts can only match routes without `hosts`.

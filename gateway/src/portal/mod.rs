@@ -155,7 +155,7 @@ impl Visit {
 
     /// The request's host without port, for cookie domains.
     pub fn host_name(&self) -> &str {
-        tenant::host_name(&self.host)
+        crate::routes::host_name(&self.host)
     }
 
     /// The response with this visit's cookies added.
@@ -233,7 +233,7 @@ impl Portal {
             return false;
         }
         let host = crate::web_session::site::url_host(return_to)
-            .unwrap_or_else(|| tenant::host_name(request_host).to_ascii_lowercase());
+            .unwrap_or_else(|| crate::routes::host_name(request_host).to_ascii_lowercase());
         let table = self.routes.load();
         let Some(found) = table.match_request(&host, path) else { return false };
         let route = &found.route;
@@ -255,7 +255,7 @@ impl Portal {
             return format!("/t/{slug}{}{suffix}", rest.wire());
         }
         let table = self.routes.load();
-        let host = tenant::host_name(request_host).to_ascii_lowercase();
+        let host = crate::routes::host_name(request_host).to_ascii_lowercase();
         let path_only = table.match_request(&host, path).is_some_and(|m| {
             m.route.tenant_from().contains(&TenantSource::Path)
                 && !m.route.tenant_from().contains(&TenantSource::Header)

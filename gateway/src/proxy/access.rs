@@ -103,6 +103,12 @@ struct TokenSource {
     expires_at: Option<i64>,
 }
 
+/// 400 when the request names two different tenants.
+pub const TENANT_CONFLICT: Refusal = Refusal::new(
+    ErrorCode::TenantConflict,
+    "the request names two different tenants (domain, subdomain, path or header); name one",
+);
+
 /// 400 for a request whose credentials could be read two ways.
 const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::new(
     ErrorCode::AmbiguousCredentials,
@@ -220,7 +226,7 @@ impl AccessControl {
         }
         let mut found: Option<Arc<CachedTenant>> = None;
         let mut agree = |tenant: Arc<CachedTenant>| match &found {
-            Some(seen) if seen.id != tenant.id => Err(super::routing::TENANT_CONFLICT),
+            Some(seen) if seen.id != tenant.id => Err(TENANT_CONFLICT),
             _ => {
                 found = Some(tenant);
                 Ok(())

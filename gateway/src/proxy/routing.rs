@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 use pingora::{ErrorSource, ErrorType};
 use shared::domain::Slug;
 
-use super::access::{Refusal, RequestFacts};
+use super::access::{Refusal, RequestFacts, TENANT_CONFLICT};
 use crate::error_code::ErrorCode;
 use crate::routes::{tenant, EncodedSlashes, PathLookup, Route, RouteTable, TenantSource};
 
@@ -71,7 +71,7 @@ fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
     if !(port_ok && name_ok) {
         return Err(INVALID_HOST);
     }
-    Ok(tenant::host_name(raw).to_ascii_lowercase())
+    Ok(crate::routes::host_name(raw).to_ascii_lowercase())
 }
 
 /// The refusal for a path that cannot be read one way only.
@@ -170,12 +170,6 @@ fn encoded_slashes_allowed(
         Err(ambiguous(Ambiguity::SlashReading))
     }
 }
-
-/// 400 when the request names two different tenants.
-pub const TENANT_CONFLICT: Refusal = Refusal::new(
-    ErrorCode::TenantConflict,
-    "the request names two different tenants (domain, subdomain, path or header); name one",
-);
 
 /// The facts the access decision reads, taken before identity headers are stripped.
 /// Tenant headers are read only on routes that resolve tenants by header (on

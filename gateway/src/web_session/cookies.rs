@@ -47,7 +47,7 @@ impl CookiePolicy {
     /// `Domain=` for a response to `request_host`: the base domain when the host is
     /// it or one of its subdomains (a browser refuses any other), else none.
     fn domain_for(&self, request_host: &str) -> Option<&str> {
-        let host = crate::routes::tenant::host_name(request_host);
+        let host = crate::routes::host_name(request_host);
         self.base_domain.as_ref().filter(|base| base.covers(host)).map(DomainName::as_str)
     }
 

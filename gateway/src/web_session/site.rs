@@ -6,7 +6,7 @@ use http::{header, HeaderMap};
 use shared::config::GatewaySettings;
 use shared::domain::DomainName;
 
-use crate::routes::tenant::host_name;
+use crate::routes::host_name;
 
 /// The domains this deployment trusts besides the request's own host.
 #[derive(Debug, Clone, Default)]

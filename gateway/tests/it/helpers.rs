@@ -25,6 +25,8 @@ pub struct TestApp {
     pub upstream: Upstream,
     /// This test's RabbitMQ queues (deleted on drop); `None` on a second instance.
     pub queues: Option<crate::accounts::Queues>,
+    /// The environment the gateway was started with.
+    pub env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -163,6 +165,7 @@ pub async fn spawn_gateway_logging(
         prefix,
         upstream,
         queues,
+        env,
         child,
     };
     app.wait_ready().await;

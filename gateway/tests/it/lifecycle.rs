@@ -1,6 +1,6 @@
 //! Start, health, metrics, config checks and graceful shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
@@ -210,4 +210,55 @@ signed_assertion = true
     for (what, secret) in secrets {
         assert!(!log.contains(&secret), "the {what} is in the debug log");
     }
+}
+
+/// Pingora's zero-downtime upgrade through a custom `GATEWAY_UPGRADE_SOCKET`: a
+/// second gateway started with `serve --upgrade` takes over the listening socket
+/// when the first gets SIGQUIT; requests are answered throughout, and the pid
+/// file (`GATEWAY_PID_FILE`) names the new process.
+#[tokio::test]
+async fn serve_upgrade_takes_over_the_sockets_through_the_configured_upgrade_socket() {
+    let run = tempfile::tempdir().unwrap();
+    let socket = run.path().join("sock/upgrade.sock");
+    let pid_file = run.path().join("pid/gw.pid");
+    let (socket_s, pid_s) = (socket.display().to_string(), pid_file.display().to_string());
+    let mut old = spawn_app_with(&[("GATEWAY_UPGRADE_SOCKET", &socket_s), ("GATEWAY_PID_FILE", &pid_s)]).await;
+    let pid = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+    assert_eq!(pid(&pid_file), old.pid().to_string(), "the pid file is where GATEWAY_PID_FILE says");
+
+    let mut new = gateway_command(&old.env).args(["serve", "--upgrade"]).spawn().unwrap();
+    // The new process waits on the socket until the old one hands its listeners over.
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the new gateway never listened on {socket_s}");
+        assert!(new.try_wait().unwrap().is_none(), "the new gateway exited before the handover");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let base = old.base.clone();
+    let status = std::process::Command::new("kill").args(["-QUIT", &old.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = old.wait_exit(Duration::from_secs(20));
+        (old, exit)
+    });
+    // Answered all along: by the old process until the handover, then by the new.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let client = reqwest::Client::new();
+    let url = format!("{base}/auth/nope");
+    while Instant::now() < deadline {
+        let res = client.get(&url).send().await.expect("the listening socket stayed open");
+        assert_eq!(res.status(), 404);
+        if pid(&pid_file) == new.id().to_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pid(&pid_file), new.id().to_string(), "the new gateway did not take over");
+    let (old, exit) = exit.await.unwrap();
+    assert_eq!(exit.map(|s| s.code()), Some(Some(0)), "the old gateway did not exit cleanly after handing over");
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 404, "the new gateway answers");
+    assert!(new.try_wait().unwrap().is_none(), "the new gateway is still running");
+    let _ = new.kill();
+    let _ = new.wait();
+    drop(old);
 }

@@ -85,6 +85,8 @@ impl Default for Settings {
                 identity_header_prefixes: Vec::new(),
                 dns_resolver: Vec::new(),
                 runtime_dir: PathBuf::from("var/run"),
+                upgrade_socket: PathBuf::new(),
+                pid_file: PathBuf::new(),
             },
             portal: PortalSettings {
                 product_name: String::new(),

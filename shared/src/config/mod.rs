@@ -96,6 +96,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
     ("GATEWAY_DNS_RESOLVER", "gateway.dns_resolver"),
     ("GATEWAY_RUNTIME_DIR", "gateway.runtime_dir"),
+    ("GATEWAY_UPGRADE_SOCKET", "gateway.upgrade_socket"),
+    ("GATEWAY_PID_FILE", "gateway.pid_file"),
     ("PORTAL_PRODUCT_NAME", "portal.product_name"),
     ("PORTAL_LOGO_URL", "portal.logo_url"),
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
@@ -499,6 +501,12 @@ pub struct GatewaySettings {
     /// (`upgrade.sock`) and the pid file (`gateway.pid`) live; created with mode
     /// 0700 (an existing one is tightened to it).
     pub runtime_dir: PathBuf,
+    /// `GATEWAY_UPGRADE_SOCKET`: the zero-downtime upgrade socket; empty is
+    /// `upgrade.sock` in `GATEWAY_RUNTIME_DIR`. See [`Settings::upgrade_socket`].
+    pub upgrade_socket: PathBuf,
+    /// `GATEWAY_PID_FILE`: the pid file; empty is `gateway.pid` in
+    /// `GATEWAY_RUNTIME_DIR`. See [`Settings::pid_file`].
+    pub pid_file: PathBuf,
 }
 
 /// How the hosted login portal (`/auth/ui/`) looks.
@@ -572,6 +580,16 @@ impl Settings {
         }
     }
 
+    /// `GATEWAY_UPGRADE_SOCKET`, or `upgrade.sock` in `GATEWAY_RUNTIME_DIR`.
+    pub fn upgrade_socket(&self) -> PathBuf {
+        in_runtime_dir(&self.gateway.upgrade_socket, &self.gateway.runtime_dir, "upgrade.sock")
+    }
+
+    /// `GATEWAY_PID_FILE`, or `gateway.pid` in `GATEWAY_RUNTIME_DIR`.
+    pub fn pid_file(&self) -> PathBuf {
+        in_runtime_dir(&self.gateway.pid_file, &self.gateway.runtime_dir, "gateway.pid")
+    }
+
     /// The number of proxy worker threads, resolving 0 to the number of cores.
     pub fn gateway_threads(&self) -> usize {
         resolve_cores(self.gateway.threads)
@@ -580,6 +598,14 @@ impl Settings {
     /// The number of concurrent argon2 jobs, resolving 0 to the number of cores.
     pub fn hash_concurrency(&self) -> usize {
         resolve_cores(self.password.hash_concurrency)
+    }
+}
+
+fn in_runtime_dir(configured: &Path, runtime_dir: &Path, name: &str) -> PathBuf {
+    if configured.as_os_str().is_empty() {
+        runtime_dir.join(name)
+    } else {
+        configured.to_owned()
     }
 }
 

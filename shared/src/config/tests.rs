@@ -174,3 +174,14 @@ fn retention_must_outlast_redelivery() {
     vars.push(("QUEUE_RETENTION", "8h"));
     assert_eq!(env(&vars).unwrap().queue.retention, Duration::from_secs(8 * 3600));
 }
+
+#[test]
+fn upgrade_socket_and_pid_file_default_into_the_runtime_dir() {
+    let mut vars = GOOD.to_vec();
+    vars.push(("GATEWAY_RUNTIME_DIR", "/run/tg"));
+    let s = env(&vars).unwrap();
+    assert_eq!((s.upgrade_socket(), s.pid_file()), ("/run/tg/upgrade.sock".into(), "/run/tg/gateway.pid".into()));
+    vars.extend([("GATEWAY_UPGRADE_SOCKET", "/run/a/up.sock"), ("GATEWAY_PID_FILE", "/run/b/gw.pid")]);
+    let s = env(&vars).unwrap();
+    assert_eq!((s.upgrade_socket(), s.pid_file()), ("/run/a/up.sock".into(), "/run/b/gw.pid".into()));
+}

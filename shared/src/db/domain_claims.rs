@@ -8,6 +8,10 @@ use uuid::Uuid;
 use super::Error;
 use crate::domain::{DomainName, TenantId};
 
+/// The label a claim's proof is published under: a TXT record at
+/// `_tenantgate.<domain>`.
+pub const CHALLENGE_LABEL: &str = "_tenantgate";
+
 /// An open claim.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claim {
@@ -15,7 +19,8 @@ pub struct Claim {
     #[sqlx(try_from = "Uuid")]
     pub tenant_id: TenantId,
     /// The domain asked for.
-    pub domain: String,
+    #[sqlx(try_from = "String")]
+    pub domain: DomainName,
     /// The value the TXT record `_tenantgate.<domain>` must hold.
     pub token: String,
     /// When it was made.
@@ -24,6 +29,14 @@ pub struct Claim {
     pub last_checked_at: Option<DateTime<Utc>>,
     /// What that look found wanting.
     pub last_error: Option<String>,
+}
+
+impl Claim {
+    /// Where the TXT record must be: `_tenantgate.<domain>`.
+    #[must_use]
+    pub fn txt_name(&self) -> String {
+        format!("{CHALLENGE_LABEL}.{}", self.domain)
+    }
 }
 
 const COLUMNS: &str = "tenant_id, domain, token, created_at, last_checked_at, last_error";

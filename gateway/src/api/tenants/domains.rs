@@ -31,9 +31,6 @@ use crate::api::extract::{ApiPath, BearerUser, RequestId};
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
-/// The label the challenge record lives under.
-pub const CHALLENGE_LABEL: &str = "_tenantgate";
-
 /// Which domains tenants may claim, and how their proof is looked up.
 pub struct DomainRules {
     /// The gateway's own names: each also covers its subdomains.
@@ -143,8 +140,8 @@ pub async fn verify(
     let role = super::role_in(&state.pool, caller.id(), id).await?;
     policy::require(role, Role::Admin)?;
     let claim = domain_claims::find(&state.pool, id).await?.ok_or_else(no_pending_domain)?;
-    let domain = state.domains.claimable(&claim.domain)?;
-    let name = format!("{CHALLENGE_LABEL}.{domain}.");
+    let domain = state.domains.claimable(claim.domain.as_str())?;
+    let name = format!("{}.", claim.txt_name());
     let proven = match state.domains.txt(&name).await {
         Ok(values) if values.iter().any(|v| bool::from(v.as_bytes().ct_eq(claim.token.as_bytes()))) => Ok(()),
         Ok(values) if values.is_empty() => Err(format!("no TXT record at {name}")),

@@ -85,8 +85,8 @@ pub struct PendingDomain {
 impl From<&Claim> for PendingDomain {
     fn from(c: &Claim) -> PendingDomain {
         PendingDomain {
-            domain: c.domain.clone(),
-            txt_name: format!("{}.{}", super::domains::CHALLENGE_LABEL, c.domain),
+            domain: c.domain.to_string(),
+            txt_name: c.txt_name(),
             txt_value: c.token.clone(),
             created_at: c.created_at,
             last_checked_at: c.last_checked_at,
