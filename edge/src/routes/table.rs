@@ -15,7 +15,7 @@ const MAX_HOST: usize = 253;
 
 /// All routes from the route files, ready for matching. Build it with
 /// [`RouteTable::load`], share it as `Arc<ArcSwap<RouteTable>>`, and replace it
-/// whole on reload (see [`super::watch()`]).
+/// whole on reload (the gateway's `routes::watch`).
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,

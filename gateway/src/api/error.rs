@@ -13,9 +13,7 @@ pub use crate::error_code::ErrorCode;
 /// An API error: what the client sees. Internal details are logged, never sent.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// HTTP status (the code's).
-    pub status: StatusCode,
-    /// Stable machine-readable code.
+    /// Stable machine-readable code (and with it the status).
     pub code: ErrorCode,
     /// A sentence for humans.
     pub message: String,
@@ -32,7 +30,13 @@ struct Body<'a> {
 impl ApiError {
     /// `code` with its own message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { status: code.status(), code, message: message.into(), retry_after: None }
+        ApiError { code, message: message.into(), retry_after: None }
+    }
+
+    /// The HTTP status: the code's.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     /// 429 `rate_limited` with `Retry-After: retry_after` (whole seconds, at least 1).
@@ -68,8 +72,8 @@ impl From<ErrorCode> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
-            (self.status, Json(Body { error: self.code.as_str(), message: &self.message })).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+            (self.status(), Json(Body { error: self.code.as_str(), message: &self.message })).into_response();
+        if self.status() == StatusCode::UNAUTHORIZED {
             let value = format!(
                 r#"Bearer error="{}""#,
                 if self.code == ErrorCode::InvalidCredentials { "invalid_request" } else { "invalid_token" }

@@ -83,7 +83,7 @@ fn error_key(e: &ApiError) -> &'static str {
         ErrorCode::WeakPassword => "error_weak_password",
         ErrorCode::InvalidOneTimeToken | ErrorCode::InvalidToken => "invalid_link",
         ErrorCode::InvitationEmailMismatch => "error_invitation_email",
-        _ if e.status.is_server_error() => "error_generic",
+        _ if e.status().is_server_error() => "error_generic",
         _ => "error_invalid",
     }
 }
@@ -151,7 +151,7 @@ pub async fn login(
         Ok(axum::Json(body)) => start(&portal, visit, body, &return_to),
         Err(e) => {
             let fields = json!({"email": form.email, "return_to": return_to});
-            form_again(&portal, visit, "login.html", e.status, error_key(&e), fields)
+            form_again(&portal, visit, "login.html", e.status(), error_key(&e), fields)
         }
     }
 }
@@ -232,7 +232,7 @@ pub async fn register(
     .await
     {
         Ok((_, axum::Json(body))) => start(&portal, visit, body, &return_to),
-        Err(e) => form_again(&portal, visit, "register.html", e.status, error_key(&e), fields),
+        Err(e) => form_again(&portal, visit, "register.html", e.status(), error_key(&e), fields),
     }
 }
 
@@ -273,7 +273,7 @@ pub async fn forgot(
     .await;
     match answer {
         Err(e) if e.code == ErrorCode::RateLimited => {
-            form_again(&portal, visit, "forgot.html", e.status, "error_rate_limited", json!({"return_to": return_to}))
+            form_again(&portal, visit, "forgot.html", e.status(), "error_rate_limited", json!({"return_to": return_to}))
         }
         _ => {
             let mut ctx = context(&visit, &return_to);
@@ -340,11 +340,11 @@ pub async fn reset(
             visit.finish(page)
         }
         Err(e) if e.code == ErrorCode::WeakPassword => {
-            form_again(&portal, visit, "reset.html", e.status, "error_weak_password", json!({"token": form.token}))
+            form_again(&portal, visit, "reset.html", e.status(), "error_weak_password", json!({"token": form.token}))
         }
         Err(e) => {
             let page = portal.pages.message(
-                e.status,
+                e.status(),
                 visit.lang,
                 "error_title",
                 error_key(&e),
@@ -381,7 +381,7 @@ pub async fn verified(
     let (status, title, text) =
         match verify_email::verify_email(State(api), RequestId(visit.request_id.clone()), ApiJson(req)).await {
             Ok(_) => (StatusCode::OK, "verify_title", "verified_done"),
-            Err(e) => (e.status, "error_title", error_key(&e)),
+            Err(e) => (e.status(), "error_title", error_key(&e)),
         };
     let page = portal.pages.message(status, visit.lang, title, text, "/", "continue");
     visit.finish(page)

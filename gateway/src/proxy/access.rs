@@ -35,9 +35,7 @@ pub struct Identity {
 /// and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// HTTP status (the code's).
-    pub status: StatusCode,
-    /// Error code.
+    /// Error code (and with it the status).
     pub code: ErrorCode,
     /// Human text.
     pub message: &'static str,
@@ -50,7 +48,13 @@ pub struct Refusal {
 impl Refusal {
     /// `code` with its own message, without `Retry-After`.
     pub const fn new(code: ErrorCode, message: &'static str) -> Refusal {
-        Refusal { status: code.status(), code, message, retry_after: None, close_connection: false }
+        Refusal { code, message, retry_after: None, close_connection: false }
+    }
+
+    /// The HTTP status: the code's.
+    #[must_use]
+    pub const fn status(&self) -> StatusCode {
+        self.code.status()
     }
 }
 
@@ -244,11 +248,14 @@ impl AccessControl {
                     .base_domain
                     .as_ref()
                     .and_then(|base| tenant::subdomain_slug(facts.host, base))
-                    .map(|s| vec![Named::Slug(s.as_str().to_owned())]),
-                TenantSource::Path => facts.path_slug.map(|s| vec![Named::Slug(s.as_str().to_owned())]),
+                    .map(|s| vec![Named::Slug(s)]),
+                TenantSource::Path => facts.path_slug.map(|s| vec![Named::Slug(s.clone())]),
                 TenantSource::Header => {
                     let id = facts.header_tenant_id.map(|id| TenantId::parse(id).map_or(Named::Unknown, Named::Id));
-                    let slug = facts.header_tenant_slug.map(|slug| Named::Slug(slug.to_ascii_lowercase()));
+                    // A header that is no slug names no tenant (404), without a lookup.
+                    let slug = facts
+                        .header_tenant_slug
+                        .map(|raw| Slug::parse(&raw.to_ascii_lowercase()).map_or(Named::Unknown, Named::Slug));
                     Some(id.into_iter().chain(slug).collect())
                 }
             };
@@ -277,7 +284,7 @@ impl AccessControl {
 
 /// A tenant the request names explicitly; unknown ones are a 404.
 enum Named {
-    Slug(String),
+    Slug(Slug),
     Id(TenantId),
     Unknown,
 }
@@ -285,7 +292,7 @@ enum Named {
 impl AccessControl {
     async fn named_tenant(&self, named: Named) -> Result<Arc<CachedTenant>, Refusal> {
         let tenant = match named {
-            Named::Slug(slug) => self.cache.tenant_by_slug(&slug).await,
+            Named::Slug(slug) => self.cache.tenant_by_slug(slug.as_str()).await,
             Named::Id(id) => self.cache.tenant(id).await,
             Named::Unknown => Ok(None),
         };

@@ -48,7 +48,7 @@ impl Browser {
     /// (bearer requests are never touched) and with a refresh cookie.
     pub fn refresh_candidate<'h>(&self, headers: &'h HeaderMap, route: &Route, decision: &Decision) -> Option<&'h str> {
         let helps = match decision {
-            Decision::Deny(refusal) => refusal.status == StatusCode::UNAUTHORIZED,
+            Decision::Deny(refusal) => refusal.status() == StatusCode::UNAUTHORIZED,
             Decision::Allow(identity) => identity.user.is_none() && route.auth() == Requirement::Optional,
         };
         if !helps || headers.contains_key(header::AUTHORIZATION) {
@@ -61,7 +61,7 @@ impl Browser {
     pub async fn refresh(&self, refresh: &str, request_id: &str, presenter: Presenter<'_>) -> Refreshed {
         match self.sessions.refresh(refresh, request_id, presenter).await {
             Ok(pair) => Refreshed::Pair(pair),
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
                 Refreshed::Ended(Refusal::new(e.code, "the session has ended; sign in again"))
             }
             Err(_) => Refreshed::Ended(Refusal::new(
@@ -98,7 +98,7 @@ impl Browser {
             return None;
         }
         let here = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if refusal.status == StatusCode::UNAUTHORIZED {
+        if refusal.status() == StatusCode::UNAUTHORIZED {
             return Some(format!("{PREFIX}/login?return_to={}", encode(here)));
         }
         let signed_in = cookies::read(&req.headers, &self.cookies.access).is_some()

@@ -235,7 +235,7 @@ impl ProxyHttp for Gateway {
         // client does not send its next request into a closing socket.
         refusal.close_connection = true;
         let code = match self.refuse(session, ctx, &refusal).await {
-            Ok(_) => refusal.status.as_u16(),
+            Ok(_) => refusal.status().as_u16(),
             Err(_) => 0,
         };
         FailToProxy { error_code: code, can_reuse_downstream: false }
@@ -411,7 +411,7 @@ impl Gateway {
     /// browser can act on (401, no tenant) from requests without `Authorization`
     /// get this far; the route is looked up again here, off the allowed path.
     fn browser_redirect(&self, req: &RequestHeader, refusal: &Refusal) -> Option<String> {
-        let actionable = refusal.status == StatusCode::UNAUTHORIZED || refusal.code == ErrorCode::TenantRequired;
+        let actionable = refusal.status() == StatusCode::UNAUTHORIZED || refusal.code == ErrorCode::TenantRequired;
         if !actionable || req.headers.contains_key(http::header::AUTHORIZATION) {
             return None;
         }
@@ -444,10 +444,10 @@ impl Gateway {
             HeaderName::from_static("x-request-id"),
             HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")),
         )];
-        if refusal.status == StatusCode::UNAUTHORIZED {
+        if refusal.status() == StatusCode::UNAUTHORIZED {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-        } else if refusal.status == StatusCode::FORBIDDEN {
+        } else if refusal.status() == StatusCode::FORBIDDEN {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
         }
         if refusal.close_connection {
@@ -458,7 +458,7 @@ impl Gateway {
         }
         headers.extend(ctx.set_cookies.drain(..).map(|c| (http::header::SET_COOKIE, c)));
         respond::json_error(session, refusal.code, refusal.message, &headers).await?;
-        ctx.status = Some(refusal.status);
+        ctx.status = Some(refusal.status());
         Ok(true)
     }
 

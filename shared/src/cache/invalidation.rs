@@ -44,7 +44,7 @@ impl Invalidator {
 
     /// Call after the change has committed: evicts locally, deletes the Redis keys and
     /// publishes them (and does both again shortly after, see
-    /// [`SECOND_DELETE_AFTER`]).
+    /// `SECOND_DELETE_AFTER`).
     ///
     /// # Errors
     /// When Redis is unreachable; the change itself stands, and other instances fall

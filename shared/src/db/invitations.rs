@@ -70,7 +70,7 @@ impl Invitation {
     }
 }
 
-/// What [`insert`] writes.
+/// What [`replace_pending`] writes.
 #[derive(Debug)]
 pub struct NewInvitation<'a> {
     /// The tenant.
