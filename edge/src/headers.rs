@@ -164,12 +164,6 @@ impl HeaderRules {
             || IDENTITY_NAMES.iter().chain(OVERRIDE_NAMES).any(|n| n.as_bytes()[0] == first)
             || self.prefixes.iter().any(|(p, _)| p.as_bytes()[0] == first)
     }
-
-    /// Whether `name` (as a route's `headers` would set it) is one the gateway
-    /// owns in any spelling: routes may not set identity or override headers.
-    pub fn is_reserved(&self, name: &HeaderName) -> bool {
-        !matches!(self.classify(name), Kind::Ordinary)
-    }
 }
 
 fn prefix_label(prefix: &str) -> &'static str {

@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::db::memberships::TenantMembership;
 use shared::db::users::User;
-use shared::domain::{Email, Language};
+use shared::domain::{Email, Language, Slug};
 
 /// `POST /auth/register`.
 #[derive(Debug, Deserialize)]
@@ -78,7 +78,7 @@ pub struct TenantBody {
     /// Display name.
     pub name: String,
     /// Slug.
-    pub slug: String,
+    pub slug: Slug,
     /// Custom domain.
     pub domain: Option<String>,
     /// Whether its traffic is served.

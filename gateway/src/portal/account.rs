@@ -85,7 +85,7 @@ pub async fn tenants(
         Ok(tenants) => tenants,
         Err(e) => return trouble(&portal, visit, &e),
     };
-    let Some(chosen) = tenants.iter().find(|t| t.slug == form.tenant) else {
+    let Some(chosen) = tenants.iter().find(|t| t.slug.as_str() == form.tenant) else {
         return visit.redirect(&format!("{}?return_to={}", paths::TENANTS, encode(&return_to)));
     };
     let host = visit.host_name().to_owned();

@@ -23,6 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{Map, Value};
 use shared::db::users::{self, User};
+use shared::domain::Slug;
 use subtle::ConstantTimeEq;
 
 use self::render::Pages;
@@ -243,7 +244,7 @@ impl Portal {
 
     /// `return_to` for `slug`: a `/t/{other}/` path gets the new slug, and a local
     /// path whose route resolves tenants by path only gets a `/t/{slug}` prefix.
-    pub fn with_tenant(&self, return_to: &str, slug: &str, request_host: &str) -> String {
+    pub fn with_tenant(&self, return_to: &str, slug: &Slug, request_host: &str) -> String {
         if !return_to.starts_with('/') {
             return return_to.to_owned();
         }

@@ -162,8 +162,8 @@ fn start(portal: &Portal, mut visit: Visit, body: SessionBody, return_to: &str) 
     let host = visit.host_name().to_owned();
     visit.set_cookies.extend(portal.cookies.session(&body.tokens.access_token, &body.tokens.refresh_token, &host));
     let chosen = crate::web_session::cookies::read(&visit.headers, &portal.cookies.tenant)
-        .filter(|slug| body.tenants.iter().any(|t| t.slug == *slug))
-        .map(str::to_owned);
+        .and_then(|slug| body.tenants.iter().find(|t| t.slug.as_str() == slug))
+        .map(|t| t.slug.clone());
     let location = match (chosen, body.tenants.as_slice()) {
         (Some(slug), _) => portal.with_tenant(return_to, &slug, &visit.host),
         (None, [only]) => {

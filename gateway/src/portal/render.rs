@@ -89,7 +89,7 @@ impl Pages {
         }
         let brand = Brand {
             name: settings.product_name().to_owned(),
-            logo: settings.portal.logo_url.clone(),
+            logo: settings.portal.logo_url.as_ref().map_or_else(String::new, |u| u.as_str().to_owned()),
             color: settings.portal.primary_color.as_str().to_owned(),
         };
         let site = SitePolicy::new(&settings.gateway);

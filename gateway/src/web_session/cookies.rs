@@ -8,7 +8,7 @@ use std::time::Duration;
 use cookie::{Cookie, SameSite};
 use http::{header, HeaderMap, HeaderValue};
 use shared::config::Settings;
-use shared::domain::DomainName;
+use shared::domain::{DomainName, Slug};
 
 /// Name of the cookie holding the portal forms' CSRF token.
 pub const CSRF_COOKIE: &str = "tg_csrf";
@@ -78,8 +78,8 @@ impl CookiePolicy {
     }
 
     /// `Set-Cookie` remembering the chosen tenant (as long as a refresh token).
-    pub fn tenant(&self, slug: &str, request_host: &str) -> HeaderValue {
-        self.build(&self.tenant, slug, Some(self.refresh_ttl), request_host)
+    pub fn tenant(&self, slug: &Slug, request_host: &str) -> HeaderValue {
+        self.build(&self.tenant, slug.as_str(), Some(self.refresh_ttl), request_host)
     }
 
     /// `Set-Cookie` values deleting the access, refresh and tenant cookies.

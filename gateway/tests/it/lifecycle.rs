@@ -262,3 +262,38 @@ async fn serve_upgrade_takes_over_the_sockets_through_the_configured_upgrade_soc
     let _ = new.wait();
     drop(old);
 }
+
+/// Every log line an API request causes sits in a span carrying its request id
+/// (and the handler's named span), in JSON logs too, including lines written by
+/// work the handler spawned (the forgot-password mail runs after the answer).
+#[tokio::test]
+async fn api_log_lines_carry_their_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let app = spawn_gateway_logging(DEFAULT_ROUTES, &[("LOG_FORMAT", "json")], None, Some(log)).await;
+    let email = unique_email();
+    let body = serde_json::json!({"email": email, "password": PASSWORD, "name": "Span Test"});
+    let res = app.client.post(app.url("/auth/register")).header("x-request-id", "span-test-0001").json(&body);
+    assert_eq!(res.send().await.unwrap().status(), 201);
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        lines = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        if lines.iter().any(|l| l["message"] == "user registered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(app);
+    let line = lines.iter().find(|l| l["message"] == "user registered").expect("the register handler logged");
+    let spans = line["spans"].as_array().expect("a span list");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "api" && s["request_id"] == "span-test-0001" && s["path"] == "/auth/register"),
+        "{line}"
+    );
+    assert!(spans.iter().any(|s| s["name"] == "auth.register"), "{line}");
+}

@@ -89,11 +89,6 @@ impl RedisTier {
             .set_max_delay(Duration::from_secs(2))
     }
 
-    /// Whether a connection was ever established.
-    pub fn is_connected(&self) -> bool {
-        self.conn.read().map(|c| c.is_some()).unwrap_or(false)
-    }
-
     fn connection(&self) -> Result<ConnectionManager, Error> {
         self.conn.read().ok().and_then(|c| c.clone()).ok_or(Error::NotConnected)
     }

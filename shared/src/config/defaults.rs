@@ -88,11 +88,7 @@ impl Default for Settings {
                 upgrade_socket: PathBuf::new(),
                 pid_file: PathBuf::new(),
             },
-            portal: PortalSettings {
-                product_name: String::new(),
-                logo_url: String::new(),
-                primary_color: Colour::default(),
-            },
+            portal: PortalSettings { product_name: String::new(), logo_url: None, primary_color: Colour::default() },
             cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
             tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },
             worker: WorkerSettings {

@@ -22,8 +22,8 @@ mod validate;
 mod values;
 
 pub use self::quota::Quota;
-use self::values::{addr_list, display_list, net_list, optional_domain, parsed_list, string_list};
-pub use self::values::{Colour, Origin, PublicUrl};
+use self::values::{addr_list, display_list, net_list, optional, optional_text, parsed_list, string_list};
+pub use self::values::{AssetUrl, Colour, Origin, PublicUrl};
 use crate::domain::DomainName;
 
 /// The default location of the settings file, relative to the working directory.
@@ -441,7 +441,7 @@ pub struct GatewaySettings {
     pub shutdown_grace: Duration,
     /// `GATEWAY_BASE_DOMAIN`: tenants are `{slug}.{base_domain}` for `subdomain`
     /// resolution; empty disables it.
-    #[serde(with = "optional_domain")]
+    #[serde(deserialize_with = "optional", serialize_with = "optional_text")]
     pub base_domain: Option<DomainName>,
     /// `GATEWAY_ACCESS_COOKIE`: cookie an access token is also read from (and the
     /// portal sets).
@@ -517,7 +517,8 @@ pub struct PortalSettings {
     pub product_name: String,
     /// `PORTAL_LOGO_URL`: an `https://`, `http://` or `/` URL of the logo; empty for
     /// none.
-    pub logo_url: String,
+    #[serde(deserialize_with = "optional", serialize_with = "optional_text")]
+    pub logo_url: Option<AssetUrl>,
     /// `PORTAL_PRIMARY_COLOR`: buttons and links, as `#rgb` or `#rrggbb`.
     pub primary_color: Colour,
 }

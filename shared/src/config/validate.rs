@@ -137,15 +137,6 @@ impl Settings {
                 "GATEWAY_ACCESS_COOKIE, GATEWAY_REFRESH_COOKIE and GATEWAY_TENANT_COOKIE must differ".into(),
             ));
         }
-        let logo = &self.portal.logo_url;
-        let logo_ok = logo.is_empty()
-            || ((logo.starts_with("https://")
-                || logo.starts_with("http://")
-                || (logo.starts_with('/') && !logo.starts_with("//")))
-                && !logo.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\'));
-        if !logo_ok {
-            return Err(Error::Invalid(format!("PORTAL_LOGO_URL {logo:?} must be an http(s) URL or a /path")));
-        }
         Ok(())
     }
 }

@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::DomainName;
-
 /// `APP_URL`: an absolute `http(s)` URL with a host and no query or fragment, the
 /// base every link in emails and pages is built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,21 +156,72 @@ impl From<Colour> for String {
     }
 }
 
-/// An optional domain (`GATEWAY_BASE_DOMAIN`): empty text is none.
-pub(super) mod optional_domain {
-    use super::*;
+/// An image or other asset the portal links to (`PORTAL_LOGO_URL`): an absolute
+/// `http(s)` URL (as the `url` crate normalizes it) or a path on this site (`/...`,
+/// never `//`), with no whitespace, quote or backslash: safe in an attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AssetUrl(String);
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DomainName>, D::Error> {
-        let raw = String::deserialize(d)?;
-        if raw.trim().is_empty() {
-            return Ok(None);
+impl AssetUrl {
+    /// # Errors
+    /// A sentence naming what is wrong.
+    pub fn parse(raw: &str) -> Result<AssetUrl, String> {
+        let bad = || format!("{raw:?} must be an http(s) URL or a /path");
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '\'' | '<' | '>')) {
+            return Err(bad());
         }
-        DomainName::parse(&raw).map(Some).map_err(serde::de::Error::custom)
+        if raw.starts_with('/') {
+            return if raw.starts_with("//") { Err(bad()) } else { Ok(AssetUrl(raw.to_owned())) };
+        }
+        let url = url::Url::parse(raw).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !url.username().is_empty() {
+            return Err(bad());
+        }
+        Ok(AssetUrl(url.into()))
     }
 
-    pub(crate) fn serialize<S: Serializer>(domain: &Option<DomainName>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(domain.as_ref().map_or("", DomainName::as_str))
+    /// The URL as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
+}
+
+impl TryFrom<String> for AssetUrl {
+    type Error = String;
+    fn try_from(raw: String) -> Result<AssetUrl, String> {
+        AssetUrl::parse(&raw)
+    }
+}
+
+impl From<AssetUrl> for String {
+    fn from(url: AssetUrl) -> String {
+        url.0
+    }
+}
+
+/// An optional value parsed from text: empty (or blank) text is none, so
+/// `GATEWAY_BASE_DOMAIN=` turns a feature off.
+pub(super) fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<String>,
+    T::Error: fmt::Display,
+{
+    let raw = String::deserialize(d)?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    T::try_from(raw).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Writes what [`optional`] reads: none as empty text.
+pub(super) fn optional_text<S: Serializer, T: Clone + Into<String>>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&value.clone().map(Into::into).unwrap_or_default())
 }
 
 /// Any list of values parsed from text, as [`string_list`] reads it.
@@ -251,6 +300,15 @@ mod tests {
         assert_eq!(Origin::parse("https://c.test:443").unwrap().as_str(), "https://c.test");
         for bad in ["*", "https://a.test/", "https://a.test/x", "a.test", "null", "https://a.test?x", "file:///x"] {
             assert!(Origin::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn asset_urls_are_http_urls_or_local_paths() {
+        assert_eq!(AssetUrl::parse("/static/logo.svg").unwrap().as_str(), "/static/logo.svg");
+        assert_eq!(AssetUrl::parse("https://CDN.test/l.png").unwrap().as_str(), "https://cdn.test/l.png");
+        for bad in ["javascript:alert(1)", "//evil.test/l.png", "logo.png", "/a b", "/a\"b", "https://x.test/\\a", ""] {
+            assert!(AssetUrl::parse(bad).is_err(), "{bad:?}");
         }
     }
 

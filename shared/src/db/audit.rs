@@ -162,22 +162,6 @@ pub async fn insert(ex: impl PgExecutor<'_>, entry: &NewEntry<'_>) -> Result<(),
     Ok(())
 }
 
-/// Entries written for a user as actor, newest first (used by tests and the
-/// account page).
-///
-/// # Errors
-/// [`Error::Query`] on database failure.
-pub async fn list_for_actor(ex: impl PgExecutor<'_>, actor: UserId, limit: i64) -> Result<Vec<Entry>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT id, tenant_id, actor_id, action, target, metadata, request_id, at
-           FROM audit_log WHERE actor_id = $1 ORDER BY id DESC LIMIT $2",
-    )
-    .bind(actor.as_uuid())
-    .bind(limit)
-    .fetch_all(ex)
-    .await?)
-}
-
 /// The tenant's entries, newest first: at most `limit`, older than the entry
 /// `before` when given (keyset pagination: pass the last id of the previous page).
 ///

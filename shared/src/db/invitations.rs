@@ -17,7 +17,8 @@ pub struct Invitation {
     #[sqlx(try_from = "Uuid")]
     pub tenant_id: TenantId,
     /// The invited address; only an account with this address may accept.
-    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub email: Email,
     /// The role granted on acceptance.
     #[sqlx(try_from = "String")]
     pub role: Role,

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::Error;
-use crate::domain::{Role, TenantId, UserId};
+use crate::domain::{Email, Role, Slug, TenantId, UserId};
 
 /// One of a user's tenants, with the user's role in it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,7 +16,8 @@ pub struct TenantMembership {
     /// Its display name.
     pub name: String,
     /// Its slug.
-    pub slug: String,
+    #[sqlx(try_from = "String")]
+    pub slug: Slug,
     /// Its custom domain, if any.
     pub domain: Option<String>,
     /// Whether its traffic is served.
@@ -103,7 +104,8 @@ pub struct Member {
     #[sqlx(try_from = "Uuid")]
     pub user_id: UserId,
     /// Their address.
-    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub email: Email,
     /// Their display name.
     pub name: String,
     /// Their role in the tenant.

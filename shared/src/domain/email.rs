@@ -34,6 +34,13 @@ impl Email {
         Ok(Email(format!("{local}@{}", domain.to_lowercase())))
     }
 
+    /// Whether `other` is the same mailbox, as the database's unique
+    /// `lower(email)` index decides it (case does not matter).
+    #[must_use]
+    pub fn same_address(&self, other: &Email) -> bool {
+        self.0.to_lowercase() == other.0.to_lowercase()
+    }
+
     /// The address as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -181,7 +181,7 @@ pub async fn join(
 ) -> Result<(TenantId, Role), ApiError> {
     let hash = state.opaque.hash(token.expose_secret());
     let invitation = invitations::lock_live_by_hash(&mut *conn, &hash).await?.ok_or(ErrorCode::InvalidOneTimeToken)?;
-    if !invitation.email.eq_ignore_ascii_case(user.email.as_str()) {
+    if !invitation.email.same_address(&user.email) {
         return Err(ApiError::new(
             ErrorCode::InvitationEmailMismatch,
             "this invitation was sent to another address; log in with that one",

@@ -7,7 +7,7 @@ use shared::db::domain_claims::Claim;
 use shared::db::invitations::Invitation;
 use shared::db::memberships::Member;
 use shared::db::tenants::Tenant;
-use shared::domain::{Role, Slug};
+use shared::domain::{Email, Role, Slug};
 
 /// `POST /auth/tenants`.
 #[derive(Debug, Deserialize)]
@@ -136,7 +136,7 @@ pub struct MemberBody {
     /// The user's id.
     pub user_id: String,
     /// Their address.
-    pub email: String,
+    pub email: Email,
     /// Their display name.
     pub name: String,
     /// Their role.
@@ -202,7 +202,7 @@ pub struct InvitationBody {
     /// Id.
     pub id: uuid::Uuid,
     /// The invited address.
-    pub email: String,
+    pub email: Email,
     /// The role on acceptance.
     pub role: Role,
     /// `pending`, `accepted`, `revoked` or `expired`.
