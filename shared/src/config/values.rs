@@ -99,19 +99,6 @@ impl Origin {
     }
 }
 
-impl TryFrom<String> for Origin {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Origin, String> {
-        Origin::parse(&raw)
-    }
-}
-
-impl From<Origin> for String {
-    fn from(origin: Origin) -> String {
-        origin.0
-    }
-}
-
 /// A CSS colour written `#rgb` or `#rrggbb` (`PORTAL_PRIMARY_COLOR`), lowercase:
 /// safe to put in a style attribute as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,19 +127,6 @@ impl Default for Colour {
     /// The portal's blue.
     fn default() -> Colour {
         Colour("#3b5bdb".into())
-    }
-}
-
-impl TryFrom<String> for Colour {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Colour, String> {
-        Colour::parse(&raw)
-    }
-}
-
-impl From<Colour> for String {
-    fn from(colour: Colour) -> String {
-        colour.0
     }
 }
 
@@ -188,18 +162,25 @@ impl AssetUrl {
     }
 }
 
-impl TryFrom<String> for AssetUrl {
-    type Error = String;
-    fn try_from(raw: String) -> Result<AssetUrl, String> {
-        AssetUrl::parse(&raw)
-    }
+/// `TryFrom<String>` through `parse` (serde's `try_from`) and back into the text.
+macro_rules! text_value {
+    ($($name:ident),+) => {$(
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(raw: String) -> Result<$name, String> {
+                $name::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    )+};
 }
 
-impl From<AssetUrl> for String {
-    fn from(url: AssetUrl) -> String {
-        url.0
-    }
-}
+text_value!(Origin, Colour, AssetUrl);
 
 /// An optional value parsed from text: empty (or blank) text is none, so
 /// `GATEWAY_BASE_DOMAIN=` turns a feature off.

@@ -7,8 +7,7 @@ use super::ParseError;
 /// characters at most, a top-level label that is not all digits (so never an IP
 /// address). A trailing dot is dropped. Internationalized names are given in their
 /// ASCII (`xn--`) form, which is what arrives in a `Host` header.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DomainName(String);
 
 impl DomainName {
@@ -74,20 +73,6 @@ impl DomainName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for DomainName {
-    type Error = ParseError;
-
-    fn try_from(raw: String) -> Result<DomainName, ParseError> {
-        DomainName::parse(&raw)
-    }
-}
-
-impl From<DomainName> for String {
-    fn from(name: DomainName) -> String {
-        name.0
     }
 }
 

@@ -63,7 +63,7 @@ macro_rules! text_type {
     )+};
 }
 
-text_type!(Email, Language, Slug);
+text_type!(DomainName, Email, Language, Slug);
 
 /// Why a value was refused: the field and a human sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
