@@ -4,7 +4,6 @@
 //! to the outcome. Tests drive it directly.
 
 use shared::portal_paths as paths;
-use std::sync::Arc;
 
 use shared::config::PublicUrl;
 use shared::db::{notifications, processed_messages};
@@ -219,6 +218,3 @@ impl Jobs {
         }
     }
 }
-
-/// Shared handle to the job context.
-pub type SharedJobs = Arc<Jobs>;

@@ -7,15 +7,15 @@
 //! never back to the head of the queue; an email is sent once per message id; no
 //! token, password or email body is ever logged.
 
-pub mod app;
+pub(crate) mod app;
 pub mod cli;
-pub mod consumer;
+pub(crate) mod consumer;
 pub mod dead_letters;
-pub mod jobs;
-pub mod mail;
-pub mod metrics;
-pub mod notify;
-pub mod retention;
+pub(crate) mod jobs;
+pub(crate) mod mail;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod retention;
 
 pub use app::Application;
 pub use jobs::{Incoming, Jobs, Outcome};
