@@ -4,7 +4,7 @@
 //! are set.
 
 use edge::headers::{HeaderRules, Kind};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::Result;
 
@@ -56,25 +56,41 @@ pub fn strip(req: &mut RequestHeader, policy: &StripPolicy<'_>, mut spoofed: imp
     }
 }
 
-/// Sets `X-User-*` and `X-Tenant-*` from the decided identity.
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+const X_USER_EMAIL: HeaderName = HeaderName::from_static("x-user-email");
+const X_USER_EMAIL_VERIFIED: HeaderName = HeaderName::from_static("x-user-email-verified");
+const X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+const X_TENANT_SLUG: HeaderName = HeaderName::from_static("x-tenant-slug");
+const X_TENANT_ROLE: HeaderName = HeaderName::from_static("x-tenant-role");
+
+/// Sets `X-User-*` and `X-Tenant-*` from the decided identity, on the upstream
+/// request's plain header map (see [`super::forward`]).
 ///
 /// # Errors
 /// When a value is not a valid header value (cannot happen for ids and slugs;
 /// emails are validated at registration).
-pub fn inject(req: &mut RequestHeader, identity: &Identity) -> Result<()> {
+pub fn inject(headers: &mut HeaderMap, identity: &Identity) -> Result<()> {
+    let mut id = uuid::Uuid::encode_buffer();
     if let Some(user) = &identity.user {
-        req.insert_header("x-user-id", user.id.to_string())?;
-        req.insert_header("x-user-email", user.email.as_str())?;
-        req.insert_header("x-user-email-verified", if user.email_verified { "true" } else { "false" })?;
+        headers.insert(X_USER_ID, value(user.id.as_uuid().hyphenated().encode_lower(&mut id))?);
+        headers.insert(X_USER_EMAIL, value(user.email.as_str())?);
+        headers.insert(
+            X_USER_EMAIL_VERIFIED,
+            HeaderValue::from_static(if user.email_verified { "true" } else { "false" }),
+        );
     }
     if let Some(tenant) = &identity.tenant {
-        req.insert_header("x-tenant-id", tenant.id.to_string())?;
-        req.insert_header("x-tenant-slug", tenant.slug.as_str())?;
+        headers.insert(X_TENANT_ID, value(tenant.id.as_uuid().hyphenated().encode_lower(&mut id))?);
+        headers.insert(X_TENANT_SLUG, value(tenant.slug.as_str())?);
     }
     if let Some(role) = identity.role {
-        req.insert_header("x-tenant-role", role.as_str())?;
+        headers.insert(X_TENANT_ROLE, HeaderValue::from_static(role.as_str()));
     }
     Ok(())
+}
+
+fn value(text: &str) -> Result<HeaderValue> {
+    super::forward::header_value(text)
 }
 
 #[cfg(test)]

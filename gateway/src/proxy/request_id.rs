@@ -1,9 +1,14 @@
 //! `X-Request-Id`: kept when the client sent a sane one, generated otherwise, and
 //! written back on the request so the upstream (and the API) see the same id.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use http::HeaderName;
 use pingora::proxy::Session;
 
-const HEADER: &str = "x-request-id";
+/// The header, for the upstream request and the answer.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether a client-sent id is safe to keep: 1 to 128 characters of
 /// `[A-Za-z0-9._-]` (nothing that could forge log lines or headers).
@@ -11,19 +16,30 @@ pub fn is_valid(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Picks the request id and sets it on the request header.
-pub fn assign(session: &mut Session) -> String {
+/// The request's id: the client's when it sent exactly one sane id, else a new
+/// one. The upstream request and the answer carry it (see `forward`).
+pub fn assign(session: &Session) -> String {
     // Kept only when sent once: with several, which one the upstream reads is its guess.
-    let mut sent = session.req_header().headers.get_all(HEADER).iter();
+    let mut sent = session.req_header().headers.get_all(&HEADER).iter();
     if let (Some(id), None) = (sent.next().and_then(|v| v.to_str().ok()).filter(|v| is_valid(v)), sent.next()) {
         return id.to_owned();
     }
-    // A v4 UUID from the thread-local CSPRNG: no system call per request.
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string();
-    // The id is ASCII by construction, so the header insert cannot fail. It
-    // replaces every invalid id the client sent.
-    let _ = session.req_header_mut().insert_header(HEADER, &id);
-    id
+    generate()
+}
+
+/// A new id, UUID-shaped (version 8): a random 64-bit prefix drawn once per
+/// process, then a per-process counter. Unique across processes and instances
+/// (the prefixes differ), one atomic add and no random draw or formatter per
+/// request. Not secret: nothing trusts a request id.
+pub fn generate() -> String {
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(rand::random);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(prefix);
+    bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
 }
 
 #[cfg(test)]
@@ -38,5 +54,15 @@ mod tests {
         assert!(!is_valid("a b"));
         assert!(!is_valid("a\r\nx-user-id: 1"));
         assert!(!is_valid(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn generated_ids_are_valid_uuids_and_distinct() {
+        let (a, b) = (generate(), generate());
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert!(is_valid(id) && uuid::Uuid::parse_str(id).is_ok(), "{id}");
+        }
+        assert_eq!(a[..18], b[..18], "one prefix per process");
     }
 }

@@ -41,11 +41,13 @@ impl Queues {
     }
 
     /// Takes messages from `{prefix}{queue}` until one of `kind` arrives (dropping
-    /// the others), up to 20 s.
+    /// the others), up to 40 s: after a broker outage the relay may first sit out
+    /// a hung connect (10 s timeout) and its backoff (up to 5 s), slower still
+    /// while the whole suite shares two cores.
     pub async fn next(&self, queue: &str, kind: &str) -> Envelope {
         let conn = shared::queue::connect(&SecretString::from(AMQP_URL), "gateway test").await.expect("amqp");
         let name = format!("{}{queue}", self.prefix);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             assert!(Instant::now() < deadline, "no {kind} message in {name}");
             let channel = conn.create_channel().await.expect("channel");

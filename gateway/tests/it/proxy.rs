@@ -276,7 +276,8 @@ async fn the_upstream_sees_exactly_one_request_id_the_same_as_the_client() {
         match headers.get(1) {
             Some((_, "client-id-123")) => assert_eq!(seen, "client-id-123"),
             Some((_, sent)) => assert_ne!(seen, *sent, "an invalid or repeated id was kept"),
-            None => assert_eq!(uuid::Uuid::parse_str(seen).map(|u| u.get_version_num()), Ok(4)),
+            // The gateway's own: UUID-shaped, version 8 (process prefix + counter).
+            None => assert_eq!(uuid::Uuid::parse_str(seen).map(|u| u.get_version_num()), Ok(8)),
         }
     }
 }
