@@ -48,6 +48,10 @@ callgrind_annotate --inclusive=yes --threshold=99.9 "$WORK/gateway.out" 2>/dev/n
     awk -v n="$gw_reqs" '/\/(gateway|shared)\/src\// && !/=>/ && !/unidentified/ {
         c=$1; gsub(",", "", c); fn=$0; sub(/.*src\//, "", fn); sub(/ \[.*/, "", fn)
         if (c / n >= 300) printf "  %8d  %s\n", c / n, fn }' | head -25
+# The whole profile, for callgrind_annotate (or kcachegrind) when the table above
+# is not enough.
+cp "$WORK/gateway.out" "$OUT/gateway-latest.callgrind"
+cp "$WORK/bare.out" "$OUT/bare-latest.callgrind"
 {
     date -u +"%Y-%m-%dT%H:%M:%SZ"
     echo "bare $bare_reqs requests $bare_per instructions/request"

@@ -64,24 +64,24 @@ const X_TENANT_SLUG: HeaderName = HeaderName::from_static("x-tenant-slug");
 const X_TENANT_ROLE: HeaderName = HeaderName::from_static("x-tenant-role");
 
 /// Sets `X-User-*` and `X-Tenant-*` from the decided identity, on the upstream
-/// request's plain header map (see [`super::forward`]).
+/// request's plain header map (see [`super::forward`]), with the values each
+/// cached user and tenant built once.
 ///
 /// # Errors
 /// When a value is not a valid header value (cannot happen for ids and slugs;
 /// emails are validated at registration).
 pub fn inject(headers: &mut HeaderMap, identity: &Identity) -> Result<()> {
-    let mut id = uuid::Uuid::encode_buffer();
     if let Some(user) = &identity.user {
-        headers.insert(X_USER_ID, value(user.id.as_uuid().hyphenated().encode_lower(&mut id))?);
-        headers.insert(X_USER_EMAIL, value(user.email.as_str())?);
-        headers.insert(
-            X_USER_EMAIL_VERIFIED,
-            HeaderValue::from_static(if user.email_verified { "true" } else { "false" }),
-        );
+        let [id, email] = user.header_values().ok_or_else(|| invalid("the user's id or email"))?;
+        headers.insert(X_USER_ID, id.clone());
+        headers.insert(X_USER_EMAIL, email.clone());
+        let verified = if user.email_verified { "true" } else { "false" };
+        headers.insert(X_USER_EMAIL_VERIFIED, HeaderValue::from_static(verified));
     }
     if let Some(tenant) = &identity.tenant {
-        headers.insert(X_TENANT_ID, value(tenant.id.as_uuid().hyphenated().encode_lower(&mut id))?);
-        headers.insert(X_TENANT_SLUG, value(tenant.slug.as_str())?);
+        let [id, slug] = tenant.header_values().ok_or_else(|| invalid("the tenant's id or slug"))?;
+        headers.insert(X_TENANT_ID, id.clone());
+        headers.insert(X_TENANT_SLUG, slug.clone());
     }
     if let Some(role) = identity.role {
         headers.insert(X_TENANT_ROLE, HeaderValue::from_static(role.as_str()));
@@ -89,8 +89,8 @@ pub fn inject(headers: &mut HeaderMap, identity: &Identity) -> Result<()> {
     Ok(())
 }
 
-fn value(text: &str) -> Result<HeaderValue> {
-    super::forward::header_value(text)
+fn invalid(what: &'static str) -> Box<pingora::Error> {
+    pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, what)
 }
 
 #[cfg(test)]

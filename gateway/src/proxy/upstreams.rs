@@ -1,5 +1,7 @@
 //! Upstream pools: one round-robin load balancer per route, health-checked in the
-//! background, rebuilt when the route table changes.
+//! background, rebuilt when the route table changes. A route with one upstream
+//! skips the balancer on the request path: its address and health, as of the
+//! last check, are read from the published snapshot.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,21 +18,41 @@ use crate::routes::{Route, RouteTable};
 
 type Balancer = LoadBalancer<RoundRobin>;
 
-/// Route name -> its balancer, as of the last refresh. Read once per request.
+/// Route name -> how to pick its upstream, as of the last refresh. Read once per
+/// request.
 #[derive(Default)]
 pub struct Pools {
-    by_route: ArcSwap<HashMap<Arc<str>, Arc<Balancer>>>,
+    by_route: ArcSwap<HashMap<Arc<str>, Pick>>,
+}
+
+/// How a route's upstream is picked.
+#[derive(Clone)]
+enum Pick {
+    /// The route's only upstream, and whether the last health check passed.
+    Single { addr: SocketAddr, healthy: bool, lb: Arc<Balancer> },
+    /// Round robin over the healthy ones.
+    Balanced(Arc<Balancer>),
+}
+
+impl Pick {
+    fn balancer(&self) -> &Arc<Balancer> {
+        match self {
+            Pick::Single { lb, .. } | Pick::Balanced(lb) => lb,
+        }
+    }
 }
 
 impl Pools {
     /// The address to send `route`'s next request to: a healthy upstream in
-    /// round-robin order; before the first health check has run (a route that just
+    /// round-robin order (the only one, without asking the balancer, for a route
+    /// with one); before the first health check has run (a route that just
     /// appeared), the first configured upstream.
     pub fn select(&self, route: &Route) -> Option<SocketAddr> {
-        if let Some(lb) = self.by_route.load().get(route.name()) {
-            return lb.select(b"", 256).and_then(|backend| backend.addr.as_inet().copied());
+        match self.by_route.load().get(route.name()) {
+            Some(Pick::Single { addr, healthy, .. }) => healthy.then_some(*addr),
+            Some(Pick::Balanced(lb)) => lb.select(b"", 256).and_then(|backend| backend.addr.as_inet().copied()),
+            None => route.upstreams().first()?.as_str().to_socket_addrs().ok()?.next(),
         }
-        route.upstreams().first()?.as_str().to_socket_addrs().ok()?.next()
     }
 
     /// Brings the balancers in line with `table` (reusing those whose upstream list
@@ -40,7 +62,7 @@ impl Pools {
         let mut next = HashMap::with_capacity(table.len());
         for route in table.routes() {
             let addrs: Vec<&str> = route.upstreams().iter().map(|u| u.as_str()).collect();
-            let reusable = current.get(route.name()).filter(|lb| {
+            let reusable = current.get(route.name()).map(Pick::balancer).filter(|lb| {
                 let mut have: Vec<String> = lb.backends().get_backend().iter().map(|b| b.addr.to_string()).collect();
                 have.sort();
                 let mut want: Vec<String> = addrs.iter().map(|a| (*a).to_owned()).collect();
@@ -55,11 +77,20 @@ impl Pools {
                 },
             };
             lb.backends().run_health_check(true).await;
-            for backend in lb.backends().get_backend().iter() {
+            let backends = lb.backends().get_backend();
+            for backend in backends.iter() {
                 let up = lb.backends().ready(backend);
                 healthy.with_label_values(&[&**route.name(), &backend.addr.to_string()]).set(i64::from(up));
             }
-            next.insert(route.name().clone(), lb);
+            let single = match (backends.len(), backends.iter().next()) {
+                (1, Some(backend)) => backend.addr.as_inet().map(|addr| (*addr, lb.backends().ready(backend))),
+                _ => None,
+            };
+            let pick = match single {
+                Some((addr, healthy)) => Pick::Single { addr, healthy, lb },
+                None => Pick::Balanced(lb),
+            };
+            next.insert(route.name().clone(), pick);
         }
         self.by_route.store(Arc::new(next));
     }

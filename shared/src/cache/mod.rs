@@ -29,6 +29,8 @@ pub use keys::Key;
 pub use redis_tier::{Error as RedisError, RedisTier};
 
 use crate::db;
+use axum::http::HeaderValue;
+
 use crate::domain::{Email, Role, Slug, TenantId, UserId};
 
 /// Errors from a lookup.
@@ -50,6 +52,18 @@ pub struct CachedUser {
     pub email_verified: bool,
     /// Access tokens with another version are revoked.
     pub token_version: i32,
+    /// `X-User-Id` and `X-User-Email`, built on first use.
+    #[serde(skip)]
+    pub headers: Derived<Option<[HeaderValue; 2]>>,
+}
+
+impl CachedUser {
+    /// The values of `X-User-Id` and `X-User-Email`, built once per cached entry
+    /// and shared by every request that finds it (a clone is a reference count);
+    /// `None` only if one could not be a header value (a parsed email can).
+    pub fn header_values(&self) -> Option<&[HeaderValue; 2]> {
+        self.headers.get_or_init(|| header_pair(&self.id.to_string(), self.email.as_str())).as_ref()
+    }
 }
 
 /// What the proxy needs to know about a tenant.
@@ -63,6 +77,47 @@ pub struct CachedTenant {
     pub name: String,
     /// Whether its traffic is allowed.
     pub is_active: bool,
+    /// `X-Tenant-Id` and `X-Tenant-Slug`, built on first use.
+    #[serde(skip)]
+    pub headers: Derived<Option<[HeaderValue; 2]>>,
+}
+
+impl CachedTenant {
+    /// The values of `X-Tenant-Id` and `X-Tenant-Slug`, built once per cached
+    /// entry (see [`CachedUser::header_values`]).
+    pub fn header_values(&self) -> Option<&[HeaderValue; 2]> {
+        self.headers.get_or_init(|| header_pair(&self.id.to_string(), self.slug.as_str())).as_ref()
+    }
+}
+
+fn header_pair(a: &str, b: &str) -> Option<[HeaderValue; 2]> {
+    Some([HeaderValue::from_str(a).ok()?, HeaderValue::from_str(b).ok()?])
+}
+
+/// A value derived from a cache entry on first use: never serialized, and equal
+/// whatever its state, so entries compare by what they describe.
+#[derive(Clone, Default)]
+pub struct Derived<T>(std::sync::OnceLock<T>);
+
+impl<T> Derived<T> {
+    /// The value, computing it with `make` the first time.
+    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(make)
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Derived<T>) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Derived<T> {}
+
+impl<T> std::fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Derived(built)" } else { "Derived(not yet)" })
+    }
 }
 
 /// Time-to-live of each kind of entry, in both tiers (L1 never outlives L2).
@@ -243,6 +298,7 @@ impl Cache {
                 email: u.email,
                 email_verified: u.email_verified_at.is_some(),
                 token_version: u.token_version,
+                headers: Derived::default(),
             }))
         })
         .await
@@ -260,6 +316,7 @@ impl Cache {
                 slug: t.slug,
                 name: t.name,
                 is_active: t.is_active,
+                headers: Derived::default(),
             }))
         })
         .await
@@ -420,5 +477,35 @@ impl Cache {
             let _ = self.inner.redis.set_ex(&redis_key, &json, ttl).await;
         }
         Ok(value.map(Arc::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> CachedUser {
+        CachedUser {
+            id: UserId::new(),
+            email: Email::parse("Ann@Example.test").unwrap(),
+            email_verified: true,
+            token_version: 1,
+            headers: Derived::default(),
+        }
+    }
+
+    #[test]
+    fn header_values_are_built_once_and_never_stored() {
+        let u = user();
+        let fresh = u.clone();
+        let [id, email] = u.header_values().unwrap().clone();
+        assert_eq!((id.to_str().unwrap(), email.to_str().unwrap()), (u.id.to_string().as_str(), "Ann@example.test"));
+        // The same Bytes the second time: built once per entry.
+        assert_eq!(u.header_values().unwrap()[1].as_bytes().as_ptr(), email.as_bytes().as_ptr());
+        assert_eq!(u, fresh, "entries compare by what they describe");
+        let json = serde_json::to_string(&u).unwrap();
+        assert!(!json.contains("headers"), "{json}");
+        let back: CachedUser = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, u);
     }
 }
