@@ -70,13 +70,12 @@ impl FromRequestParts<Arc<ApiState>> for BearerUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <access token>"))?;
+        let token = bearer_token(parts).ok_or_else(|| ApiError::from(ErrorCode::MissingToken))?;
         let claims = state.tokens.verify(token)?;
         let user = db::users::find_by_id(&state.pool, claims.sub).await?;
         match user {
             Some(user) if user.token_version == claims.ver => Ok(BearerUser { claims, user }),
-            _ => Err(ApiError::new(ErrorCode::TokenRevoked, "the access token has been revoked; log in again")),
+            _ => Err(ApiError::from(ErrorCode::TokenRevoked)),
         }
     }
 }

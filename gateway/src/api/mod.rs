@@ -105,9 +105,7 @@ pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
         .route("/tenants/{id}/audit", get(tenants::audit::list))
         .route("/invitations/accept", post(tenants::invitations::accept))
         .fallback(|| async { ApiError::from(ErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
-        });
+        .method_not_allowed_fallback(|| async { ApiError::from(ErrorCode::MethodNotAllowed) });
     Router::new()
         .nest(PREFIX, auth)
         .route(JWKS_PATH, get(keys::jwks))

@@ -51,6 +51,11 @@ impl Refusal {
         Refusal { code, message, retry_after: None, close_connection: false }
     }
 
+    /// `code` with its default message.
+    pub const fn of(code: ErrorCode) -> Refusal {
+        Refusal::new(code, code.message())
+    }
+
     /// The HTTP status: the code's.
     #[must_use]
     pub const fn status(&self) -> StatusCode {
@@ -108,16 +113,10 @@ struct TokenSource {
 }
 
 /// 400 when the request names two different tenants.
-pub const TENANT_CONFLICT: Refusal = Refusal::new(
-    ErrorCode::TenantConflict,
-    "the request names two different tenants (domain, subdomain, path or header); name one",
-);
+pub const TENANT_CONFLICT: Refusal = Refusal::of(ErrorCode::TenantConflict);
 
 /// 400 for a request whose credentials could be read two ways.
-const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::new(
-    ErrorCode::AmbiguousCredentials,
-    "the request carries more than one Authorization header, or two different access tokens",
-);
+const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::of(ErrorCode::AmbiguousCredentials);
 
 impl AccessControl {
     /// Decides whether `route` may serve a request with `headers` and `facts`.
@@ -143,18 +142,14 @@ impl AccessControl {
         if let Some(min) = route.min_role() {
             match (&user, &tenant, role) {
                 (None, _, _) => return Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
-                (Some(_), None, _) => return Err(Refusal::new(ErrorCode::TenantRequired, "no tenant in this request")),
-                (Some(_), Some(_), None) => {
-                    return Err(Refusal::new(ErrorCode::NotAMember, "you are not a member of this tenant"))
-                }
-                (Some(_), Some(_), Some(role)) if role < min => {
-                    return Err(Refusal::new(ErrorCode::InsufficientRole, "your role is not enough here"))
-                }
+                (Some(_), None, _) => return Err(Refusal::of(ErrorCode::TenantRequired)),
+                (Some(_), Some(_), None) => return Err(Refusal::of(ErrorCode::NotAMember)),
+                (Some(_), Some(_), Some(role)) if role < min => return Err(Refusal::of(ErrorCode::InsufficientRole)),
                 _ => {}
             }
         } else if let (Some(_), Some(_), None) = (&user, &tenant, role) {
             // A tenant-scoped route without a minimum role still needs membership.
-            return Err(Refusal::new(ErrorCode::NotAMember, "you are not a member of this tenant"));
+            return Err(Refusal::of(ErrorCode::NotAMember));
         }
         Ok(Identity {
             user,
@@ -194,7 +189,7 @@ impl AccessControl {
         match user {
             Some(user) if user.token_version == claims.ver => {
                 if route.require_verified_email() && !user.email_verified {
-                    return Err(Refusal::new(ErrorCode::EmailNotVerified, "verify your email first"));
+                    return Err(Refusal::of(ErrorCode::EmailNotVerified));
                 }
                 Ok((Some(user), source))
             }
@@ -270,13 +265,9 @@ impl AccessControl {
             }
         }
         match found {
-            Some(tenant) if !tenant.is_active => {
-                Err(Refusal::new(ErrorCode::TenantInactive, "this tenant is deactivated"))
-            }
+            Some(tenant) if !tenant.is_active => Err(Refusal::of(ErrorCode::TenantInactive)),
             Some(tenant) => Ok(Some(tenant)),
-            None if route.tenant() == Requirement::Required => {
-                Err(Refusal::new(ErrorCode::TenantRequired, "no tenant in this request"))
-            }
+            None if route.tenant() == Requirement::Required => Err(Refusal::of(ErrorCode::TenantRequired)),
             None => Ok(None),
         }
     }

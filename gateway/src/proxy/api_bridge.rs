@@ -32,9 +32,9 @@ pub async fn serve(
     let body = match read_body(session, body_limit).await? {
         Some(body) => body,
         None => {
-            let status = StatusCode::PAYLOAD_TOO_LARGE;
-            json_error(session, ErrorCode::PayloadTooLarge, ErrorCode::PayloadTooLarge.message(), &[]).await?;
-            return Ok(status);
+            let code = ErrorCode::PayloadTooLarge;
+            json_error(session, code, code.message(), &[]).await?;
+            return Ok(code.status());
         }
     };
     let mut parts = session.req_header().as_owned_parts();

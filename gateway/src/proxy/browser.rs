@@ -18,10 +18,7 @@ use crate::web_session::rotation::{Pair, Presenter, Sessions};
 use crate::web_session::site::SitePolicy;
 
 /// 403 for a cookie-authenticated write from another site.
-pub const CSRF_REJECTED: Refusal = Refusal::new(
-    ErrorCode::CsrfRejected,
-    "a cookie-authenticated request that changes data must come from this site (Origin or Referer)",
-);
+pub const CSRF_REJECTED: Refusal = Refusal::of(ErrorCode::CsrfRejected);
 
 /// What the proxy needs for browser sessions.
 pub struct Browser {

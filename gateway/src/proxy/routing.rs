@@ -19,10 +19,9 @@ use crate::routes::{tenant, EncodedSlashes, PathLookup, Route, RouteTable, Tenan
 pub const METHOD_NOT_ALLOWED: Refusal =
     Refusal::new(ErrorCode::MethodNotAllowed, "this route does not allow this method");
 
-const NOT_FOUND: Refusal = Refusal::new(ErrorCode::RouteNotFound, "no route matches this request");
+const NOT_FOUND: Refusal = Refusal::of(ErrorCode::RouteNotFound);
 
-const INVALID_HOST: Refusal =
-    Refusal::new(ErrorCode::InvalidHost, "the Host header is not a host name with an optional port");
+const INVALID_HOST: Refusal = Refusal::of(ErrorCode::InvalidHost);
 
 /// Where a request goes.
 pub struct Target {
@@ -232,11 +231,11 @@ pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
 pub fn proxy_failure(e: &pingora::Error) -> Option<Refusal> {
     match (e.esource(), e.etype()) {
         (ErrorSource::Downstream, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed) => None,
-        (ErrorSource::Downstream, _) => Some(Refusal::new(ErrorCode::InvalidRequest, "the request could not be read")),
+        (ErrorSource::Downstream, _) => Some(Refusal::of(ErrorCode::InvalidRequest)),
         (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
-            Some(Refusal::new(ErrorCode::UpstreamTimeout, "the upstream did not answer in time"))
+            Some(Refusal::of(ErrorCode::UpstreamTimeout))
         }
-        _ => Some(Refusal::new(ErrorCode::BadGateway, "the upstream is unavailable")),
+        _ => Some(Refusal::of(ErrorCode::BadGateway)),
     }
 }
 

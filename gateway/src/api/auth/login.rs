@@ -24,7 +24,7 @@ use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
 fn invalid_credentials() -> ApiError {
-    ApiError::new(ErrorCode::InvalidCredentials, "email or password is incorrect")
+    ApiError::from(ErrorCode::InvalidCredentials)
 }
 
 /// Logs a user in: 200 with tokens, the user and all their tenants, 401

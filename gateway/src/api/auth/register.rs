@@ -76,9 +76,7 @@ pub async fn register(
     let new_user =
         users::NewUser { email: &reg.email, password_hash: &password_hash, name: &reg.name, language: &reg.language };
     let user = match users::insert(&mut tx, &new_user).await {
-        Err(db::Error::Duplicate { .. }) => {
-            return Err(ApiError::new(ErrorCode::EmailTaken, "an account with this email already exists"))
-        }
+        Err(db::Error::Duplicate { .. }) => return Err(ApiError::from(ErrorCode::EmailTaken)),
         other => other?,
     };
     audit::insert(

@@ -60,10 +60,7 @@ pub async fn refresh(
         .await?;
         tx.commit().await?;
         tracing::warn!(user_id = %session.user_id, family = %session.family_id, "refresh token reuse; family revoked");
-        return Err(ApiError::new(
-            ErrorCode::TokenReused,
-            "this refresh token was already used; the session is revoked",
-        ));
+        return Err(ApiError::from(ErrorCode::TokenReused));
     }
     if session.revoked_at.is_some() {
         return Err(invalid_refresh());

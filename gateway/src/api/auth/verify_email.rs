@@ -73,7 +73,7 @@ pub async fn resend_verification(
     ClientIp(ip): ClientIp,
 ) -> Result<(StatusCode, axum::Json<AcceptedBody>), ApiError> {
     if caller.user.email_verified_at.is_some() {
-        return Err(ApiError::new(ErrorCode::AlreadyVerified, "the email address is already verified"));
+        return Err(ApiError::from(ErrorCode::AlreadyVerified));
     }
     let address = Some(caller.user.email.clone());
     state.throttle.hit(Action::Mail, &[address.as_ref().map(Subject::Address), ip.map(Subject::Ip)]).await?;

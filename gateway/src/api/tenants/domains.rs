@@ -185,5 +185,5 @@ pub async fn verify(
 }
 
 fn no_pending_domain() -> ApiError {
-    ApiError::new(ErrorCode::NoPendingDomain, "this tenant has no domain waiting for verification")
+    ApiError::from(ErrorCode::NoPendingDomain)
 }

@@ -31,11 +31,11 @@ use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
 fn already_member() -> ApiError {
-    ApiError::new(ErrorCode::AlreadyMember, "that user is already a member of this tenant")
+    ApiError::from(ErrorCode::AlreadyMember)
 }
 
 fn tenant_inactive() -> ApiError {
-    ApiError::new(ErrorCode::TenantInactive, "this tenant is deactivated")
+    ApiError::from(ErrorCode::TenantInactive)
 }
 
 /// `POST /auth/tenants/{id}/invitations {email, role}`: admins and owners (only
@@ -131,7 +131,7 @@ pub async fn revoke(
     policy::require(actor, Role::Admin)?;
     let revoked = invitations::revoke(&mut *tx, tenant_id, invitation_id)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvitationNotFound, "no pending invitation with this id"))?;
+        .ok_or_else(|| ApiError::from(ErrorCode::InvitationNotFound))?;
     Audit {
         tenant: tenant_id,
         actor: caller.id(),
@@ -182,10 +182,7 @@ pub async fn join(
     let hash = state.opaque.hash(token.expose_secret());
     let invitation = invitations::lock_live_by_hash(&mut *conn, &hash).await?.ok_or(ErrorCode::InvalidOneTimeToken)?;
     if !invitation.email.same_address(&user.email) {
-        return Err(ApiError::new(
-            ErrorCode::InvitationEmailMismatch,
-            "this invitation was sent to another address; log in with that one",
-        ));
+        return Err(ApiError::from(ErrorCode::InvitationEmailMismatch));
     }
     let tenant = tenants::lock(&mut *conn, invitation.tenant_id).await?.ok_or_else(tenant_not_found)?;
     if !tenant.is_active {

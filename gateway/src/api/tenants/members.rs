@@ -22,7 +22,7 @@ use crate::error_code::ErrorCode;
 
 /// 404 `member_not_found`.
 fn member_not_found() -> ApiError {
-    ApiError::new(ErrorCode::MemberNotFound, "that user is not a member of this tenant")
+    ApiError::from(ErrorCode::MemberNotFound)
 }
 
 /// `GET /auth/tenants/{id}/members?limit=&offset=`: members and up (not viewers).

@@ -35,18 +35,14 @@ const MAX_PAGE: i64 = 100;
 /// 404 `tenant_not_found`: also what a non-member gets, so that nobody learns which
 /// tenants exist by probing ids.
 fn tenant_not_found() -> ApiError {
-    ApiError::new(ErrorCode::TenantNotFound, "no such tenant, or you are not a member")
+    ApiError::from(ErrorCode::TenantNotFound)
 }
 
 /// Maps the unique constraints of `tenants` to 409 answers.
 fn taken(e: db::Error) -> ApiError {
     match &e {
-        db::Error::Duplicate { constraint } if constraint.contains("slug") => {
-            ApiError::new(ErrorCode::SlugTaken, "another tenant already has this slug")
-        }
-        db::Error::Duplicate { constraint } if constraint.contains("domain") => {
-            ApiError::new(ErrorCode::DomainTaken, "another tenant already uses this domain")
-        }
+        db::Error::Duplicate { constraint } if constraint.contains("slug") => ApiError::from(ErrorCode::SlugTaken),
+        db::Error::Duplicate { constraint } if constraint.contains("domain") => ApiError::from(ErrorCode::DomainTaken),
         _ => ApiError::from(e),
     }
 }
