@@ -7,8 +7,10 @@
 #
 # Both proxies run under callgrind with instrumentation off; after a warm-up, it is
 # switched on for a fixed wrk run, then off and dumped. Prints instructions per
-# request for each, the ratio, and the gateway's most expensive functions
-# (inclusive, per request), so a regression points at its cause.
+# request for the bare proxy and for the gateway's default and full-headers routes
+# (see stack.sh), the extra over bare, and the gateway's most expensive functions
+# on the default route (inclusive, per request), so a regression points at its
+# cause.
 #
 # Usage: bench/gateway/instructions.sh [seconds]    (default 15; ~1 minute in all)
 set -euo pipefail
@@ -36,13 +38,16 @@ count() { # name pid url -> prints "requests instructions"
 }
 
 echo "==> callgrind, wrk -t1 -c8 -d${DURATION}s against each proxy (1 worker thread each)"
-read -r bare_reqs bare_ir < <(count bare "$BARE_PID" "http://$BARE/x")
-read -r gw_reqs gw_ir < <(count gateway "$GW_PID" "http://$GW/x")
-bare_per=$((bare_ir / bare_reqs)) gw_per=$((gw_ir / gw_reqs))
-printf '%-28s %10d requests %12d instructions/request\n' "bare pingora proxy" "$bare_reqs" "$bare_per"
-printf '%-28s %10d requests %12d instructions/request\n' "gateway (auth, warm cache)" "$gw_reqs" "$gw_per"
+read -r bare_reqs bare_ir < <(count bare "$BARE_PID" "http://$BARE/d/x")
+read -r full_reqs full_ir < <(count full "$GW_PID" "http://$GW/f/x")
+read -r gw_reqs gw_ir < <(count gateway "$GW_PID" "http://$GW/d/x")
+# Each dump holds what ran since the previous one.
+bare_per=$((bare_ir / bare_reqs)) gw_per=$((gw_ir / gw_reqs)) full_per=$((full_ir / full_reqs))
+printf '%-34s %10d requests %12d instructions/request\n' "bare pingora proxy" "$bare_reqs" "$bare_per"
+printf '%-34s %10d requests %12d instructions/request  (+%d)\n' "gateway, default route" "$gw_reqs" "$gw_per" $((gw_per - bare_per))
+printf '%-34s %10d requests %12d instructions/request  (+%d)\n' "gateway, full-headers route" "$full_reqs" "$full_per" $((full_per - bare_per))
 ratio=$(awk -v g="$gw_per" -v b="$bare_per" 'BEGIN {printf "%.2f", b/g}')
-echo "==> bare / gateway instructions per request = ${ratio}x"
+echo "==> bare / gateway (default route) instructions per request = ${ratio}x"
 echo "==> the gateway's own functions, instructions per request (inclusive):"
 callgrind_annotate --inclusive=yes --threshold=99.9 "$WORK/gateway.out" 2>/dev/null |
     awk -v n="$gw_reqs" '/\/(gateway|shared)\/src\// && !/=>/ && !/unidentified/ {
@@ -56,5 +61,6 @@ cp "$WORK/bare.out" "$OUT/bare-latest.callgrind"
     date -u +"%Y-%m-%dT%H:%M:%SZ"
     echo "bare $bare_reqs requests $bare_per instructions/request"
     echo "gateway $gw_reqs requests $gw_per instructions/request"
+    echo "full $full_reqs requests $full_per instructions/request"
     echo "ratio $ratio"
 } >"$OUT/instructions-$(date -u +%Y%m%dT%H%M%S).txt"

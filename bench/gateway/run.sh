@@ -1,61 +1,106 @@
 #!/usr/bin/env bash
-# Gateway load benchmark, in one go on this machine:
-#   1. the demo upstream, hit directly;
-#   2. a bare Pingora proxy (no auth) in front of it;
-#   3. the gateway in front of it, full auth path (JWT + tenant by header + role
-#      check) with a warm cache.
-# Same upstream, same wrk settings, same run. Prints requests/s, the ratio
-# gateway/bare, and the cache counters before and after the gateway run (Redis and
-# Postgres lookups must not move once warm).
+# Gateway load benchmark, side by side in one run, alternating:
+#   direct   the demo upstream, hit directly;
+#   bare     a bare Pingora proxy (no auth; same Pingora, allocator, threads,
+#            upstream timeouts and keepalive pool as the gateway's routes);
+#   default  the gateway's default route: JWT + tenant by header + role check,
+#            the six identity headers, warm caches;
+#   full     the gateway's full-headers route: the same plus the signed assertion.
+# Every target gets the same request bytes (same path length, Host,
+# Authorization and X-Tenant-Id). Three settings: 1 proxy thread unpinned; 1 proxy
+# thread pinned (proxies alone on CPU 0, wrk and the upstream on CPU 1); 2 proxy
+# threads unpinned. Each setting runs ROUNDS rounds over the four targets, the
+# order rotating per round, and reports per target the median and spread of
+# requests/s, p50/p99, non-2xx answers, and the proxy process's CPU time per
+# request (user and system, from /proc/<pid>/stat) with its reads, writes, bytes
+# and context switches per request (/proc/<pid>/io and status), which is what
+# explains a system-time difference. Also checks that no warm request reached
+# Redis or Postgres.
 #
-# Usage: bench/gateway/run.sh [seconds] [connections]    (defaults 15, 32)
+# Usage: bench/gateway/run.sh [seconds] [connections] [rounds]   (defaults 10, 32, 4)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${1:-15}
+DURATION=${1:-10}
 CONNS=${2:-32}
-THREADS=1            # proxy worker threads for both proxies: same budget each
+ROUNDS=${3:-4}
 UP=127.0.0.1:3900 BARE=127.0.0.1:8181 GW=127.0.0.1:8180 ADMIN=127.0.0.1:9190
 OUT=bench/results; mkdir -p "$OUT"
 WORK=$(mktemp -d)
+THREADS=1
 source bench/gateway/stack.sh
+UP_PID=${pids[0]}
+TSV="$WORK/rounds.tsv"
+printf 'setting\ttarget\tround\trps\tp50\tp99\trequests\tnon2xx\tuser_us\tsys_us\tsyscr\tsyscw\trchar\twchar\tctxsw\n' >"$TSV"
+
+ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }   # utime + stime
+user_ticks() { awk '{sub(/.*\) /, ""); print $12}' "/proc/$1/stat"; }
+io() { awk '{v[$1]=$2} END {print v["rchar:"], v["wchar:"], v["syscr:"], v["syscw:"]}' "/proc/$1/io"; }
+ctxsw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
+CLK=$(getconf CLK_TCK)
 
 lookups() { curl -s "http://$ADMIN/metrics" | grep '^tenantgate_cache_lookups_total' | grep -v 'tier="l1"' | sort; }
-run() { # name url [headers...]
-    local name=$1 url=$2; shift 2
-    local args=(); for h in "$@"; do args+=(-H "$h"); done
-    wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${args[@]}" "$url" >"$WORK/$name.txt"
-    local rps p50 p99
-    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
-    p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
-    p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
-    printf '%-28s %12s req/s   p50 %-9s p99 %s\n' "$name" "$rps" "$p50" "$p99"
-    echo "$rps" >"$WORK/$name.rps"
+
+measure() { # setting target url pid round
+    local setting=$1 target=$2 url=$3 pid=$4 round=$5 out="$WORK/wrk.txt"
+    local u0 t0 r0 w0 cr0 cw0 c0
+    if [ -n "$pid" ]; then u0=$(user_ticks "$pid"); t0=$(ticks "$pid"); read -r r0 w0 cr0 cw0 < <(io "$pid"); c0=$(ctxsw "$pid"); fi
+    $WRK -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$AUTH" -H "$TEN" "$url" >"$out"
+    local rps p50 p99 reqs non2xx
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1=="50%" {print $2}' "$out")
+    p99=$(awk '$1=="99%" {print $2}' "$out")
+    reqs=$(awk '/requests in/ {print $1}' "$out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
+    local user_us=- sys_us=- cr=- cw=- rb=- wb=- cs=-
+    if [ -n "$pid" ]; then
+        local u1 t1 r1 w1 cr1 cw1 c1
+        u1=$(user_ticks "$pid"); t1=$(ticks "$pid"); read -r r1 w1 cr1 cw1 < <(io "$pid"); c1=$(ctxsw "$pid")
+        read -r user_us sys_us cr cw rb wb cs < <(awk -v n="$reqs" -v hz="$CLK" \
+            -v u=$((u1 - u0)) -v t=$((t1 - t0)) -v cr=$((cr1 - cr0)) -v cw=$((cw1 - cw0)) \
+            -v rb=$((r1 - r0)) -v wb=$((w1 - w0)) -v cs=$((c1 - c0)) \
+            'BEGIN {printf "%.2f %.2f %.2f %.2f %.0f %.0f %.3f\n", u/hz*1e6/n, (t-u)/hz*1e6/n, cr/n, cw/n, rb/n, wb/n, cs/n}')
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$setting" "$target" "$round" "$rps" "$p50" "$p99" \
+        "$reqs" "$non2xx" "$user_us" "$sys_us" "$cr" "$cw" "$rb" "$wb" "$cs" >>"$TSV"
+    printf '  %-22s round %s  %-8s %10s req/s  p50 %-9s p99 %-9s cpu %s+%s us/req\n' "$setting" "$round" "$target" "$rps" "$p50" "$p99" "$user_us" "$sys_us"
 }
 
-echo "==> wrk -t1 -c$CONNS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores"
-# Every run sends the same request headers; the upstream answers a fixed body.
-run "upstream direct" "http://$UP/x" "$AUTH" "$TEN"
-run "bare pingora proxy" "http://$BARE/x" "$AUTH" "$TEN"
-before=$(lookups)
-run "gateway (auth, warm cache)" "http://$GW/x" "$AUTH" "$TEN"
-after=$(lookups)
-counts=$(curl -s "http://$ADMIN/metrics" | grep '^tenantgate_http_requests_total' | grep 'route="bench"')
-# 499: requests wrk abandoned when it closed its connections at the end of the run.
-cut_off=$(grep 'status="499"' <<<"$counts" | awk '{print $2}' || true)
-non200=$(grep -v -e 'status="200"' -e 'status="499"' <<<"$counts" || true)
+setting() { # name
+    local name=$1
+    local targets=(direct bare default full)
+    declare -A url=([direct]="http://$UP/d/x" [bare]="http://$BARE/d/x" [default]="http://$GW/d/x" [full]="http://$GW/f/x")
+    declare -A pid=([direct]="" [bare]="$BARE_PID" [default]="$GW_PID" [full]="$GW_PID")
+    echo "==> $name: wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds"
+    for t in "${targets[@]}"; do $WRK -t1 -c"$CONNS" -d2s -H "$AUTH" -H "$TEN" "${url[$t]}" >/dev/null; done   # warm-up
+    local before; before=$(lookups)
+    for round in $(seq 1 "$ROUNDS"); do
+        for i in 0 1 2 3; do
+            local t=${targets[$(((i + round) % 4))]}
+            measure "$name" "$t" "${url[$t]}" "${pid[$t]}" "$round"
+        done
+    done
+    if [ "$before" != "$(lookups)" ]; then
+        echo "!! cache lookups beyond the process moved during warm runs:"; diff <(echo "$before") <(lookups) || true
+    fi
+}
 
-ratio=$(awk -v g="$(cat "$WORK/gateway (auth, warm cache).rps")" -v b="$(cat "$WORK/bare pingora proxy.rps")" 'BEGIN {printf "%.2f", g/b}')
-echo "==> gateway / bare proxy = ${ratio}x"
-if [ "$before" = "$after" ]; then
-    echo "==> Redis and Postgres lookups during the gateway run: 0 (cache counters unchanged)"
-else
-    echo "==> cache counters moved during the gateway run:"; diff <(echo "$before") <(echo "$after") || true
-fi
-[ -z "$cut_off" ] || echo "==> $cut_off requests cut off by wrk closing its connections at the end (counted as 499)"
-[ -z "$non200" ] || { echo "!! non-200 answers from the gateway:"; echo "$non200"; }
-{
-    date -u +"%Y-%m-%dT%H:%M:%SZ"
-    for f in "$WORK"/*.txt; do echo "--- $(basename "$f" .txt)"; cat "$f"; done
-    echo "ratio $ratio"
-} >"$OUT/gateway-$(date -u +%Y%m%dT%H%M%S).txt"
+pin() { # cpus pid...
+    local cpus=$1; shift
+    for p in "$@"; do taskset -a -pc "$cpus" "$p" >/dev/null; done
+}
+
+WRK=wrk
+setting "1 thread, unpinned"
+
+pin 0 "$BARE_PID" "$GW_PID"; pin 1 "$UP_PID"; WRK="taskset -c 1 wrk"
+setting "1 thread, pinned"
+pin 0,1 "$UP_PID"; WRK=wrk
+
+stop_proxies; start_proxies 2
+check_targets "http://$GW/d/x" "http://$GW/f/x" "http://$BARE/d/x"
+setting "2 threads, unpinned"
+
+stamp=$(date -u +%Y%m%dT%H%M%S)
+cp "$TSV" "$OUT/gateway-$stamp.tsv"
+python3 bench/gateway/summarize.py "$TSV" | tee "$OUT/gateway-$stamp.md"

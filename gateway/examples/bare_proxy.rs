@@ -17,7 +17,8 @@ use pingora::server::RunArgs;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Bare {
-    upstream: String,
+    /// Parsed once, as the gateway parses its routes' upstreams once.
+    upstream: std::net::SocketAddr,
 }
 
 #[async_trait]
@@ -26,8 +27,13 @@ impl ProxyHttp for Bare {
 
     fn new_ctx(&self) {}
 
+    /// The gateway's peer for a route without timeouts of its own: the same
+    /// connect and per-read timeouts, the same keepalive pool (Pingora's default).
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream.as_str(), false, String::new())))
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
+        peer.options.read_timeout = Some(std::time::Duration::from_secs(60));
+        Ok(Box::new(peer))
     }
 }
 
@@ -35,6 +41,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8181".into());
     let upstream = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
+    let Ok(upstream) = upstream.parse() else {
+        eprintln!("the upstream must be ip:port, not {upstream:?}");
+        std::process::exit(2);
+    };
     let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
     let conf = ServerConf { threads, ..ServerConf::default() };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -28,6 +28,7 @@ use crate::api::tenants::domains::DomainRules;
 use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
 use crate::control::ControlPlane;
+use crate::memo::DecisionMemo;
 use crate::metrics::Metrics;
 use crate::portal::render::Pages;
 use crate::portal::{self, Portal};
@@ -139,6 +140,8 @@ impl Application {
                 cache: cache.clone(),
                 access_cookie: settings.gateway.access_cookie.clone(),
                 base_domain: settings.gateway.base_domain.clone(),
+                memo: DecisionMemo::new(settings.cache.l1_max_entries),
+                memo_counters: metrics.memo.clone(),
             },
             pools: pools.clone(),
             limits: limits.clone(),

@@ -11,6 +11,7 @@ pub(crate) mod app;
 pub mod cli;
 pub(crate) mod control;
 pub(crate) mod error_code;
+pub mod memo;
 pub(crate) mod metrics;
 pub(crate) mod portal;
 pub(crate) mod proxy;

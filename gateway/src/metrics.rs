@@ -31,6 +31,18 @@ pub struct Metrics {
     pub spoofed_headers: IntCounterVec,
     /// Open streams closed because their user's access ended.
     pub streams_ended: IntCounter,
+    /// Decision memo lookups by result.
+    pub memo: MemoCounters,
+}
+
+/// `tenantgate_decision_memo_total{result="hit"|"miss"}`, resolved once: the
+/// warm path counts without hashing label values.
+#[derive(Clone)]
+pub struct MemoCounters {
+    /// A remembered decision was used.
+    pub hit: IntCounter,
+    /// The decision was made from the cache.
+    pub miss: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -94,6 +106,17 @@ impl Metrics {
                 "tenantgate_streams_revoked_total",
                 "Open streams (WebSockets, event streams) closed because their user's access ended.",
             )?,
+            memo: {
+                let vec = IntCounterVec::new(
+                    Opts::new(
+                        "tenantgate_decision_memo_total",
+                        "Access decisions taken from the decision memo (hit) or made from the cache (miss).",
+                    ),
+                    &["result"],
+                )?;
+                registry.register(Box::new(vec.clone()))?;
+                MemoCounters { hit: vec.with_label_values(&["hit"]), miss: vec.with_label_values(&["miss"]) }
+            },
             registry,
         };
         let m = &metrics;

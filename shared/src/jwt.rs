@@ -129,6 +129,13 @@ impl Expiry<Box<str>, Arc<AccessClaims>> for UntilExpiry {
 
 /// Time left before a token with `exp` is refused, at `now` (both in seconds since
 /// the epoch).
+/// The last Unix second at which a token expiring at `exp` is still accepted
+/// (the clock leeway included, as [`AccessTokens::verify`] and its memory count
+/// it): what remembers a verified token must stop using it after this.
+pub fn accepted_until(exp: i64) -> i64 {
+    exp.saturating_add(LEEWAY_SECS as i64 - 1)
+}
+
 fn remaining(exp: i64, now: i64) -> Duration {
     let deadline = exp.saturating_add(LEEWAY_SECS as i64);
     Duration::from_secs(u64::try_from(deadline.saturating_sub(now)).unwrap_or(0))
@@ -320,6 +327,9 @@ mod tests {
         assert_eq!(remaining(1_000, 1_000), Duration::from_secs(LEEWAY_SECS));
         assert_eq!(remaining(1_000, 1_000 + LEEWAY_SECS as i64 - 1), Duration::from_secs(1));
         assert_eq!(remaining(1_000, 1_000 + LEEWAY_SECS as i64), Duration::ZERO);
+        // The last second `remaining` still grants.
+        let last = accepted_until(1_000);
+        assert!(remaining(1_000, last) > Duration::ZERO && remaining(1_000, last + 1) == Duration::ZERO);
         assert_eq!(remaining(1_000, 9_000), Duration::ZERO);
         assert_eq!(remaining(i64::MAX, 0), Duration::from_secs(i64::MAX as u64));
     }

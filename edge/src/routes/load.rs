@@ -13,6 +13,7 @@ use serde::Deserialize;
 use shared::domain::Role;
 use toml::Spanned;
 
+use super::identity::{IdentityHeader, IdentityHeaders};
 use super::route::{
     EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
     TenantSource, Upstream,
@@ -212,6 +213,7 @@ struct RawRoute {
     case_sensitive: Option<bool>,
     encoded_slashes: Option<EncodedSlashes>,
     forward_credentials: Option<bool>,
+    identity_headers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +379,7 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         Some(a) => Some(a.into_inner()),
     };
 
+    let identity_headers = identity_headers(raw.identity_headers)?;
     Ok(Route {
         name: Arc::from(name),
         origin,
@@ -400,7 +403,30 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         case_sensitive: raw.case_sensitive.unwrap_or(false),
         encoded_slashes: raw.encoded_slashes.unwrap_or_default(),
         forward_credentials: raw.forward_credentials.unwrap_or(false),
+        identity_headers,
+        id: super::route::next_route_id(),
     })
+}
+
+/// `identity_headers`: names from [`IdentityHeader::ALL`], each once; all six
+/// when left out.
+fn identity_headers(raw: Option<Spanned<Vec<Spanned<String>>>>) -> Result<IdentityHeaders, Problem> {
+    let Some(list) = raw else { return Ok(IdentityHeaders::ALL) };
+    let mut seen = Vec::new();
+    for name in list.into_inner() {
+        let Some(header) = IdentityHeader::parse(name.get_ref()) else {
+            let known: Vec<&str> = IdentityHeader::ALL.iter().map(|h| h.as_str()).collect();
+            return problem(
+                name.span(),
+                format!("identity_headers: {:?} is not one of {}", name.get_ref(), known.join(", ")),
+            );
+        };
+        if seen.contains(&header) {
+            return problem(name.span(), format!("identity_headers: {header} is listed twice"));
+        }
+        seen.push(header);
+    }
+    Ok(IdentityHeaders::of(seen))
 }
 
 /// `tenant_from` is required (non-empty, no repeats) when the route resolves a

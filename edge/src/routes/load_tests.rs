@@ -4,6 +4,7 @@ use std::path::Path;
 
 use shared::domain::Role;
 
+use super::super::identity::{IdentityHeader, IdentityHeaders};
 use super::super::route::{EncodedSlashes, OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
 use super::super::table::RouteTable;
 use super::LoadError;
@@ -31,6 +32,7 @@ audience = "billing"
 case_sensitive = true
 encoded_slashes = "keep"
 forward_credentials = true
+identity_headers = ["X-User-Id", "x-tenant-role"]
 
 [[route]]
 name = "public"
@@ -89,6 +91,7 @@ fn reads_every_key() {
     assert!(app.case_sensitive() && app.forward_credentials());
     assert_eq!(app.assertion_audience(), "billing");
     assert_eq!(app.encoded_slashes(), EncodedSlashes::Keep);
+    assert_eq!(app.identity_headers(), IdentityHeaders::of([IdentityHeader::UserId, IdentityHeader::TenantRole]));
 
     let public = table.get("public").unwrap();
     assert_eq!((public.auth(), public.tenant()), (Requirement::Required, Requirement::None));
@@ -101,6 +104,22 @@ fn reads_every_key() {
     assert!(!public.case_sensitive() && !public.forward_credentials());
     assert_eq!(public.assertion_audience(), "public");
     assert_eq!(public.encoded_slashes(), EncodedSlashes::Reject);
+    assert_eq!(public.identity_headers(), IdentityHeaders::ALL, "every identity header by default");
+    assert_ne!(app.id(), public.id());
+    let reloaded = parse(FULL).unwrap();
+    assert_ne!(reloaded.get("app").unwrap().id(), app.id(), "a reloaded route is a new route");
+}
+
+#[test]
+fn identity_headers_name_known_headers_once() {
+    let none = parse(&with("identity_headers = []")).unwrap();
+    assert!(none.get("r").unwrap().identity_headers().is_empty());
+    assert!(refusal(&with("identity_headers = [\"x-user-name\"]"))
+        .starts_with("routes.toml:4:21: identity_headers: \"x-user-name\" is not one of x-user-id, "));
+    assert_eq!(
+        refusal(&with("identity_headers = [\"x-user-id\", \"X-User-Id\"]")),
+        "routes.toml:4:34: identity_headers: x-user-id is listed twice"
+    );
 }
 
 #[test]

@@ -13,12 +13,14 @@
 //! gateway's watcher keeps the previous one).
 
 mod host;
+mod identity;
 mod load;
 mod route;
 mod table;
 pub mod tenant;
 
 pub use host::host_name;
+pub use identity::{IdentityHeader, IdentityHeaders};
 
 pub use load::{is_route_file_name, LoadError};
 pub use route::{

@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use shared::domain::Role;
 
+use super::IdentityHeaders;
 use crate::path::RequestPath;
 
 /// How much a route demands of a request: used for both `auth` and `tenant`.
@@ -356,6 +357,8 @@ pub struct Route {
     pub(super) case_sensitive: bool,
     pub(super) encoded_slashes: EncodedSlashes,
     pub(super) forward_credentials: bool,
+    pub(super) identity_headers: IdentityHeaders,
+    pub(super) id: u64,
 }
 
 impl Route {
@@ -482,6 +485,24 @@ impl Route {
     pub fn forward_credentials(&self) -> bool {
         self.forward_credentials
     }
+
+    /// The identity headers its app receives (default: all six).
+    pub fn identity_headers(&self) -> IdentityHeaders {
+        self.identity_headers
+    }
+
+    /// A number no other route built by this process has, a reload's included:
+    /// what is remembered per route (decisions) is keyed by it, so a reloaded
+    /// route starts with nothing remembered.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// The source of [`Route::id`].
+pub(super) fn next_route_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
-use edge::credentials;
+use edge::credentials::{self, Presented};
 use http::{header, HeaderMap, StatusCode};
-use shared::cache::{Cache, CachedTenant, CachedUser};
+use shared::cache::{Cache, CachedTenant, CachedUser, Stamp};
 use shared::domain::{DomainName, Role, Slug, TenantId};
 use shared::jwt::AccessTokens;
 
+use super::identity_headers::{self, HeaderBlock};
 use crate::error_code::ErrorCode;
+use crate::memo::{DecisionMemo, Inputs};
+use crate::metrics::MemoCounters;
 use crate::routes::{tenant, Requirement, Route, TenantSource};
 
 /// Who is calling, for which tenant, with which role.
@@ -29,6 +32,9 @@ pub struct Identity {
     pub via_header: bool,
     /// When the access token expires (Unix seconds), if one authenticated.
     pub expires_at: Option<i64>,
+    /// The identity headers the route's app receives, built once per decision
+    /// (and kept with it in the memo).
+    pub headers: HeaderBlock,
 }
 
 /// Why a request is refused: the status, the error code (also the metrics reason)
@@ -91,6 +97,9 @@ pub struct RequestFacts<'a> {
     pub remembered_tenant: Option<&'a str>,
 }
 
+/// A remembered decision: the identity and the generations it was made at.
+pub type Memoized = (Identity, Stamp);
+
 /// Everything the decision reads. Shared by all requests.
 pub struct AccessControl {
     /// JWT verification.
@@ -102,6 +111,10 @@ pub struct AccessControl {
     /// `{slug}.{base_domain}` subdomains resolve tenants; `None` (no
     /// `GATEWAY_BASE_DOMAIN`) disables that: no host is a tenant subdomain then.
     pub base_domain: Option<DomainName>,
+    /// Allowed decisions of warm (token, route, tenant facts).
+    pub memo: DecisionMemo<Memoized>,
+    /// `tenantgate_decision_memo_total{result}`.
+    pub memo_counters: MemoCounters,
 }
 
 /// Where an accepted access token came from.
@@ -119,21 +132,61 @@ pub const TENANT_CONFLICT: Refusal = Refusal::of(ErrorCode::TenantConflict);
 const AMBIGUOUS_CREDENTIALS: Refusal = Refusal::of(ErrorCode::AmbiguousCredentials);
 
 impl AccessControl {
-    /// Decides whether `route` may serve a request with `headers` and `facts`.
+    /// Decides whether `route` may serve a request with `headers` and `facts`:
+    /// from the memo when this (token, route, tenant facts) was allowed before and
+    /// nothing it depends on changed since (see [`crate::memo`]), else from the
+    /// cache, remembering an allow.
     pub async fn decide(&self, route: &Route, headers: &HeaderMap, facts: &RequestFacts<'_>) -> Decision {
-        match self.try_decide(route, headers, facts).await {
-            Ok(identity) => Decision::Allow(identity),
+        let presented = match self.presented(route, headers) {
+            Ok(presented) => presented,
+            Err(refusal) => return Decision::Deny(refusal),
+        };
+        let inputs = Inputs {
+            route: route.id(),
+            token: presented.as_ref(),
+            host: facts.host,
+            path_slug: facts.path_slug,
+            header_tenant_id: facts.header_tenant_id,
+            header_tenant_slug: facts.header_tenant_slug,
+            remembered_tenant: facts.remembered_tenant,
+        };
+        let key = match self.memo.get(&inputs, |(_, stamp)| self.cache.is_current(stamp)) {
+            Ok((identity, _)) => {
+                self.memo_counters.hit.inc();
+                return Decision::Allow(identity);
+            }
+            Err(key) => key,
+        };
+        self.memo_counters.miss.inc();
+        let begun = self.cache.begin();
+        match self.try_decide(route, presented.as_ref(), facts).await {
+            Ok(identity) => {
+                let (user, tenant) = (identity.user.as_ref().map(|u| u.id), identity.tenant.as_ref().map(|t| t.id));
+                if let Some(stamp) = self.cache.stamp(begun, user, tenant) {
+                    let until = identity.expires_at.map_or(i64::MAX, shared::jwt::accepted_until);
+                    self.memo.insert(key, (identity.clone(), stamp), until);
+                }
+                Decision::Allow(identity)
+            }
             Err(refusal) => Decision::Deny(refusal),
         }
+    }
+
+    /// The access token the request presents, on a route that looks at one.
+    fn presented<'h>(&'h self, route: &Route, headers: &'h HeaderMap) -> Result<Option<Presented<'h>>, Refusal> {
+        if route.auth() == Requirement::None {
+            return Ok(None);
+        }
+        credentials::access_token(headers, &self.access_cookie).map_err(|_| AMBIGUOUS_CREDENTIALS)
     }
 
     async fn try_decide(
         &self,
         route: &Route,
-        headers: &HeaderMap,
+        presented: Option<&Presented<'_>>,
         facts: &RequestFacts<'_>,
     ) -> Result<Identity, Refusal> {
-        let (user, presented) = self.authenticate(route, headers).await?;
+        let (user, presented) = self.authenticate(route, presented).await?;
         let tenant = self.resolve_tenant(route, facts).await?;
         let role = match (&user, &tenant) {
             (Some(user), Some(tenant)) => self.cache.role(user.id, tenant.id).await.map_err(|_| UNAVAILABLE)?,
@@ -151,14 +204,18 @@ impl AccessControl {
             // A tenant-scoped route without a minimum role still needs membership.
             return Err(Refusal::of(ErrorCode::NotAMember));
         }
-        Ok(Identity {
+        let mut identity = Identity {
             user,
             tenant,
             role,
             via_cookie: presented.cookie,
             via_header: presented.header,
             expires_at: presented.expires_at,
-        })
+            headers: HeaderBlock::default(),
+        };
+        identity.headers = identity_headers::block(&identity, route.identity_headers())
+            .ok_or(Refusal::new(ErrorCode::InternalError, "an identity value is not a valid header value"))?;
+        Ok(identity)
     }
 
     /// The caller, if any, and where the token came from. A token that is present
@@ -167,12 +224,11 @@ impl AccessControl {
     async fn authenticate(
         &self,
         route: &Route,
-        headers: &HeaderMap,
+        presented: Option<&Presented<'_>>,
     ) -> Result<(Option<Arc<CachedUser>>, TokenSource), Refusal> {
         if route.auth() == Requirement::None {
             return Ok((None, TokenSource::default()));
         }
-        let presented = credentials::access_token(headers, &self.access_cookie).map_err(|_| AMBIGUOUS_CREDENTIALS)?;
         let Some(presented) = presented else {
             return match route.auth() {
                 Requirement::Required => Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),

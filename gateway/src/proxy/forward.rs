@@ -59,7 +59,7 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     let headers = &mut parts.headers;
     // One id, replacing whatever (invalid, repeated) ids the client sent.
     headers.insert(request_id::HEADER, header_value(&ctx.request_id)?);
-    identity_headers::inject(headers, &ctx.identity)?;
+    crate::memo::write(headers, &ctx.identity.headers);
     if let Some(client) = &ctx.client {
         headers.insert(X_FORWARDED_FOR, header_value(&client.forwarded_for)?);
     }

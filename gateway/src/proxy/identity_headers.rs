@@ -4,9 +4,10 @@
 //! are set.
 
 use edge::headers::{HeaderRules, Kind};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use pingora::Result;
+
+use crate::routes::{IdentityHeader, IdentityHeaders};
 
 use super::access::Identity;
 
@@ -56,41 +57,37 @@ pub fn strip(req: &mut RequestHeader, policy: &StripPolicy<'_>, mut spoofed: imp
     }
 }
 
-const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
-const X_USER_EMAIL: HeaderName = HeaderName::from_static("x-user-email");
-const X_USER_EMAIL_VERIFIED: HeaderName = HeaderName::from_static("x-user-email-verified");
-const X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
-const X_TENANT_SLUG: HeaderName = HeaderName::from_static("x-tenant-slug");
-const X_TENANT_ROLE: HeaderName = HeaderName::from_static("x-tenant-role");
+/// Headers written on every request an entry serves (see [`crate::memo`]).
+pub use crate::memo::HeaderBlock;
 
-/// Sets `X-User-*` and `X-Tenant-*` from the decided identity, on the upstream
-/// request's plain header map (see [`super::forward`]), with the values each
-/// cached user and tenant built once.
+/// The identity headers `wanted` by a route, for `identity`: built once per
+/// decision from the values each cached user and tenant built once (clones are
+/// reference counts), and kept with the decision in the memo.
 ///
-/// # Errors
-/// When a value is not a valid header value (cannot happen for ids and slugs;
-/// emails are validated at registration).
-pub fn inject(headers: &mut HeaderMap, identity: &Identity) -> Result<()> {
-    if let Some(user) = &identity.user {
-        let [id, email] = user.header_values().ok_or_else(|| invalid("the user's id or email"))?;
-        headers.insert(X_USER_ID, id.clone());
-        headers.insert(X_USER_EMAIL, email.clone());
-        let verified = if user.email_verified { "true" } else { "false" };
-        headers.insert(X_USER_EMAIL_VERIFIED, HeaderValue::from_static(verified));
-    }
-    if let Some(tenant) = &identity.tenant {
-        let [id, slug] = tenant.header_values().ok_or_else(|| invalid("the tenant's id or slug"))?;
-        headers.insert(X_TENANT_ID, id.clone());
-        headers.insert(X_TENANT_SLUG, slug.clone());
-    }
-    if let Some(role) = identity.role {
-        headers.insert(X_TENANT_ROLE, HeaderValue::from_static(role.as_str()));
-    }
-    Ok(())
-}
-
-fn invalid(what: &'static str) -> Box<pingora::Error> {
-    pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, what)
+/// `None` when a value is not a valid header value (cannot happen for ids and
+/// slugs; emails are validated at registration).
+pub fn block(identity: &Identity, wanted: IdentityHeaders) -> Option<HeaderBlock> {
+    let user = match &identity.user {
+        Some(user) => Some((user.header_values()?, user.email_verified)),
+        None => None,
+    };
+    let tenant = match &identity.tenant {
+        Some(tenant) => Some(tenant.header_values()?),
+        None => None,
+    };
+    let value = |header: IdentityHeader| -> Option<HeaderValue> {
+        match header {
+            IdentityHeader::UserId => user.map(|([id, _], _)| id.clone()),
+            IdentityHeader::UserEmail => user.map(|([_, email], _)| email.clone()),
+            IdentityHeader::UserEmailVerified => {
+                user.map(|(_, verified)| HeaderValue::from_static(if verified { "true" } else { "false" }))
+            }
+            IdentityHeader::TenantId => tenant.map(|[id, _]| id.clone()),
+            IdentityHeader::TenantSlug => tenant.map(|[_, slug]| slug.clone()),
+            IdentityHeader::TenantRole => identity.role.map(|role| HeaderValue::from_static(role.as_str())),
+        }
+    };
+    Some(wanted.iter().filter_map(|header| Some((header.name(), value(header)?))).collect())
 }
 
 #[cfg(test)]

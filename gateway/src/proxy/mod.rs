@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use axum::Router;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::assertion::Assertions;
@@ -204,7 +204,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        upstream_response.insert_header(request_id::HEADER, forward::header_value(&ctx.request_id)?)?;
         self.drop_gateway_set_cookies(upstream_response, ctx);
         for cookie in ctx.set_cookies.drain(..) {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
@@ -429,7 +429,7 @@ impl Gateway {
         let mut header = ResponseHeader::build(status, Some(4 + ctx.set_cookies.len()))?;
         header.insert_header(http::header::LOCATION, location)?;
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        header.insert_header("x-request-id", &ctx.request_id)?;
+        header.insert_header(request_id::HEADER, forward::header_value(&ctx.request_id)?)?;
         for cookie in ctx.set_cookies.drain(..) {
             header.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -440,10 +440,8 @@ impl Gateway {
 
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
-        let mut headers = vec![(
-            HeaderName::from_static("x-request-id"),
-            HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")),
-        )];
+        let mut headers =
+            vec![(request_id::HEADER, HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")))];
         if refusal.status() == StatusCode::UNAUTHORIZED {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

@@ -11,6 +11,7 @@ mod domains;
 mod helpers;
 mod invitations;
 mod lifecycle;
+mod memo;
 mod notifications;
 mod portal;
 mod portal_e2e;

@@ -7,6 +7,7 @@
 //! are cached too, briefly. If Redis is down the tier is skipped; if Postgres is down
 //! cold lookups fail with [`Error::Unavailable`] and warm ones keep working.
 
+mod generations;
 mod invalidation;
 mod keys;
 mod redis_tier;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+pub use generations::{Begun, Stamp};
 pub use invalidation::{channel, run_subscriber, Invalidation, Invalidator};
 pub use keys::Key;
 
@@ -192,6 +194,8 @@ struct Inner {
     l1_hits: [IntCounter; CACHE_NAMES.len()],
     /// Tells long-lived holders of a decision (open streams) what changed.
     evicted: tokio::sync::broadcast::Sender<Evicted>,
+    /// Tells short-lived derived values (the decision memo) whether they are current.
+    generations: generations::Generations,
 }
 
 /// What this process's tier just forgot, as [`Cache::evictions`] reports it.
@@ -272,6 +276,7 @@ impl Cache {
                 lookups,
                 l1_hits,
                 evicted: tokio::sync::broadcast::channel(1024).0,
+                generations: generations::Generations::new(),
             }),
         })
     }
@@ -394,6 +399,7 @@ impl Cache {
                 Key::Domain { domain } => self.inner.domains.invalidate(domain).await,
             }
         }
+        self.inner.generations.evicted(keys);
         // No listener is fine: nothing long-lived is open.
         let _ = self.inner.evicted.send(Evicted::Keys(keys.into()));
     }
@@ -405,7 +411,27 @@ impl Cache {
         self.inner.roles.invalidate_all();
         self.inner.slugs.invalidate_all();
         self.inner.domains.invalidate_all();
+        self.inner.generations.flushed();
         let _ = self.inner.evicted.send(Evicted::All);
+    }
+
+    /// Call before the lookups a derived value (a memoized decision) is made of;
+    /// then [`Cache::stamp`] after them. See [`Stamp`].
+    pub fn begin(&self) -> Begun {
+        self.inner.generations.begin()
+    }
+
+    /// The stamp of a value derived since `begun` from the entries of `user` and
+    /// `tenant` (and any slug or domain mapping), or `None` when an eviction raced
+    /// the lookups: such a value must not be kept.
+    pub fn stamp(&self, begun: Begun, user: Option<UserId>, tenant: Option<TenantId>) -> Option<Stamp> {
+        self.inner.generations.stamp(begun, user, tenant)
+    }
+
+    /// Whether no entry `stamp` vouches for has been evicted since (on this
+    /// instance: evictions from others arrive by [`run_subscriber`]).
+    pub fn is_current(&self, stamp: &Stamp) -> bool {
+        self.inner.generations.is_current(stamp)
     }
 
     fn count(&self, cache: &str, tier: &str, result: &str) {

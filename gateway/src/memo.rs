@@ -1,0 +1,241 @@
+//! The decision memo: for a warm (token, route, tenant facts), the access
+//! decision and the ready-made identity header block, found with one hash lookup
+//! instead of a token check and three to five cache lookups.
+//!
+//! Correctness first. An entry is used only while
+//! - its token is still accepted (its expiry is checked on every hit),
+//! - no cache entry it was derived from has been evicted since
+//!   ([`shared::cache::Stamp`]: role changes, removals, tenant changes, logout-all,
+//!   slug and domain changes, on this instance or announced by another), and
+//! - its route is the one in force (the key holds the route's id, which a reload
+//!   renews), and
+//! - it is younger than [`TTL`], so it never outlives the cache entries behind it
+//!   by more than that when an invalidation could not be delivered.
+//!
+//! The key is every input of the decision, byte for byte: the route, where the
+//! token came from, the token, the Host, the path's tenant slug, the tenant
+//! headers and the remembered tenant. Only allowed decisions are kept, so only
+//! tokens that verified are ever stored.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edge::credentials::Presented;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use moka::sync::Cache;
+use moka::Expiry;
+use shared::domain::Slug;
+
+/// How long an entry lives at most.
+pub const TTL: Duration = Duration::from_secs(10);
+
+/// Headers written on every request an entry serves: shared, never copied.
+pub type HeaderBlock = Arc<[(HeaderName, HeaderValue)]>;
+
+/// The inputs of one decision.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    /// [`edge::routes::Route::id`].
+    pub route: u64,
+    /// The access token, where it came from.
+    pub token: Option<&'a Presented<'a>>,
+    /// Host, without port, lowercase.
+    pub host: &'a str,
+    /// A `/t/{slug}/` prefix's slug.
+    pub path_slug: Option<&'a Slug>,
+    /// `X-Tenant-Id`, as sent.
+    pub header_tenant_id: Option<&'a str>,
+    /// `X-Tenant-Slug`, as sent.
+    pub header_tenant_slug: Option<&'a str>,
+    /// The portal's tenant cookie.
+    pub remembered_tenant: Option<&'a str>,
+}
+
+/// What is remembered.
+struct Remembered<T> {
+    /// The decision's value (for the proxy: the identity, header block included,
+    /// and the [`shared::cache::Stamp`] it was derived at).
+    value: T,
+    /// Unix second after which the token is no longer accepted (`i64::MAX`
+    /// without one).
+    accepted_until: i64,
+}
+
+/// The memo. Cheap to share.
+pub struct DecisionMemo<T> {
+    entries: Cache<Box<[u8]>, Arc<Remembered<T>>, ahash::RandomState>,
+}
+
+/// A looked-up key, kept for the insert after a miss.
+pub struct Key(Box<[u8]>);
+
+struct UntilDue;
+
+impl<T> Expiry<Box<[u8]>, Arc<Remembered<T>>> for UntilDue {
+    fn expire_after_create(&self, _: &Box<[u8]>, entry: &Arc<Remembered<T>>, _: Instant) -> Option<Duration> {
+        let left = entry.accepted_until.saturating_sub(unix_now());
+        Some(TTL.min(Duration::from_secs(u64::try_from(left).unwrap_or(0))))
+    }
+}
+
+thread_local! {
+    /// The key of the lookup in progress: a warm request builds it here, without
+    /// allocating.
+    static KEY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
+impl<T: Clone + Send + Sync + 'static> DecisionMemo<T> {
+    /// A memo of at most `capacity` entries.
+    pub fn new(capacity: u64) -> DecisionMemo<T> {
+        DecisionMemo {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilDue)
+                .build_with_hasher(ahash::RandomState::new()),
+        }
+    }
+
+    /// The remembered decision for `inputs` if there is one whose token is still
+    /// accepted and that `current` says is current (the proxy asks the cache's
+    /// generations); else `Err` with the key to [`insert`](Self::insert) under once
+    /// decided.
+    ///
+    /// # Errors
+    /// The key, on a miss.
+    pub fn get(&self, inputs: &Inputs<'_>, current: impl FnOnce(&T) -> bool) -> Result<T, Key> {
+        KEY.with_borrow_mut(|key| {
+            encode(inputs, key);
+            match self.entries.get(key.as_slice()) {
+                Some(hit) if hit.accepted_until >= unix_now() && current(&hit.value) => Ok(hit.value.clone()),
+                Some(_) => {
+                    self.entries.invalidate(key.as_slice());
+                    Err(Key(key.as_slice().into()))
+                }
+                None => Err(Key(key.as_slice().into())),
+            }
+        })
+    }
+
+    /// Remembers `value` under `key`.
+    pub fn insert(&self, key: Key, value: T, accepted_until: i64) {
+        self.entries.insert(key.0, Arc::new(Remembered { value, accepted_until }));
+    }
+
+    /// Forgets everything (not needed for correctness: for tests and tools).
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
+    /// How many entries there are (approximately; moka counts lazily).
+    pub fn len(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    /// Runs moka's pending maintenance now (benchmarks: so that they measure lookups,
+    /// not the inserts' bookkeeping).
+    pub fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks();
+    }
+
+    /// Whether there are none (approximately).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Writes `block` on the upstream request's plain header map (see
+/// `proxy::forward`): every identity header was stripped before, so each is
+/// appended without a search for an old value, and each value is a reference
+/// count on bytes built once.
+pub fn write(headers: &mut HeaderMap, block: &[(HeaderName, HeaderValue)]) {
+    for (name, value) in block {
+        headers.append(name.clone(), value.clone());
+    }
+}
+
+/// Every input, each field length-prefixed (or marked absent) so that no two
+/// different inputs encode alike.
+fn encode(inputs: &Inputs<'_>, key: &mut Vec<u8>) {
+    key.clear();
+    key.extend_from_slice(&inputs.route.to_le_bytes());
+    let (token, source) = match inputs.token {
+        Some(p) => (Some(p.token), 1 | (u8::from(p.in_header) << 1) | (u8::from(p.in_cookie) << 2)),
+        None => (None, 0),
+    };
+    key.push(source);
+    for field in [
+        token,
+        Some(inputs.host),
+        inputs.path_slug.map(Slug::as_str),
+        inputs.header_tenant_id,
+        inputs.header_tenant_slug,
+        inputs.remembered_tenant,
+    ] {
+        match field {
+            None => key.push(0),
+            Some(text) => {
+                key.push(1);
+                key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                key.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(inputs: &Inputs<'_>) -> Vec<u8> {
+        let mut key = Vec::new();
+        encode(inputs, &mut key);
+        key
+    }
+
+    #[test]
+    fn different_inputs_never_share_a_key() {
+        let header = Presented { token: "a.b.c", in_header: true, in_cookie: false };
+        let cookie = Presented { token: "a.b.c", in_header: false, in_cookie: true };
+        let slug = Slug::parse("acme").unwrap();
+        let base = Inputs { route: 7, token: Some(&header), host: "app.test", ..Inputs::default() };
+        let variants = [
+            base,
+            Inputs { route: 8, ..base },
+            Inputs { token: Some(&cookie), ..base },
+            Inputs { token: None, ..base },
+            Inputs { host: "app.tes", header_tenant_id: Some("t"), ..base },
+            Inputs { path_slug: Some(&slug), ..base },
+            Inputs { header_tenant_slug: Some("acme"), ..base },
+            Inputs { remembered_tenant: Some("acme"), ..base },
+            Inputs { header_tenant_id: Some(""), ..base },
+        ];
+        let keys: std::collections::HashSet<Vec<u8>> = variants.iter().map(bytes).collect();
+        assert_eq!(keys.len(), variants.len());
+    }
+
+    #[test]
+    fn a_hit_needs_an_accepted_token_and_a_current_value() {
+        let memo: DecisionMemo<u32> = DecisionMemo::new(100);
+        let token = Presented { token: "a.b.c", in_header: true, in_cookie: false };
+        let inputs = Inputs { route: 1, token: Some(&token), host: "h", ..Inputs::default() };
+        let key = memo.get(&inputs, |_| true).unwrap_err();
+        memo.insert(key, 5, unix_now() + 60);
+        assert_eq!(memo.get(&inputs, |_| true).ok(), Some(5));
+        assert!(memo.get(&Inputs { route: 2, ..inputs }, |_| true).is_err(), "another route");
+        // Not current: a miss, and the entry is gone.
+        assert!(memo.get(&inputs, |v| *v != 5).is_err());
+        assert!(memo.get(&inputs, |_| true).is_err());
+        // A token no longer accepted is a miss even before the entry expires.
+        let key = memo.get(&inputs, |_| true).unwrap_err();
+        memo.insert(key, 6, unix_now() - 1);
+        assert!(memo.get(&inputs, |_| true).is_err());
+    }
+}
