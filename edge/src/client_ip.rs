@@ -64,7 +64,7 @@ pub struct Client {
 pub fn resolve<'a>(peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>, trusted: &TrustedProxies) -> Client {
     let peer = canonical_ip(peer);
     if !trusted.contains(peer) {
-        return Client { ip: peer, via_trusted_proxy: false, forwarded_for: peer.to_string() };
+        return Client { ip: peer, via_trusted_proxy: false, forwarded_for: ip_text(peer) };
     }
     let received: Vec<&str> =
         forwarded_for.flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
@@ -82,8 +82,23 @@ pub fn resolve<'a>(peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>, t
     if !chain.is_empty() {
         chain.push_str(", ");
     }
-    chain.push_str(&peer.to_string());
+    chain.push_str(&ip_text(peer));
     Client { ip: client, via_trusted_proxy: true, forwarded_for: chain }
+}
+
+/// The address as text, as `Display` writes it; IPv4 (every request from a
+/// typical peer) without the formatting machinery.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text
 }
 
 /// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:80`,
@@ -131,6 +146,14 @@ pub fn network_class(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.20.255.9", "255.255.255.255", "::1", "2001:db8::7"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     #[test]
     fn network_classes_are_the_v4_24_and_the_v6_64() {

@@ -116,9 +116,22 @@ pub struct Subject<'a> {
 
 struct SigningKey {
     kid: Option<String>,
-    encoding: EncodingKey,
+    signer: Signer,
     /// The public JWK, for Ed25519 keys.
     jwk: Option<serde_json::Value>,
+}
+
+/// What signs: an Ed25519 key pair parsed once (jsonwebtoken 9 parses the PKCS#8
+/// document and derives the public key again on every signature, which doubled
+/// the cost of each assertion), or the HMAC key.
+enum Signer {
+    Ed25519 {
+        pair: Ed25519KeyPair,
+        /// The JWS header `{"typ":"JWT","alg":"EdDSA","kid":...}`, base64url, as
+        /// jsonwebtoken writes it.
+        header: String,
+    },
+    Hs256(EncodingKey),
 }
 
 struct KeySet {
@@ -171,7 +184,8 @@ impl Assertions {
 
     /// HMAC-SHA256 with `secret` (which apps then hold; nothing is published).
     pub fn hs256(secret: &[u8], issuer: &str, ttl: Duration) -> Assertions {
-        let signing = Arc::new(SigningKey { kid: None, encoding: EncodingKey::from_secret(secret), jwk: None });
+        let signing =
+            Arc::new(SigningKey { kid: None, signer: Signer::Hs256(EncodingKey::from_secret(secret)), jwk: None });
         Assertions {
             algorithm: Algorithm::HS256,
             issuer: issuer.to_owned(),
@@ -212,9 +226,23 @@ impl Assertions {
             iss: self.issuer.clone(),
         };
         let keys = self.keys.load();
-        let mut header = Header::new(self.algorithm);
-        header.kid.clone_from(&keys.signing.kid);
-        jsonwebtoken::encode(&header, &claims, &keys.signing.encoding).map_err(|_| Error::Signing)
+        match &keys.signing.signer {
+            // The JWS compact serialization (RFC 7515 7.1) around ring's signature.
+            Signer::Ed25519 { pair, header } => {
+                let claims = serde_json::to_vec(&claims).map_err(|_| Error::Signing)?;
+                let mut token = String::with_capacity(header.len() + claims.len() * 4 / 3 + 90);
+                token.push_str(header);
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+                let signature = pair.sign(token.as_bytes());
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+                Ok(token)
+            }
+            Signer::Hs256(key) => {
+                jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).map_err(|_| Error::Signing)
+            }
+        }
     }
 
     /// The public keys as a JWKS document (`{"keys": [...]}`); empty for HS256.
@@ -310,7 +338,12 @@ fn ed25519_key(pkcs8: &[u8], path: &Path) -> Result<SigningKey, Error> {
     let thumbprint = Sha256::digest(format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#).as_bytes());
     let kid = URL_SAFE_NO_PAD.encode(thumbprint);
     let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA" });
-    Ok(SigningKey { kid: Some(kid), encoding: EncodingKey::from_ed_der(pkcs8), jwk: Some(jwk) })
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.clone());
+    let header = serde_json::to_vec(&header)
+        .map(|json| URL_SAFE_NO_PAD.encode(json))
+        .map_err(|e| Error::BadKey { path: path.to_owned(), why: format!("its JWS header: {e}") })?;
+    Ok(SigningKey { kid: Some(kid), signer: Signer::Ed25519 { pair, header }, jwk: Some(jwk) })
 }
 
 #[cfg(test)]

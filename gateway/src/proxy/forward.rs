@@ -13,7 +13,7 @@
 
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
 use shared::assertion::{Assertions, Subject};
 
@@ -22,8 +22,8 @@ use super::{identity_headers, request_id};
 use crate::routes::Route;
 use crate::web_session::cookies::{CookiePolicy, CSRF_COOKIE};
 
-/// Shapes `upstream` (Pingora's copy of the request, already stripped of spoofed
-/// headers in `request_filter`) for the app.
+/// Shapes `upstream` (Pingora's copy of the request) for the app: the spoofed
+/// headers `request_filter` found are removed first.
 ///
 /// # Errors
 /// When a header value is invalid (identity values are validated at their source).
@@ -45,6 +45,25 @@ pub fn prepare_upstream_request(
     shaped
 }
 
+/// Edits the upstream's answer for the client with `edit`, on a plain header map
+/// as for the upstream request: Pingora's copy of the answer keeps each name's
+/// spelling in a second map, which made every header the gateway set cost a name
+/// copy and two map writes. The client gets standard names titled and the others
+/// lowercase; a custom reason phrase is kept.
+///
+/// # Errors
+/// What `edit` returns.
+pub fn prepare_response(response: &mut ResponseHeader, edit: impl FnOnce(&mut HeaderMap) -> Result<()>) -> Result<()> {
+    let status = response.status;
+    let reason = response.get_reason_phrase().filter(|r| Some(*r) != status.canonical_reason()).map(str::to_owned);
+    let (empty, ()) = http::Response::new(()).into_parts();
+    let mut parts = http::response::Parts::from(std::mem::replace(response, ResponseHeader::from(empty)));
+    let edited = edit(&mut parts.headers);
+    *response = ResponseHeader::from(parts);
+    response.set_reason_phrase(reason.as_deref())?;
+    edited
+}
+
 /// The request's parts, leaving an empty request behind (no allocation).
 fn take_parts(upstream: &mut RequestHeader) -> Parts {
     let (empty, ()) = http::Request::new(()).into_parts();
@@ -57,6 +76,9 @@ const ASSERTION: HeaderName = HeaderName::from_static(identity_headers::ASSERTIO
 
 fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions: &Assertions) -> Result<()> {
     let headers = &mut parts.headers;
+    identity_headers::remove(headers, &ctx.spoofed);
+    // Room for what is added below, at once rather than by doubling.
+    headers.reserve(ctx.identity.headers.len() + 3);
     // One id, replacing whatever (invalid, repeated) ids the client sent.
     headers.insert(request_id::HEADER, header_value(&ctx.request_id)?);
     crate::memo::write(headers, &ctx.identity.headers);

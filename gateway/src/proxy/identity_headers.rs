@@ -26,11 +26,17 @@ pub struct StripPolicy<'a> {
     pub tenant_headers_are_input: bool,
 }
 
-/// Removes every identity header and every override header a trusted proxy did
-/// not set, calling `spoofed` with the metrics label and name of each one that was
-/// an attempt (everything but tenant headers a route reads, and the
-/// `X-Forwarded-For`/`-Proto` the gateway rewrites anyway).
-pub fn strip(req: &mut RequestHeader, policy: &StripPolicy<'_>, mut spoofed: impl FnMut(&'static str, &HeaderName)) {
+/// Every identity header and every override header a trusted proxy did not set,
+/// to be removed from the upstream request ([`remove`], on its plain header map,
+/// see [`super::forward`]); calls `spoofed` with the metrics label and name of
+/// each one that was an attempt (everything but tenant headers a route reads, and
+/// the `X-Forwarded-For`/`-Proto` the gateway rewrites anyway). Empty, without
+/// allocating, for the usual request that sends none.
+pub fn strip(
+    req: &RequestHeader,
+    policy: &StripPolicy<'_>,
+    mut spoofed: impl FnMut(&'static str, &HeaderName),
+) -> Vec<HeaderName> {
     let mut remove: Vec<HeaderName> = Vec::new();
     for name in req.headers.keys() {
         match policy.rules.classify(name) {
@@ -52,8 +58,13 @@ pub fn strip(req: &mut RequestHeader, policy: &StripPolicy<'_>, mut spoofed: imp
             }
         }
     }
-    for name in remove {
-        req.remove_header(&name);
+    remove
+}
+
+/// Removes what [`strip`] found (every value of each name).
+pub fn remove(headers: &mut http::HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        headers.remove(name);
     }
 }
 
@@ -102,8 +113,10 @@ mod tests {
         let rules = HeaderRules::default();
         let policy = StripPolicy { rules: &rules, trusted_peer, tenant_headers_are_input: tenant_input };
         let mut labels = Vec::new();
-        strip(&mut req, &policy, |label, _| labels.push(label));
-        let mut left: Vec<String> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        let names = strip(&req, &policy, |label, _| labels.push(label));
+        let mut parts = http::request::Parts::from(req);
+        remove(&mut parts.headers, &names);
+        let mut left: Vec<String> = parts.headers.keys().map(|k| k.as_str().to_owned()).collect();
         left.sort_unstable();
         labels.sort_unstable();
         (left, labels)

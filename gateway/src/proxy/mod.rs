@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use axum::Router;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::assertion::Assertions;
@@ -62,6 +62,8 @@ pub struct RequestCtx {
     /// `Authorization` carried the gateway's token: removed before forwarding
     /// (unless the route forwards credentials).
     pub strip_authorization: bool,
+    /// Client-sent identity and override headers: removed before forwarding.
+    pub spoofed: Vec<HeaderName>,
     /// Path and query to send upstream.
     pub upstream_uri: http::Uri,
     /// When the upstream request was sent.
@@ -123,6 +125,7 @@ impl ProxyHttp for Gateway {
             client: None,
             forwarded_proto: "http",
             strip_authorization: false,
+            spoofed: Vec::new(),
             upstream_uri: http::Uri::from_static("/"),
             upstream_started: None,
             status: None,
@@ -204,12 +207,14 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header(request_id::HEADER, forward::header_value(&ctx.request_id)?)?;
-        self.drop_gateway_set_cookies(upstream_response, ctx);
-        for cookie in ctx.set_cookies.drain(..) {
-            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
-        }
-        Ok(())
+        forward::prepare_response(upstream_response, |headers| {
+            headers.insert(request_id::HEADER, forward::header_value(&ctx.request_id)?);
+            self.drop_gateway_set_cookies(headers, ctx);
+            for cookie in ctx.set_cookies.drain(..) {
+                headers.append(http::header::SET_COOKIE, cookie);
+            }
+            Ok(())
+        })
     }
 
     fn response_body_filter(
@@ -275,7 +280,7 @@ impl Gateway {
         }
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
         ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer);
-        self.strip_spoofed(session.req_header_mut(), &target.route, trusted_peer, &ctx.request_id);
+        ctx.spoofed = self.spoofed(session.req_header(), &target.route, trusted_peer, &ctx.request_id);
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
@@ -345,9 +350,10 @@ impl Gateway {
         Some(client_ip::resolve(peer, forwarded.iter().filter_map(|v| v.to_str().ok()), &self.trusted_proxies))
     }
 
-    /// Removes spoofed identity and override headers, counting and logging each
-    /// attempt (the name only: values can be tokens).
-    fn strip_spoofed(&self, req: &mut RequestHeader, route: &Route, trusted_peer: bool, request_id: &str) {
+    /// The spoofed identity and override headers the upstream request must not
+    /// carry, counting and logging each attempt (the name only: values can be
+    /// tokens).
+    fn spoofed(&self, req: &RequestHeader, route: &Route, trusted_peer: bool, request_id: &str) -> Vec<HeaderName> {
         let policy = identity_headers::StripPolicy {
             rules: &self.header_rules,
             trusted_peer,
@@ -356,21 +362,21 @@ impl Gateway {
         identity_headers::strip(req, &policy, |label, name| {
             self.metrics.spoofed_headers.with_label_values(&[label]).inc();
             tracing::debug!(request_id, header = name.as_str(), "spoofed header stripped");
-        });
+        })
     }
 
     /// Removes upstream `Set-Cookie`s that would set one of the gateway's cookies.
-    fn drop_gateway_set_cookies(&self, response: &mut ResponseHeader, ctx: &RequestCtx) {
+    fn drop_gateway_set_cookies(&self, headers: &mut http::HeaderMap, ctx: &RequestCtx) {
         let cookies = &self.browser.cookies;
-        let all = response.headers.get_all(http::header::SET_COOKIE);
+        let all = headers.get_all(http::header::SET_COOKIE);
         if !all.iter().any(|v| forward::sets_gateway_cookie(v, cookies)) {
             return;
         }
         let kept: Vec<HeaderValue> =
             all.iter().filter(|v| !forward::sets_gateway_cookie(v, cookies)).cloned().collect();
-        response.remove_header(&http::header::SET_COOKIE);
+        headers.remove(http::header::SET_COOKIE);
         for value in kept {
-            let _ = response.append_header(http::header::SET_COOKIE, value);
+            headers.append(http::header::SET_COOKIE, value);
         }
         tracing::warn!(request_id = %ctx.request_id, route = %ctx.route_label, "upstream tried to set a gateway cookie; dropped");
     }

@@ -120,16 +120,32 @@ pub fn resolve(table: &RouteTable, req: &RequestHeader) -> std::result::Result<T
     if path.has_encoded_slash() {
         encoded_slashes_allowed(table, &host, &path, &found.route, path_slug.as_ref())?;
     }
-    let mut target = String::with_capacity(found.upstream_path().len() + query.map_or(0, |q| q.len() + 1));
-    target.push_str(found.upstream_path());
+    let upstream_uri = upstream_uri(req, raw_path, query, found.upstream_path())?;
+    Ok(Target { route: found.route, upstream_uri, host, path_slug })
+}
+
+/// The path and query to send upstream: the request's own URI (a reference count)
+/// when the path was already in its canonical form and nothing was stripped, as
+/// for most requests; else the canonical path with the query, parsed anew.
+fn upstream_uri(
+    req: &RequestHeader,
+    raw_path: &str,
+    query: Option<&str>,
+    upstream_path: &str,
+) -> std::result::Result<http::Uri, Refusal> {
+    let origin_form = req.uri.scheme().is_none() && req.uri.authority().is_none();
+    if origin_form && upstream_path == raw_path && req.uri.path() == raw_path && req.uri.query() == query {
+        return Ok(req.uri.clone());
+    }
+    let mut target = String::with_capacity(upstream_path.len() + query.map_or(0, |q| q.len() + 1));
+    target.push_str(upstream_path);
     if let Some(query) = query {
         target.push('?');
         target.push_str(query);
     }
-    let upstream_uri = target
+    target
         .parse::<http::Uri>()
-        .map_err(|_| Refusal::new(ErrorCode::InvalidPath, "the request target is not a valid URI"))?;
-    Ok(Target { route: found.route, upstream_uri, host, path_slug })
+        .map_err(|_| Refusal::new(ErrorCode::InvalidPath, "the request target is not a valid URI"))
 }
 
 /// The route for a path, trying a `/t/{slug}/` prefix first.
@@ -279,5 +295,22 @@ mod tests {
         ] {
             assert_eq!(host(bad), Err(INVALID_HOST), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_canonical_target_is_forwarded_as_received_and_any_other_rewritten() {
+        let upstream = |target: &[u8], upstream_path: &str| {
+            let req = RequestHeader::build("GET", target, None).unwrap();
+            let raw = std::str::from_utf8(req.raw_path()).unwrap().to_owned();
+            let (path, query) = match raw.split_once('?') {
+                Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+                None => (raw.clone(), None),
+            };
+            upstream_uri(&req, &path, query.as_deref(), upstream_path).unwrap().to_string()
+        };
+        assert_eq!(upstream(b"/d/x?a=1&b", "/d/x"), "/d/x?a=1&b");
+        assert_eq!(upstream(b"/d/x?", "/d/x"), "/d/x?");
+        assert_eq!(upstream(b"/d/./x?q", "/d/x"), "/d/x?q");
+        assert_eq!(upstream(b"/api/x", "/x"), "/x", "a stripped prefix");
     }
 }
