@@ -107,7 +107,7 @@ fn warm_decision(c: &mut Criterion) {
         ..Inputs::default()
     };
     for p in &presented {
-        let key = memo.get(&inputs(p), |_| true).expect_err("empty memo");
+        let key = memo.get(&inputs(p), |_| true).expect_err("empty memo").expect("short inputs");
         memo.insert(key, (1, block.clone()), memo::unix_now() + 3600);
     }
     memo.run_pending_tasks();

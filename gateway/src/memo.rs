@@ -30,6 +30,11 @@ use shared::domain::Slug;
 /// How long an entry lives at most.
 pub const TTL: Duration = Duration::from_secs(10);
 
+/// Inputs longer than this in all are not remembered (a token is ~300-600
+/// bytes, a host at most 254): the memo's memory is bounded by its entry count
+/// times this, whatever a client sends.
+pub const MAX_KEY: usize = 2048;
+
 /// Headers written on every request an entry serves: shared, never copied.
 pub type HeaderBlock = Arc<[(HeaderName, HeaderValue)]>;
 
@@ -50,6 +55,19 @@ pub struct Inputs<'a> {
     pub header_tenant_slug: Option<&'a str>,
     /// The portal's tenant cookie.
     pub remembered_tenant: Option<&'a str>,
+}
+
+impl Inputs<'_> {
+    /// Bytes of text in all.
+    fn len(&self) -> usize {
+        let text = |t: Option<&str>| t.map_or(0, str::len);
+        text(self.token.map(|p| p.token))
+            + self.host.len()
+            + text(self.path_slug.map(Slug::as_str))
+            + text(self.header_tenant_id)
+            + text(self.header_tenant_slug)
+            + text(self.remembered_tenant)
+    }
 }
 
 /// What is remembered.
@@ -99,20 +117,23 @@ impl<T: Clone + Send + Sync + 'static> DecisionMemo<T> {
     /// The remembered decision for `inputs` if there is one whose token is still
     /// accepted and that `current` says is current (the proxy asks the cache's
     /// generations); else `Err` with the key to [`insert`](Self::insert) under once
-    /// decided.
+    /// decided (`None` for inputs too long to remember, see [`MAX_KEY`]).
     ///
     /// # Errors
     /// The key, on a miss.
-    pub fn get(&self, inputs: &Inputs<'_>, current: impl FnOnce(&T) -> bool) -> Result<T, Key> {
+    pub fn get(&self, inputs: &Inputs<'_>, current: impl FnOnce(&T) -> bool) -> Result<T, Option<Key>> {
+        if inputs.len() > MAX_KEY {
+            return Err(None);
+        }
         KEY.with_borrow_mut(|key| {
             encode(inputs, key);
             match self.entries.get(key.as_slice()) {
                 Some(hit) if hit.accepted_until >= unix_now() && current(&hit.value) => Ok(hit.value.clone()),
                 Some(_) => {
                     self.entries.invalidate(key.as_slice());
-                    Err(Key(key.as_slice().into()))
+                    Err(Some(Key(key.as_slice().into())))
                 }
-                None => Err(Key(key.as_slice().into())),
+                None => Err(Some(Key(key.as_slice().into()))),
             }
         })
     }
@@ -226,7 +247,7 @@ mod tests {
         let memo: DecisionMemo<u32> = DecisionMemo::new(100);
         let token = Presented { token: "a.b.c", in_header: true, in_cookie: false };
         let inputs = Inputs { route: 1, token: Some(&token), host: "h", ..Inputs::default() };
-        let key = memo.get(&inputs, |_| true).unwrap_err();
+        let key = memo.get(&inputs, |_| true).unwrap_err().unwrap();
         memo.insert(key, 5, unix_now() + 60);
         assert_eq!(memo.get(&inputs, |_| true).ok(), Some(5));
         assert!(memo.get(&Inputs { route: 2, ..inputs }, |_| true).is_err(), "another route");
@@ -234,8 +255,11 @@ mod tests {
         assert!(memo.get(&inputs, |v| *v != 5).is_err());
         assert!(memo.get(&inputs, |_| true).is_err());
         // A token no longer accepted is a miss even before the entry expires.
-        let key = memo.get(&inputs, |_| true).unwrap_err();
+        let key = memo.get(&inputs, |_| true).unwrap_err().unwrap();
         memo.insert(key, 6, unix_now() - 1);
         assert!(memo.get(&inputs, |_| true).is_err());
+        // Inputs too long to remember are never looked up.
+        let host = "h".repeat(MAX_KEY);
+        assert!(memo.get(&Inputs { host: &host, ..inputs }, |_| true).unwrap_err().is_none());
     }
 }

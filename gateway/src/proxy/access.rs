@@ -161,13 +161,30 @@ impl AccessControl {
         let begun = self.cache.begin();
         match self.try_decide(route, presented.as_ref(), facts).await {
             Ok(identity) => {
-                let (user, tenant) = (identity.user.as_ref().map(|u| u.id), identity.tenant.as_ref().map(|t| t.id));
-                if let Some(stamp) = self.cache.stamp(begun, user, tenant) {
-                    let until = identity.expires_at.map_or(i64::MAX, shared::jwt::accepted_until);
-                    self.memo.insert(key, (identity.clone(), stamp), until);
+                // Only a verified token's decisions are kept: anonymous ones cost
+                // little to make, and must not let anyone fill the memo.
+                if let (Some(key), Some(user), Some(exp)) = (key, &identity.user, identity.expires_at) {
+                    let tenant = identity.tenant.as_ref().map(|t| t.id);
+                    if let Some(stamp) = self.cache.stamp(begun, Some(user.id), tenant) {
+                        self.memo.insert(key, (identity.clone(), stamp), shared::jwt::accepted_until(exp));
+                    }
                 }
                 Decision::Allow(identity)
             }
+            Err(refusal) => Decision::Deny(refusal),
+        }
+    }
+
+    /// Decides without the memo, remembering nothing: for a request decided again
+    /// with a token it did not send (a silent refresh), whose inputs no later
+    /// request repeats.
+    pub async fn decide_once(&self, route: &Route, headers: &HeaderMap, facts: &RequestFacts<'_>) -> Decision {
+        let presented = match self.presented(route, headers) {
+            Ok(presented) => presented,
+            Err(refusal) => return Decision::Deny(refusal),
+        };
+        match self.try_decide(route, presented.as_ref(), facts).await {
+            Ok(identity) => Decision::Allow(identity),
             Err(refusal) => Decision::Deny(refusal),
         }
     }

@@ -80,7 +80,7 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     // Room for what is added below, at once rather than by doubling.
     headers.reserve(ctx.identity.headers.len() + 3);
     // One id, replacing whatever (invalid, repeated) ids the client sent.
-    headers.insert(request_id::HEADER, header_value(&ctx.request_id)?);
+    headers.insert(request_id::HEADER, ctx.request_id_header.clone());
     crate::memo::write(headers, &ctx.identity.headers);
     if let Some(client) = &ctx.client {
         headers.insert(X_FORWARDED_FOR, header_value(&client.forwarded_for)?);

@@ -47,6 +47,9 @@ use crate::web_session::rotation::Presenter;
 pub struct RequestCtx {
     /// The id logged, forwarded and returned in `X-Request-Id`.
     pub request_id: String,
+    /// The same, as the header value (built once, shared by the upstream request
+    /// and the answer).
+    pub request_id_header: HeaderValue,
     /// When the request arrived.
     pub started: Instant,
     /// The route label for logs and metrics (`auth-api`, a route name, `none`).
@@ -118,6 +121,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             request_id: String::new(),
+            request_id_header: HeaderValue::from_static("-"),
             started: Instant::now(),
             route_label: Arc::from("none"),
             route: None,
@@ -138,6 +142,8 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
+        // Valid by construction (`request_id::is_valid`, or generated).
+        ctx.request_id_header = HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-"));
         ctx.client = self.client_of(session);
         let path = session.req_header().uri.path();
         if api::owns(path) {
@@ -208,7 +214,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         forward::prepare_response(upstream_response, |headers| {
-            headers.insert(request_id::HEADER, forward::header_value(&ctx.request_id)?);
+            headers.insert(request_id::HEADER, ctx.request_id_header.clone());
             self.drop_gateway_set_cookies(headers, ctx);
             for cookie in ctx.set_cookies.drain(..) {
                 headers.append(http::header::SET_COOKIE, cookie);
@@ -398,7 +404,7 @@ impl Gateway {
             Refreshed::Pair(pair) => {
                 ctx.set_cookies.extend(self.browser.cookies.session(&pair.access, pair.refresh_text(), &target.host));
                 let headers = browser::with_bearer(headers, &pair.access);
-                match self.access.decide(&target.route, &headers, facts).await {
+                match self.access.decide_once(&target.route, &headers, facts).await {
                     // The refresh cookie authenticated this request: CSRF applies.
                     Decision::Allow(identity) => {
                         Decision::Allow(Identity { via_cookie: true, via_header: false, ..identity })
@@ -435,7 +441,7 @@ impl Gateway {
         let mut header = ResponseHeader::build(status, Some(4 + ctx.set_cookies.len()))?;
         header.insert_header(http::header::LOCATION, location)?;
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        header.insert_header(request_id::HEADER, forward::header_value(&ctx.request_id)?)?;
+        header.insert_header(request_id::HEADER, ctx.request_id_header.clone())?;
         for cookie in ctx.set_cookies.drain(..) {
             header.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -446,8 +452,7 @@ impl Gateway {
 
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
-        let mut headers =
-            vec![(request_id::HEADER, HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-")))];
+        let mut headers = vec![(request_id::HEADER, ctx.request_id_header.clone())];
         if refusal.status() == StatusCode::UNAUTHORIZED {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

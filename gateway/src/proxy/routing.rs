@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edge::path::{self, Ambiguity, PathError, RequestPath};
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 use pingora::http::RequestHeader;
 use pingora::{ErrorSource, ErrorType};
 use shared::domain::Slug;
 
 use super::access::{Refusal, RequestFacts, TENANT_CONFLICT};
 use crate::error_code::ErrorCode;
-use crate::routes::{tenant, EncodedSlashes, PathLookup, Route, RouteTable, TenantSource};
+use crate::routes::{tenant, EncodedSlashes, IdentityHeader, PathLookup, Route, RouteTable, TenantSource};
 
 /// 405 for a method the route does not allow.
 pub const METHOD_NOT_ALLOWED: Refusal =
@@ -62,6 +62,10 @@ fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
         },
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    // A DNS name has at most 253 characters (a trailing dot makes 254).
+    if name.len() > 254 {
+        return Err(INVALID_HOST);
+    }
     let name_ok = if raw.starts_with('[') {
         name.parse::<std::net::Ipv6Addr>().is_ok()
     } else {
@@ -200,7 +204,7 @@ pub fn facts<'a>(
     tenant_cookie: &str,
 ) -> std::result::Result<RequestFacts<'a>, Refusal> {
     let by_header = target.route.tenant_from().contains(&TenantSource::Header);
-    let header = |name: &str| -> std::result::Result<Option<&'a str>, Refusal> {
+    let header = |name: &HeaderName| -> std::result::Result<Option<&'a str>, Refusal> {
         if !by_header {
             return Ok(None);
         }
@@ -211,7 +215,7 @@ pub fn facts<'a>(
         }
         Ok(first)
     };
-    let (header_tenant_id, header_tenant_slug) = (header("x-tenant-id")?, header("x-tenant-slug")?);
+    let (header_tenant_id, header_tenant_slug) = (header(&X_TENANT_ID)?, header(&X_TENANT_SLUG)?);
     let remembered_tenant = (header_tenant_id.is_none()
         && header_tenant_slug.is_none()
         && by_header
@@ -226,6 +230,9 @@ pub fn facts<'a>(
         remembered_tenant,
     })
 }
+
+const X_TENANT_ID: HeaderName = IdentityHeader::TenantId.name();
+const X_TENANT_SLUG: HeaderName = IdentityHeader::TenantSlug.name();
 
 /// 429 with the wait rounded up to whole seconds.
 pub fn rate_limited(wait: Duration) -> Refusal {
@@ -275,6 +282,7 @@ mod tests {
             ("[::1]:8080", "[::1]"),
             ("[2001:db8::1]", "[2001:db8::1]"),
             ("", ""),
+            (&format!("{}.com:80", "a".repeat(249)), &format!("{}.com", "a".repeat(249))),
         ] {
             assert_eq!(host(value).as_deref(), Ok(name), "{value:?}");
         }
@@ -292,6 +300,7 @@ mod tests {
             "a.com/x",
             "a.com\\x",
             "a.com%2e",
+            format!("{}.com", "a".repeat(251)).as_str(),
         ] {
             assert_eq!(host(bad), Err(INVALID_HOST), "{bad:?}");
         }
