@@ -12,10 +12,10 @@
 # threads unpinned. Each setting runs ROUNDS rounds over the four targets, the
 # order rotating per round, and reports per target the median and spread of
 # requests/s, p50/p99, non-2xx answers, and the proxy process's CPU time per
-# request (user and system, from /proc/<pid>/stat) with its reads, writes, bytes
-# and context switches per request (/proc/<pid>/io and status), which is what
-# explains a system-time difference. Also checks that no warm request reached
-# Redis or Postgres.
+# request (user and system, from /proc/<pid>/stat) and context switches per
+# request (/proc/<pid>/task/*/status); then, to explain a system-time difference,
+# the system calls per request of each proxy (strace -c over a short run, not
+# timed). Also checks that no warm request reached Redis or Postgres.
 #
 # Usage: bench/gateway/run.sh [seconds] [connections] [rounds]   (defaults 10, 32, 4)
 set -euo pipefail
@@ -31,11 +31,10 @@ THREADS=1
 source bench/gateway/stack.sh
 UP_PID=${pids[0]}
 TSV="$WORK/rounds.tsv"
-printf 'setting\ttarget\tround\trps\tp50\tp99\trequests\tnon2xx\tuser_us\tsys_us\tsyscr\tsyscw\trchar\twchar\tctxsw\n' >"$TSV"
+printf 'setting\ttarget\tround\trps\tp50\tp99\trequests\tnon2xx\tuser_us\tsys_us\tctxsw\n' >"$TSV"
 
 ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }   # utime + stime
 user_ticks() { awk '{sub(/.*\) /, ""); print $12}' "/proc/$1/stat"; }
-io() { awk '{v[$1]=$2} END {print v["rchar:"], v["wchar:"], v["syscr:"], v["syscw:"]}' "/proc/$1/io"; }
 ctxsw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 CLK=$(getconf CLK_TCK)
 
@@ -43,8 +42,8 @@ lookups() { curl -s "http://$ADMIN/metrics" | grep '^tenantgate_cache_lookups_to
 
 measure() { # setting target url pid round
     local setting=$1 target=$2 url=$3 pid=$4 round=$5 out="$WORK/wrk.txt"
-    local u0 t0 r0 w0 cr0 cw0 c0
-    if [ -n "$pid" ]; then u0=$(user_ticks "$pid"); t0=$(ticks "$pid"); read -r r0 w0 cr0 cw0 < <(io "$pid"); c0=$(ctxsw "$pid"); fi
+    local u0 t0 c0
+    if [ -n "$pid" ]; then u0=$(user_ticks "$pid"); t0=$(ticks "$pid"); c0=$(ctxsw "$pid"); fi
     $WRK -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$AUTH" -H "$TEN" "$url" >"$out"
     local rps p50 p99 reqs non2xx
     rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -52,17 +51,15 @@ measure() { # setting target url pid round
     p99=$(awk '$1=="99%" {print $2}' "$out")
     reqs=$(awk '/requests in/ {print $1}' "$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
-    local user_us=- sys_us=- cr=- cw=- rb=- wb=- cs=-
+    local user_us=- sys_us=- cs=-
     if [ -n "$pid" ]; then
-        local u1 t1 r1 w1 cr1 cw1 c1
-        u1=$(user_ticks "$pid"); t1=$(ticks "$pid"); read -r r1 w1 cr1 cw1 < <(io "$pid"); c1=$(ctxsw "$pid")
-        read -r user_us sys_us cr cw rb wb cs < <(awk -v n="$reqs" -v hz="$CLK" \
-            -v u=$((u1 - u0)) -v t=$((t1 - t0)) -v cr=$((cr1 - cr0)) -v cw=$((cw1 - cw0)) \
-            -v rb=$((r1 - r0)) -v wb=$((w1 - w0)) -v cs=$((c1 - c0)) \
-            'BEGIN {printf "%.2f %.2f %.2f %.2f %.0f %.0f %.3f\n", u/hz*1e6/n, (t-u)/hz*1e6/n, cr/n, cw/n, rb/n, wb/n, cs/n}')
+        local u1 t1 c1
+        u1=$(user_ticks "$pid"); t1=$(ticks "$pid"); c1=$(ctxsw "$pid")
+        read -r user_us sys_us cs < <(awk -v n="$reqs" -v hz="$CLK" -v u=$((u1 - u0)) -v t=$((t1 - t0)) -v cs=$((c1 - c0)) \
+            'BEGIN {printf "%.2f %.2f %.3f\n", u/hz*1e6/n, (t-u)/hz*1e6/n, cs/n}')
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$setting" "$target" "$round" "$rps" "$p50" "$p99" \
-        "$reqs" "$non2xx" "$user_us" "$sys_us" "$cr" "$cw" "$rb" "$wb" "$cs" >>"$TSV"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$setting" "$target" "$round" "$rps" "$p50" "$p99" \
+        "$reqs" "$non2xx" "$user_us" "$sys_us" "$cs" >>"$TSV"
     printf '  %-22s round %s  %-8s %10s req/s  p50 %-9s p99 %-9s cpu %s+%s us/req\n' "$setting" "$round" "$target" "$rps" "$p50" "$p99" "$user_us" "$sys_us"
 }
 
@@ -90,8 +87,25 @@ pin() { # cpus pid...
     for p in "$@"; do taskset -a -pc "$cpus" "$p" >/dev/null; done
 }
 
+# System calls per request of one proxy: strace -c over a short wrk run (slowed
+# by strace, so not timed; the counts per request are what matter).
+syscalls() { # name pid url
+    local name=$1 pid=$2 url=$3
+    strace -c -f -q -p "$pid" -o "$WORK/$name.strace" & local tracer=$!
+    sleep 0.5
+    wrk -t1 -c"$CONNS" -d3s -H "$AUTH" -H "$TEN" "$url" >"$WORK/strace-wrk.txt"
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+    local reqs; reqs=$(awk '/requests in/ {print $1}' "$WORK/strace-wrk.txt")
+    awk -v n="$reqs" -v name="$name" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {c[$NF] = $4}
+        END {printf "  %-8s", name; for (k in c) if (c[k] / n >= 0.05) printf " %s %.2f", k, c[k] / n; printf "  (per request)\n"}' \
+        "$WORK/$name.strace"
+}
+
 WRK=wrk
 setting "1 thread, unpinned"
+echo "==> system calls per request"
+syscalls bare "$BARE_PID" "http://$BARE/d/x" | tee "$WORK/syscalls.txt"
+syscalls default "$GW_PID" "http://$GW/d/x" | tee -a "$WORK/syscalls.txt"
 
 pin 0 "$BARE_PID" "$GW_PID"; pin 1 "$UP_PID"; WRK="taskset -c 1 wrk"
 setting "1 thread, pinned"
@@ -103,4 +117,5 @@ setting "2 threads, unpinned"
 
 stamp=$(date -u +%Y%m%dT%H%M%S)
 cp "$TSV" "$OUT/gateway-$stamp.tsv"
-python3 bench/gateway/summarize.py "$TSV" | tee "$OUT/gateway-$stamp.md"
+{ python3 bench/gateway/summarize.py "$TSV"; echo; echo "System calls per request:"; cat "$WORK/syscalls.txt"; } |
+    tee "$OUT/gateway-$stamp.md"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarizes the rounds bench/gateway/run.sh recorded (a TSV) as Markdown tables:
 per setting and target the median and spread of requests/s, median p50/p99, CPU
-time and I/O per request; then the median of the per-round gateway/bare ratios."""
+time and context switches per request; then the median of the per-round
+gateway/bare ratios."""
 
 import csv
 import statistics
@@ -38,8 +39,8 @@ def main(path: str) -> None:
         rounds = len(of["bare"])
         print(f"\n### {setting} ({rounds} rounds)\n")
         print("| target | req/s median | min-max | p50 µs | p99 µs | non-2xx | CPU user µs/req | CPU sys µs/req "
-              "| reads/req | writes/req | bytes read/req | bytes written/req | ctx switches/req |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| ctx switches/req |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for t in targets:
             rs = of[t]
             rps = [float(r["rps"]) for r in rs]
@@ -47,8 +48,6 @@ def main(path: str) -> None:
                   f"| {fmt(median(micros(r['p50']) for r in rs))} | {fmt(median(micros(r['p99']) for r in rs))} "
                   f"| {sum(int(r['non2xx']) for r in rs)} "
                   f"| {fmt(median(r['user_us'] for r in rs), 2)} | {fmt(median(r['sys_us'] for r in rs), 2)} "
-                  f"| {fmt(median(r['syscr'] for r in rs), 2)} | {fmt(median(r['syscw'] for r in rs), 2)} "
-                  f"| {fmt(median(r['rchar'] for r in rs), 0)} | {fmt(median(r['wchar'] for r in rs), 0)} "
                   f"| {fmt(median(r['ctxsw'] for r in rs), 3)} |")
         by_round = lambda t: {r["round"]: r for r in of[t]}
         bare = by_round("bare")

@@ -159,7 +159,9 @@ impl AccessControl {
         };
         self.memo_counters.miss.inc();
         let begun = self.cache.begin();
-        match self.try_decide(route, presented.as_ref(), facts).await {
+        // Boxed: the miss path's state (cache lookups) stays out of the future
+        // every request moves, which a hit then never pays for.
+        match Box::pin(self.try_decide(route, presented.as_ref(), facts)).await {
             Ok(identity) => {
                 // Only a verified token's decisions are kept: anonymous ones cost
                 // little to make, and must not let anyone fill the memo.
@@ -221,17 +223,17 @@ impl AccessControl {
             // A tenant-scoped route without a minimum role still needs membership.
             return Err(Refusal::of(ErrorCode::NotAMember));
         }
-        let mut identity = Identity {
+        let headers = identity_headers::block(user.as_deref(), tenant.as_deref(), role, route.identity_headers())
+            .ok_or(Refusal::new(ErrorCode::InternalError, "an identity value is not a valid header value"))?;
+        let identity = Identity {
             user,
             tenant,
             role,
             via_cookie: presented.cookie,
             via_header: presented.header,
             expires_at: presented.expires_at,
-            headers: HeaderBlock::default(),
+            headers,
         };
-        identity.headers = identity_headers::block(&identity, route.identity_headers())
-            .ok_or(Refusal::new(ErrorCode::InternalError, "an identity value is not a valid header value"))?;
         Ok(identity)
     }
 

@@ -9,7 +9,8 @@ use pingora::http::RequestHeader;
 
 use crate::routes::{IdentityHeader, IdentityHeaders};
 
-use super::access::Identity;
+use shared::cache::{CachedTenant, CachedUser};
+use shared::domain::Role;
 
 /// The signed identity assertion's header (see [`shared::assertion`]).
 pub const ASSERTION: &str = "x-tenantgate-assertion";
@@ -71,18 +72,23 @@ pub fn remove(headers: &mut http::HeaderMap, names: &[HeaderName]) {
 /// Headers written on every request an entry serves (see [`crate::memo`]).
 pub use crate::memo::HeaderBlock;
 
-/// The identity headers `wanted` by a route, for `identity`: built once per
+/// The identity headers `wanted` by a route, for a decided user, tenant and role: built once per
 /// decision from the values each cached user and tenant built once (clones are
 /// reference counts), and kept with the decision in the memo.
 ///
 /// `None` when a value is not a valid header value (cannot happen for ids and
 /// slugs; emails are validated at registration).
-pub fn block(identity: &Identity, wanted: IdentityHeaders) -> Option<HeaderBlock> {
-    let user = match &identity.user {
+pub fn block(
+    user: Option<&CachedUser>,
+    tenant: Option<&CachedTenant>,
+    role: Option<Role>,
+    wanted: IdentityHeaders,
+) -> Option<HeaderBlock> {
+    let user = match user {
         Some(user) => Some((user.header_values()?, user.email_verified)),
         None => None,
     };
-    let tenant = match &identity.tenant {
+    let tenant = match tenant {
         Some(tenant) => Some(tenant.header_values()?),
         None => None,
     };
@@ -95,7 +101,7 @@ pub fn block(identity: &Identity, wanted: IdentityHeaders) -> Option<HeaderBlock
             }
             IdentityHeader::TenantId => tenant.map(|[id, _]| id.clone()),
             IdentityHeader::TenantSlug => tenant.map(|[_, slug]| slug.clone()),
-            IdentityHeader::TenantRole => identity.role.map(|role| HeaderValue::from_static(role.as_str())),
+            IdentityHeader::TenantRole => role.map(|role| HeaderValue::from_static(role.as_str())),
         }
     };
     Some(wanted.iter().filter_map(|header| Some((header.name(), value(header)?))).collect())
