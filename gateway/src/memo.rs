@@ -19,12 +19,11 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use edge::credentials::Presented;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use moka::sync::Cache;
-use moka::Expiry;
+use quick_cache::sync::Cache;
 use shared::domain::Slug;
 
 /// How long an entry lives at most.
@@ -75,27 +74,20 @@ struct Remembered<T> {
     /// The decision's value (for the proxy: the identity, header block included,
     /// and the [`shared::cache::Stamp`] it was derived at).
     value: T,
-    /// Unix second after which the token is no longer accepted (`i64::MAX`
-    /// without one).
-    accepted_until: i64,
+    /// The last Unix second it may be used: its token's last accepted second,
+    /// or [`TTL`] after it was made if that comes first.
+    until: i64,
 }
 
-/// The memo. Cheap to share.
+/// The memo: a `quick_cache` (CLOCK-Pro eviction, a read lock per shard, no
+/// bookkeeping on a hit: a warm request's lookup is a hash and a compare). Entries
+/// carry their own deadline. Cheap to share.
 pub struct DecisionMemo<T> {
-    entries: Cache<Box<[u8]>, Arc<Remembered<T>>, ahash::RandomState>,
+    entries: Cache<Box<[u8]>, Arc<Remembered<T>>>,
 }
 
 /// A looked-up key, kept for the insert after a miss.
 pub struct Key(Box<[u8]>);
-
-struct UntilDue;
-
-impl<T> Expiry<Box<[u8]>, Arc<Remembered<T>>> for UntilDue {
-    fn expire_after_create(&self, _: &Box<[u8]>, entry: &Arc<Remembered<T>>, _: Instant) -> Option<Duration> {
-        let left = entry.accepted_until.saturating_sub(unix_now());
-        Some(TTL.min(Duration::from_secs(u64::try_from(left).unwrap_or(0))))
-    }
-}
 
 thread_local! {
     /// The key of the lookup in progress: a warm request builds it here, without
@@ -106,12 +98,7 @@ thread_local! {
 impl<T: Clone + Send + Sync + 'static> DecisionMemo<T> {
     /// A memo of at most `capacity` entries.
     pub fn new(capacity: u64) -> DecisionMemo<T> {
-        DecisionMemo {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilDue)
-                .build_with_hasher(ahash::RandomState::new()),
-        }
+        DecisionMemo { entries: Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)) }
     }
 
     /// The remembered decision for `inputs` if there is one whose token is still
@@ -128,9 +115,9 @@ impl<T: Clone + Send + Sync + 'static> DecisionMemo<T> {
         KEY.with_borrow_mut(|key| {
             encode(inputs, key);
             match self.entries.get(key.as_slice()) {
-                Some(hit) if hit.accepted_until >= unix_now() && current(&hit.value) => Ok(hit.value.clone()),
+                Some(hit) if hit.until >= unix_now() && current(&hit.value) => Ok(hit.value.clone()),
                 Some(_) => {
-                    self.entries.invalidate(key.as_slice());
+                    self.entries.remove(key.as_slice());
                     Err(Some(Key(key.as_slice().into())))
                 }
                 None => Err(Some(Key(key.as_slice().into()))),
@@ -138,28 +125,25 @@ impl<T: Clone + Send + Sync + 'static> DecisionMemo<T> {
         })
     }
 
-    /// Remembers `value` under `key`.
+    /// Remembers `value` under `key` until `accepted_until` (its token's last
+    /// accepted Unix second) or for [`TTL`], whichever ends first.
     pub fn insert(&self, key: Key, value: T, accepted_until: i64) {
-        self.entries.insert(key.0, Arc::new(Remembered { value, accepted_until }));
+        // Whole seconds: the entry is used for at most TTL, at least TTL less one second.
+        let until = accepted_until.min(unix_now().saturating_add(TTL.as_secs() as i64 - 1));
+        self.entries.insert(key.0, Arc::new(Remembered { value, until }));
     }
 
     /// Forgets everything (not needed for correctness: for tests and tools).
     pub fn clear(&self) {
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 
-    /// How many entries there are (approximately; moka counts lazily).
-    pub fn len(&self) -> u64 {
-        self.entries.entry_count()
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// Runs moka's pending maintenance now (benchmarks: so that they measure lookups,
-    /// not the inserts' bookkeeping).
-    pub fn run_pending_tasks(&self) {
-        self.entries.run_pending_tasks();
-    }
-
-    /// Whether there are none (approximately).
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
