@@ -60,7 +60,7 @@ rotate() { # url seconds [passes]
         # wrk divides by its whole -d even when the script stopped early: the
         # rate of a stopped pass is the connections over the mean latency
         # (Little's law).
-        rps=$(awk -v c="$CONNS" '$1 == "Latency" {v = $2; f = (v ~ /us$/) ? 1e-6 : (v ~ /ms$/) ? 1e-3 : 1;
+        rps=$(awk -v c="$CONNS" '$1 == "Latency" && $2 ~ /^[0-9.]+(us|ms|s)$/ {v = $2; f = (v ~ /us$/) ? 1e-6 : (v ~ /ms$/) ? 1e-3 : 1;
             sub(/[a-z]+$/, "", v); printf "%.0f", c / (v * f)}' "$WORK/wrk.txt")
     fi
     echo "$rps $p50 $p99 $reqs ${non2xx:-0}"
