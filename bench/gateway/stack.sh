@@ -15,7 +15,8 @@
 # valgrind). BENCH_TOOLS lists the Debian packages to install if missing (default:
 # wrk). Defines start_proxies THREADS and stop_proxies; sets DB, BARE_PID, GW_PID,
 # AUTH and TEN (the request headers every run sends), TENANT and TOKEN; starts the
-# proxies with ${THREADS:-1} worker threads.
+# proxies with ${THREADS:-1} worker threads. ASSERTION=HS256 signs the full route's
+# assertion with HMAC instead of the default Ed25519.
 
 source scripts/lib/ensure.sh
 ensure_tools
@@ -51,6 +52,10 @@ echo "==> building (release)"
 cargo build --release -q -p tenantgate-gateway --bin gateway --bin demo_upstream --example bare_proxy
 
 read -r -a wrap <<<"${WRAP:-}"
+assertion_env=()
+if [ "${ASSERTION:-EdDSA}" = HS256 ]; then
+    assertion_env=(GATEWAY_ASSERTION_ALGORITHM=HS256 GATEWAY_ASSERTION_SECRET=bench-assertion-secret-0123456789abcdef012)
+fi
 ./target/release/demo_upstream --fixed --listen "$UP" >/dev/null 2>&1 & pids+=($!)
 
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
@@ -85,7 +90,7 @@ start_proxies() {
         JWT_REFRESH_SECRET=bench-refresh-secret-0123456789abcdef01234567 \
         DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB REDIS_KEY_PREFIX="tgbench$$:" QUEUE_PREFIX="tgbench$$." \
         GATEWAY_LISTEN="$GW" GATEWAY_ADMIN_LISTEN="$ADMIN" GATEWAY_ROUTES="$WORK/routes.toml" GATEWAY_THREADS="$threads" \
-        LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent \
+        LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent "${assertion_env[@]}" \
         "${wrap[@]}" ./target/release/gateway >"$WORK/gateway.log" 2>&1 &
     GW_PID=$!
     proxy_pids=("$BARE_PID" "$GW_PID")

@@ -10,6 +10,8 @@
 //! the request (`X-Forwarded-Host`, `X-Original-URL`...), unless a trusted proxy
 //! set them in their exact spelling.
 
+use std::borrow::Cow;
+
 use http::HeaderName;
 
 /// Prefixes of headers only the gateway sets: identities, tenants, its own
@@ -141,7 +143,14 @@ impl HeaderRules {
         if !self.might_match(first) {
             return Kind::Ordinary;
         }
-        let canonical = canonical(name);
+        // Header names are lowercase; most are already canonical and need no copy.
+        let canonical: Cow<'_, str> = if name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(canonical(name))
+        };
+        let canonical = &*canonical;
         if let Some(known) = INJECTED.iter().find(|n| **n == canonical) {
             return Kind::Identity(known);
         }

@@ -1,7 +1,13 @@
 //! The gateway's Prometheus metrics, registered in a per-process [`Registry`].
 //! Cache metrics are registered by `shared::cache` into the same registry.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use http::{Method, StatusCode};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric the gateway exports.
 #[derive(Clone)]
@@ -33,6 +39,58 @@ pub struct Metrics {
     pub streams_ended: IntCounter,
     /// Decision memo lookups by result.
     pub memo: MemoCounters,
+    /// Each route's request metrics, resolved on its first request.
+    routes: Arc<RwLock<MetersByRoute>>,
+}
+
+/// Each route's [`RouteMeters`], by route name.
+type MetersByRoute = HashMap<Arc<str>, Arc<RouteMeters>, ahash::RandomState>;
+
+/// One route's request metrics, resolved once per route name (names outlive
+/// reloads, so a reloaded route keeps its series): the proxied path records a
+/// request without hashing label strings three times.
+pub struct RouteMeters {
+    /// `tenantgate_http_request_duration_seconds{route}`.
+    pub duration: Histogram,
+    /// `tenantgate_upstream_response_duration_seconds{route}`.
+    pub upstream_duration: Histogram,
+    requests: IntCounterVec,
+    route: Arc<str>,
+    /// `tenantgate_http_requests_total{route, method, status}` by method and status.
+    by_answer: RwLock<HashMap<(&'static str, u16), IntCounter, ahash::RandomState>>,
+}
+
+impl RouteMeters {
+    /// Counts one request of `method` answered with `status`.
+    pub fn count(&self, method: &Method, status: StatusCode) {
+        let key = (method_label(method), status.as_u16());
+        let known = self.by_answer.read().ok().and_then(|m| m.get(&key).cloned());
+        let counter = known.unwrap_or_else(|| {
+            let counter = self.requests.with_label_values(&[&*self.route, key.0, status.as_str()]);
+            if let Ok(mut m) = self.by_answer.write() {
+                m.insert(key, counter.clone());
+            }
+            counter
+        });
+        counter.inc();
+    }
+}
+
+/// The `method` label: the standard methods by name, anything else `other`, so a
+/// client cannot mint label values (series) with made-up methods.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// `tenantgate_decision_memo_total{result="hit"|"miss"}`, resolved once: the
@@ -117,6 +175,7 @@ impl Metrics {
                 registry.register(Box::new(vec.clone()))?;
                 MemoCounters { hit: vec.with_label_values(&["hit"]), miss: vec.with_label_values(&["miss"]) }
             },
+            routes: Arc::default(),
             registry,
         };
         let m = &metrics;
@@ -133,5 +192,43 @@ impl Metrics {
         m.registry.register(Box::new(m.streams_ended.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
+    }
+
+    /// The request metrics of the route named `route`.
+    pub fn route(&self, route: &Arc<str>) -> Arc<RouteMeters> {
+        if let Some(meters) = self.routes.read().ok().and_then(|m| m.get(route).cloned()) {
+            return meters;
+        }
+        let meters = Arc::new(RouteMeters {
+            duration: self.duration.with_label_values(&[route]),
+            upstream_duration: self.upstream_duration.with_label_values(&[route]),
+            requests: self.requests.clone(),
+            route: route.clone(),
+            by_answer: RwLock::default(),
+        });
+        match self.routes.write() {
+            Ok(mut m) => m.entry(route.clone()).or_insert(meters).clone(),
+            Err(_) => meters,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_meters_count_into_the_shared_series() {
+        let metrics = Metrics::new().unwrap();
+        let name: Arc<str> = Arc::from("app");
+        let meters = metrics.route(&name);
+        assert!(Arc::ptr_eq(&meters, &metrics.route(&name)), "resolved once per name");
+        meters.count(&Method::GET, StatusCode::OK);
+        meters.count(&Method::GET, StatusCode::OK);
+        meters.count(&Method::from_bytes(b"BREW").unwrap(), StatusCode::NOT_FOUND);
+        meters.duration.observe(0.001);
+        assert_eq!(metrics.requests.with_label_values(&["app", "GET", "200"]).get(), 2);
+        assert_eq!(metrics.requests.with_label_values(&["app", "other", "404"]).get(), 1);
+        assert_eq!(metrics.duration.with_label_values(&["app"]).get_sample_count(), 1);
     }
 }

@@ -70,7 +70,7 @@ fn take_parts(upstream: &mut RequestHeader) -> Parts {
     Parts::from(std::mem::replace(upstream, RequestHeader::from(empty)))
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const ASSERTION: HeaderName = HeaderName::from_static(identity_headers::ASSERTION);
 
@@ -80,7 +80,7 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     // Room for what is added below, at once rather than by doubling.
     headers.reserve(ctx.identity.headers.len() + 3);
     // One id, replacing whatever (invalid, repeated) ids the client sent.
-    headers.insert(request_id::HEADER, ctx.request_id_header.clone());
+    headers.insert(request_id::HEADER, ctx.request_id.header());
     crate::memo::write(headers, &ctx.identity.headers);
     if let Some(client) = &ctx.client {
         headers.insert(X_FORWARDED_FOR, header_value(&client.forwarded_for)?);
@@ -123,7 +123,7 @@ fn sign_assertion(method: &http::Method, ctx: &RequestCtx, route: &Route, assert
         role: identity.role,
     };
     assertions
-        .sign(&subject, route.assertion_audience(), &ctx.request_id, method.as_str(), ctx.upstream_uri.path())
+        .sign(&subject, route.assertion_audience(), ctx.request_id.as_str(), method.as_str(), ctx.upstream_uri.path())
         .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "signing the assertion", e))
 }
 

@@ -13,7 +13,7 @@ pub mod identity_headers;
 pub mod rate_limit;
 mod request_id;
 pub mod respond;
-mod routing;
+pub(crate) mod routing;
 pub mod upstreams;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,10 +34,11 @@ use edge::headers::HeaderRules;
 use self::access::{AccessControl, Decision, Identity, Refusal};
 use self::browser::{Browser, Refreshed};
 use self::rate_limit::{RateLimits, Verdict};
+use self::request_id::RequestId;
 use self::upstreams::Pools;
 use crate::api;
 use crate::error_code::ErrorCode;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMeters};
 use crate::portal;
 use crate::revocation::{Grant, Revocations, Tap, Watch};
 use crate::routes::{Requirement, Route, RouteTable, TenantSource};
@@ -46,16 +47,15 @@ use crate::web_session::rotation::Presenter;
 /// Per-request state.
 pub struct RequestCtx {
     /// The id logged, forwarded and returned in `X-Request-Id`.
-    pub request_id: String,
-    /// The same, as the header value (built once, shared by the upstream request
-    /// and the answer).
-    pub request_id_header: HeaderValue,
+    pub request_id: RequestId,
     /// When the request arrived.
     pub started: Instant,
     /// The route label for logs and metrics (`auth-api`, a route name, `none`).
     pub route_label: Arc<str>,
     /// The matched route.
     pub route: Option<Arc<Route>>,
+    /// The matched route's request metrics.
+    pub meters: Option<Arc<RouteMeters>>,
     /// Who, which tenant, which role.
     pub identity: Identity,
     /// The client, as decided from the TCP peer and trusted proxies.
@@ -120,11 +120,11 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: String::new(),
-            request_id_header: HeaderValue::from_static("-"),
+            request_id: RequestId::default(),
             started: Instant::now(),
             route_label: Arc::from("none"),
             route: None,
+            meters: None,
             identity: Identity::default(),
             client: None,
             forwarded_proto: "http",
@@ -142,8 +142,6 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
-        // Valid by construction (`request_id::is_valid`, or generated).
-        ctx.request_id_header = HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-"));
         ctx.client = self.client_of(session);
         let path = session.req_header().uri.path();
         if api::owns(path) {
@@ -152,7 +150,8 @@ impl ProxyHttp for Gateway {
             ctx.route_label = Arc::from(label);
             let client_ip = ctx.client.as_ref().map(|c| c.ip);
             let served =
-                Box::pin(api_bridge::serve(session, router, self.body_limit, &ctx.request_id, client_ip)).await?;
+                Box::pin(api_bridge::serve(session, router, self.body_limit, ctx.request_id.as_str(), client_ip))
+                    .await?;
             ctx.status = Some(served);
             return Ok(true);
         }
@@ -198,11 +197,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.watch_untracked_stream(upstream_response, ctx);
-        if let Some(sent) = ctx.upstream_started {
-            self.metrics
-                .upstream_duration
-                .with_label_values(&[&*ctx.route_label])
-                .observe(sent.elapsed().as_secs_f64());
+        if let (Some(sent), Some(meters)) = (ctx.upstream_started, &ctx.meters) {
+            meters.upstream_duration.observe(sent.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -214,7 +210,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         forward::prepare_response(upstream_response, |headers| {
-            headers.insert(request_id::HEADER, ctx.request_id_header.clone());
+            headers.insert(request_id::HEADER, ctx.request_id.header());
             self.drop_gateway_set_cookies(headers, ctx);
             for cookie in ctx.set_cookies.drain(..) {
                 headers.append(http::header::SET_COOKIE, cookie);
@@ -272,6 +268,7 @@ impl Gateway {
         let table = self.routes.load();
         let target = routing::resolve(&table, session.req_header())?;
         ctx.route_label = target.route.name().clone();
+        ctx.meters = Some(self.metrics.route(target.route.name()));
         if !target.route.allows_method(&session.req_header().method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
@@ -286,7 +283,7 @@ impl Gateway {
         }
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
         ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer);
-        ctx.spoofed = self.spoofed(session.req_header(), &target.route, trusted_peer, &ctx.request_id);
+        ctx.spoofed = self.spoofed(session.req_header(), &target.route, trusted_peer, ctx.request_id.as_str());
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
@@ -341,7 +338,7 @@ impl Gateway {
     /// (and the stream's next chunk refused), counted and logged.
     fn start_watch(&self, ctx: &mut RequestCtx, grant: Grant, tap: Arc<Tap>) {
         ctx.stream_ended = Some(tap.ended.clone());
-        let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.clone());
+        let (ended, request_id) = (self.metrics.streams_ended.clone(), ctx.request_id.to_string());
         ctx.stream_watch = Some(Watch::start(self.revocations.clone(), grant, tap, move || {
             ended.inc();
             tracing::info!(request_id, "access ended: closing the open stream");
@@ -352,7 +349,7 @@ impl Gateway {
     /// forwarded. `None` for a peer that is not an IP socket.
     fn client_of(&self, session: &Session) -> Option<Client> {
         let peer = session.client_addr()?.as_inet()?.ip();
-        let forwarded = session.req_header().headers.get_all("x-forwarded-for");
+        let forwarded = session.req_header().headers.get_all(forward::X_FORWARDED_FOR);
         Some(client_ip::resolve(peer, forwarded.iter().filter_map(|v| v.to_str().ok()), &self.trusted_proxies))
     }
 
@@ -400,7 +397,7 @@ impl Gateway {
         let headers = &session.req_header().headers;
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         let presenter = Presenter { user_agent, ip: ctx.client.as_ref().map(|c| c.ip) };
-        match self.browser.refresh(&refresh, &ctx.request_id, presenter).await {
+        match self.browser.refresh(&refresh, ctx.request_id.as_str(), presenter).await {
             Refreshed::Pair(pair) => {
                 ctx.set_cookies.extend(self.browser.cookies.session(&pair.access, pair.refresh_text(), &target.host));
                 let headers = browser::with_bearer(headers, &pair.access);
@@ -441,7 +438,7 @@ impl Gateway {
         let mut header = ResponseHeader::build(status, Some(4 + ctx.set_cookies.len()))?;
         header.insert_header(http::header::LOCATION, location)?;
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        header.insert_header(request_id::HEADER, ctx.request_id_header.clone())?;
+        header.insert_header(request_id::HEADER, ctx.request_id.header())?;
         for cookie in ctx.set_cookies.drain(..) {
             header.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -452,7 +449,7 @@ impl Gateway {
 
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
-        let mut headers = vec![(request_id::HEADER, ctx.request_id_header.clone())];
+        let mut headers = vec![(request_id::HEADER, ctx.request_id.header())];
         if refusal.status() == StatusCode::UNAUTHORIZED {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -483,8 +480,17 @@ impl Gateway {
         };
         let req = session.req_header();
         let elapsed = ctx.started.elapsed();
-        self.metrics.requests.with_label_values(&[&*ctx.route_label, req.method.as_str(), status.as_str()]).inc();
-        self.metrics.duration.with_label_values(&[&*ctx.route_label]).observe(elapsed.as_secs_f64());
+        match &ctx.meters {
+            Some(meters) => {
+                meters.count(&req.method, status);
+                meters.duration.observe(elapsed.as_secs_f64());
+            }
+            None => {
+                let method = crate::metrics::method_label(&req.method);
+                self.metrics.requests.with_label_values(&[&*ctx.route_label, method, status.as_str()]).inc();
+                self.metrics.duration.with_label_values(&[&*ctx.route_label]).observe(elapsed.as_secs_f64());
+            }
+        }
         // Field values are only evaluated when the line is enabled: nothing is
         // formatted per request at LOG_LEVEL=warn.
         tracing::info!(
