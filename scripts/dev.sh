@@ -15,7 +15,7 @@ if [ ! -f .env ]; then
     sed -e "s|^APP_ENV=.*|APP_ENV=development|" \
         -e "s|^JWT_SECRET=.*|JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')|" \
         -e "s|^JWT_REFRESH_SECRET=.*|JWT_REFRESH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')|" \
-        -e "s|^MAIL_TRANSPORT=.*|MAIL_TRANSPORT=file|" \
+        -e "s|^MAIL_TRANSPORT=.*|MAIL_TRANSPORT=log|" \
         -e "s|^GATEWAY_COOKIE_SECURE=.*|GATEWAY_COOKIE_SECURE=false|" \
         .env.example > .env
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The declared minimum Rust version (`rust-version` in Cargo.toml) is true:
-#  1. no locked dependency declares a newer one (cargo metadata, offline);
+#  1. no locked dependency declares a newer one (cargo metadata);
 #  2. clippy's incompatible_msrv lint (on in `cargo clippy`) keeps our own code off
 #     newer std APIs;
 #  3. with --build, the workspace builds and its unit tests pass on exactly that
@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 declared=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 echo "==> MSRV ${declared}: locked dependencies"
-cargo metadata --format-version 1 --locked --offline 2>/dev/null | python3 -c '
+# Not --offline: a fresh machine has not fetched the crates of other platforms yet.
+cargo metadata --format-version 1 --locked -q | python3 -c '
 import json, sys
 declared = tuple(int(x) for x in sys.argv[1].split("."))
 meta = json.load(sys.stdin)

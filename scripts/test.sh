@@ -14,6 +14,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# deploy/: Prometheus config and alerts (with their unit tests), dashboard, units.
+./scripts/check-deploy.sh
 # The declared rust-version holds for every locked dependency (no build; see make msrv).
 ./scripts/msrv.sh
 echo "==> cargo test"

@@ -1,5 +1,5 @@
 //! The command line: `gateway [serve]`, `gateway migrate`, `gateway check-config`,
-//! `gateway assertion-key`.
+//! `gateway check-route`, `gateway assertion-key`.
 
 use std::path::PathBuf;
 
@@ -35,6 +35,22 @@ pub enum Command {
     Migrate,
     /// Validate settings (and routes) and exit non-zero with the problem if invalid.
     CheckConfig,
+    /// Dry-run one request through the route table and the access decision: which
+    /// route, how the tenant is found, what role is required, whether it would be
+    /// allowed and which headers the app would get. Exits 0 if allowed, 2 if refused.
+    CheckRoute {
+        /// The request's URL, e.g. `http://app.example.com/reports?x=1`.
+        url: String,
+        /// The request method.
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// Decide as this user (email): a token is signed for them with JWT_SECRET.
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        /// A request header, `"Name: value"` (repeatable), e.g. `-H "X-Tenant-Slug: acme"`.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+    },
     /// Print a new Ed25519 private key (PEM) for `GATEWAY_ASSERTION_KEY_FILE`.
     /// Rotation: append it to the file (published, not yet signing), and after
     /// the JWKS cache time (5 minutes) move it to the top (signing).
@@ -54,6 +70,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Serve { upgrade: false }) {
         Command::CheckConfig => check_config(&settings),
+        Command::CheckRoute { url, method, user, headers } => {
+            let check = crate::check_route::Check { url, method, user, headers };
+            let (report, verdict) = crate::check_route::run(&settings, &check)?;
+            print!("{report}");
+            if verdict == crate::check_route::Verdict::Refused {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::AssertionKey => unreachable!("answered before settings are loaded"),
         Command::Migrate => {
             init_logging(&settings)?;

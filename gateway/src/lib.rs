@@ -8,6 +8,7 @@
 pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod app;
+pub(crate) mod check_route;
 pub mod cli;
 pub(crate) mod control;
 pub(crate) mod error_code;

@@ -160,7 +160,7 @@ impl Jobs {
     }
 
     /// Renders and assembles the email; `Err` is a dead-letter reason.
-    fn compose(&self, envelope: &Envelope, job: &EmailJob) -> Result<lettre::Message, String> {
+    fn compose(&self, envelope: &Envelope, job: &EmailJob) -> Result<crate::mail::Outgoing, String> {
         let token = job.data.get("token").and_then(|t| t.as_str()).unwrap_or_default();
         let link = self.links.for_job(&envelope.job, token).ok_or("data.token is missing or malformed")?;
         let mut context = job.data.clone();

@@ -7,6 +7,7 @@ mod assertions;
 mod attacks;
 mod auth_api;
 mod cache;
+mod check_route;
 mod domains;
 mod helpers;
 mod invitations;

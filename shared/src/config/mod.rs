@@ -170,6 +170,10 @@ pub enum MailTransport {
     Smtp,
     /// `.eml` files in `MAIL_DIR` (development and demos).
     File,
+    /// Each message's recipient, subject and text written to the log, one-time
+    /// links included: for trying the product out, refused with
+    /// `APP_ENV=production`.
+    Log,
 }
 
 /// The whole settings tree.
@@ -308,7 +312,7 @@ pub struct SmtpSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
-    /// `MAIL_TRANSPORT`: `smtp` or `file`.
+    /// `MAIL_TRANSPORT`: `smtp`, `file` or `log`.
     pub transport: MailTransport,
     /// `MAIL_DIR`: the folder `.eml` files are written to with `MAIL_TRANSPORT=file`.
     pub dir: PathBuf,

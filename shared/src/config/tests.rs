@@ -185,3 +185,13 @@ fn upgrade_socket_and_pid_file_default_into_the_runtime_dir() {
     let s = env(&vars).unwrap();
     assert_eq!((s.upgrade_socket(), s.pid_file()), ("/run/a/up.sock".into(), "/run/b/gw.pid".into()));
 }
+
+#[test]
+fn mail_to_the_log_is_for_trying_out_only() {
+    let mut vars = GOOD.to_vec();
+    vars.push(("MAIL_TRANSPORT", "log"));
+    let err = env(&vars).unwrap_err().to_string();
+    assert!(err.contains("MAIL_TRANSPORT=log") && err.contains("APP_ENV=production"), "{err}");
+    vars.push(("APP_ENV", "development"));
+    assert_eq!(env(&vars).unwrap().mail.transport, MailTransport::Log);
+}

@@ -103,6 +103,13 @@ impl Settings {
         if self.mail.transport == MailTransport::Smtp && self.smtp.host.is_empty() {
             return invalid("SMTP_HOST must be set with MAIL_TRANSPORT=smtp".into());
         }
+        if self.mail.transport == MailTransport::Log && self.app.env == Profile::Production {
+            return invalid(
+                "MAIL_TRANSPORT=log writes one-time links into the log: use it to try tenantgate out, \
+                 not with APP_ENV=production"
+                    .into(),
+            );
+        }
         self.validate_portal()?;
         for prefix in &self.gateway.identity_header_prefixes {
             if axum::http::HeaderName::from_bytes(prefix.as_bytes()).is_err() {

@@ -1,5 +1,6 @@
 //! Outgoing mail: rendering ([`render`]), building the MIME message, and handing
-//! it to a transport (pooled SMTP, or `.eml` files for development).
+//! it to a transport (pooled SMTP; `.eml` files for development; or the log, to try
+//! the product out without a mail server).
 
 pub mod render;
 
@@ -62,6 +63,17 @@ impl SendError {
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     File(AsyncFileTransport<Tokio1Executor>),
+    /// `MAIL_TRANSPORT=log` (refused in production by settings validation).
+    Log,
+}
+
+/// A message ready to send: the MIME message, and for the log transport what a
+/// reader needs of it (the MIME body is transfer-encoded).
+pub struct Outgoing {
+    message: Message,
+    to: String,
+    subject: String,
+    text: String,
 }
 
 /// Sends rendered mail through the configured transport. Cheap to share: the SMTP
@@ -86,6 +98,10 @@ impl Mailer {
             MailTransport::File => {
                 std::fs::create_dir_all(&mail.dir).map_err(|e| Error::Dir(mail.dir.display().to_string(), e))?;
                 Transport::File(AsyncFileTransport::new(&mail.dir))
+            }
+            MailTransport::Log => {
+                tracing::warn!("MAIL_TRANSPORT=log: emails, with their one-time links, go to this log, not to anyone");
+                Transport::Log
             }
             MailTransport::Smtp => {
                 let builder = match smtp.tls {
@@ -114,22 +130,28 @@ impl Mailer {
     ///
     /// # Errors
     /// [`Error::Recipient`] or [`Error::Build`].
-    pub fn build(&self, to: &str, message_id: uuid::Uuid, rendered: Rendered) -> Result<Message, Error> {
-        let to: lettre::Address = to.parse().map_err(Error::Recipient)?;
-        Message::builder()
+    pub fn build(&self, to: &str, message_id: uuid::Uuid, rendered: Rendered) -> Result<Outgoing, Error> {
+        let address: lettre::Address = to.parse().map_err(Error::Recipient)?;
+        let (subject, text) = match self.transport {
+            Transport::Log => (rendered.subject.clone(), rendered.text.clone()),
+            _ => (String::new(), String::new()),
+        };
+        let message = Message::builder()
             .from(self.from.clone())
-            .to(Mailbox::new(None, to))
+            .to(Mailbox::new(None, address))
             .subject(rendered.subject)
             .message_id(Some(format!("<{message_id}@{}>", self.domain)))
             .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
-            .map_err(Error::Build)
+            .map_err(Error::Build)?;
+        Ok(Outgoing { message, to: to.to_owned(), subject, text })
     }
 
-    /// Hands `message` to the transport.
+    /// Hands `outgoing` to the transport.
     ///
     /// # Errors
     /// [`SendError`], classified for the retry decision.
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    pub async fn send(&self, outgoing: Outgoing) -> Result<(), SendError> {
+        let Outgoing { message, to, subject, text } = outgoing;
         match &self.transport {
             Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
                 let text = shared::telemetry::error_chain(&e);
@@ -146,6 +168,10 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| SendError::Transient(shared::telemetry::error_chain(&e))),
+            Transport::Log => {
+                tracing::info!(target: "tenantgate::mail", %to, %subject, body = %text, "email (MAIL_TRANSPORT=log)");
+                Ok(())
+            }
         }
     }
 }

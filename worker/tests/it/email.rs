@@ -72,3 +72,42 @@ async fn a_redelivered_email_job_is_not_sent_twice() {
     assert_eq!(env.depth(&env.topology().queue(JobQueue::Email)).await, 0);
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_transport_log_writes_recipient_subject_and_link_to_the_log_and_settles_the_job() {
+    let env = TestEnv::new(3).await;
+    let log_path = std::env::temp_dir().join(format!("tg-mail-log-{}.txt", uuid::Uuid::new_v4().simple()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut worker = env.spawn_process_with(&[("MAIL_TRANSPORT", "log")], Some(&log));
+
+    let verify_token = token();
+    let job = EmailJob::new(
+        &Email::parse("ada@example.com").unwrap(),
+        &Language::parse("en").unwrap(),
+        templates::VERIFICATION,
+    )
+    .with("token", verify_token.clone())
+    .with("name", "Ada");
+    let envelope = Envelope::new(Job::SendVerification(job));
+    env.publish(&envelope).await;
+
+    let link = format!("{APP_URL}/auth/ui/verified?token={verify_token}");
+    let text = eventually(Duration::from_secs(20), "the email in the log", || async {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.contains(&link).then_some(text)
+    })
+    .await;
+    let line =
+        text.lines().find(|l| l.contains("MAIL_TRANSPORT=log") && l.contains("ada@example.com")).expect("the line");
+    assert!(line.contains("subject="), "{line}");
+    assert!(text.contains("emails, with their one-time links, go to this log"), "warned at start: {text}");
+    // Logged is delivered: recorded, so a redelivery is not logged again.
+    eventually(Duration::from_secs(10), "the job recorded as processed", || async {
+        shared::db::processed_messages::is_processed(&env.pool, envelope.id).await.unwrap().then_some(())
+    })
+    .await;
+    assert_eq!(env.sink.accepted_count(), 0, "nothing went to the SMTP server");
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(10)).await.success());
+    let _ = std::fs::remove_file(&log_path);
+}

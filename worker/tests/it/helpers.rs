@@ -179,6 +179,12 @@ impl TestEnv {
 
     /// Starts the real `worker` binary (in an empty folder, so no `.env` is read).
     pub fn spawn_process(&self) -> WorkerProcess {
+        self.spawn_process_with(&[], None)
+    }
+
+    /// [`TestEnv::spawn_process`] with `extra` environment on top, its output
+    /// (stdout and stderr) written to `log` if given.
+    pub fn spawn_process_with(&self, extra: &[(&str, &str)], log: Option<&std::fs::File>) -> WorkerProcess {
         let dir = std::env::temp_dir().join(format!("tg-worker-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let show = std::env::var("TEST_LOG").is_ok();
@@ -187,8 +193,17 @@ impl TestEnv {
             .current_dir(&dir)
             .env_clear()
             .envs(self.env())
-            .stdout(if show { Stdio::inherit() } else { Stdio::null() })
-            .stderr(if show { Stdio::inherit() } else { Stdio::null() })
+            .envs(extra.iter().copied())
+            .stdout(match log {
+                Some(file) => Stdio::from(file.try_clone().expect("log file")),
+                None if show => Stdio::inherit(),
+                None => Stdio::null(),
+            })
+            .stderr(match log {
+                Some(file) => Stdio::from(file.try_clone().expect("log file")),
+                None if show => Stdio::inherit(),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("spawn worker");
         WorkerProcess { child, dir }
