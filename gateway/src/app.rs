@@ -151,6 +151,7 @@ impl Application {
             trusted_proxies: TrustedProxies::new(settings.gateway.trusted_proxies.clone()),
             revocations,
             metrics: metrics.clone(),
+            access_sample: settings.log.access_sample,
         };
         let control = ControlPlane {
             cache,

@@ -69,6 +69,8 @@ pub struct RequestCtx {
     pub spoofed: Vec<HeaderName>,
     /// Path and query to send upstream.
     pub upstream_uri: http::Uri,
+    /// The upstream the request was sent to.
+    pub upstream: Option<std::net::SocketAddr>,
     /// When the upstream request was sent.
     pub upstream_started: Option<Instant>,
     /// The status the gateway answered itself, if it did.
@@ -112,6 +114,8 @@ pub struct Gateway {
     pub revocations: Revocations,
     /// Metrics.
     pub metrics: Metrics,
+    /// `LOG_ACCESS_SAMPLE`: the share of access-log lines below 400 written.
+    pub access_sample: f64,
 }
 
 #[async_trait]
@@ -131,6 +135,7 @@ impl ProxyHttp for Gateway {
             strip_authorization: false,
             spoofed: Vec::new(),
             upstream_uri: http::Uri::from_static("/"),
+            upstream: None,
             upstream_started: None,
             status: None,
             set_cookies: Vec::new(),
@@ -171,6 +176,7 @@ impl ProxyHttp for Gateway {
             ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
         let addr =
             self.pools.select(route).ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream"))?;
+        ctx.upstream = Some(addr);
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
         peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
@@ -468,8 +474,9 @@ impl Gateway {
         Ok(true)
     }
 
-    /// One log line and the request metrics. Logs the path without its query
-    /// string: queries can carry tokens.
+    /// The request metrics, and the access-log line (target `tenantgate::access`):
+    /// every answer of 400 and more, a `LOG_ACCESS_SAMPLE` share of the others.
+    /// Logs the path without its query string: queries can carry tokens.
     fn record(&self, session: &Session, error: Option<&pingora::Error>, ctx: &RequestCtx) {
         let status = match ctx.status {
             // Even when part of the answer went out before the client hung up.
@@ -491,9 +498,14 @@ impl Gateway {
                 self.metrics.duration.with_label_values(&[&*ctx.route_label]).observe(elapsed.as_secs_f64());
             }
         }
+        let sample = self.access_sample;
+        if status.as_u16() < 400 && sample < 1.0 && (sample <= 0.0 || rand::random::<f64>() >= sample) {
+            return;
+        }
         // Field values are only evaluated when the line is enabled: nothing is
         // formatted per request at LOG_LEVEL=warn.
         tracing::info!(
+            target: "tenantgate::access",
             request_id = %ctx.request_id,
             method = %req.method,
             path = %req.uri.path(),
@@ -502,6 +514,8 @@ impl Gateway {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             user_id = ctx.identity.user.as_ref().map(|u| u.id.to_string()),
             tenant_id = ctx.identity.tenant.as_ref().map(|t| t.id.to_string()),
+            tenant_slug = ctx.identity.tenant.as_ref().map(|t| t.slug.as_str()),
+            upstream = ctx.upstream.map(|a| a.to_string()),
             client = %session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
             error = error.map(|e| e.to_string()),
             "request"

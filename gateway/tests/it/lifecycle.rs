@@ -297,3 +297,63 @@ async fn api_log_lines_carry_their_request_id() {
     );
     assert!(spans.iter().any(|s| s["name"] == "auth.register"), "{line}");
 }
+
+/// The access log's JSON lines in `path`, once `done` holds for them (10 s at most).
+async fn access_lines(path: &std::path::Path, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["target"] == "tenantgate::access")
+            .collect();
+        if done(&lines) || Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One JSON access-log line per request with route, tenant, user, status,
+/// duration and upstream; `LOG_ACCESS_SAMPLE=0` keeps only answers of 400 and more.
+#[tokio::test]
+async fn access_log_lines_name_route_tenant_user_status_and_upstream_and_sampling_keeps_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let app = spawn_gateway_logging(DEFAULT_ROUTES, &[("LOG_FORMAT", "json")], None, Some(log)).await;
+    let m = crate::proxy::member(&app, "Acme").await;
+    let tenant = [("x-tenant-id", m.tenant_id.as_str())];
+    assert_eq!(crate::proxy::get(&app, "/app/x?token=secret-in-query", Some(&m.token), &tenant).await.0, 200);
+    let lines = access_lines(&log_path, |l| l.iter().any(|l| l["route"] == "app")).await;
+    let line = lines.iter().find(|l| l["route"] == "app").expect("the proxied request's line");
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["path"], "/app/x", "no query string: {line}");
+    assert_eq!(line["user_id"], m.user_id.as_str(), "{line}");
+    assert_eq!(line["tenant_id"], m.tenant_id.as_str(), "{line}");
+    assert_eq!(line["tenant_slug"], m.slug.as_str(), "{line}");
+    assert_eq!(line["upstream"], app.upstream.addr.as_str(), "{line}");
+    assert!(line["duration_ms"].as_f64().is_some_and(|d| d > 0.0), "{line}");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!text.contains(&m.token) && !text.contains("secret-in-query"), "no token in the log");
+    drop(app);
+
+    let log_path = dir.path().join("sampled.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let extra = [("LOG_FORMAT", "json"), ("LOG_ACCESS_SAMPLE", "0")];
+    let app = spawn_gateway_logging(DEFAULT_ROUTES, &extra, None, Some(log)).await;
+    let m = crate::proxy::member(&app, "Acme").await;
+    let tenant = [("x-tenant-id", m.tenant_id.as_str())];
+    for _ in 0..3 {
+        assert_eq!(crate::proxy::get(&app, "/app/x", Some(&m.token), &tenant).await.0, 200);
+    }
+    assert_eq!(crate::proxy::get(&app, "/app/x", None, &tenant).await.0, 401);
+    let lines = access_lines(&log_path, |l| l.iter().any(|l| l["status"] == 401)).await;
+    let statuses: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["route"] == "app").map(|l| &l["status"]).collect();
+    assert_eq!(statuses, [&serde_json::json!(401)], "only the refusal is logged: {lines:?}");
+    // The metrics still count every request.
+    let ok = r#"tenantgate_http_requests_total{method="GET",route="app",status="200"}"#;
+    assert_eq!(app.metric(ok).await, 3.0);
+}

@@ -60,7 +60,7 @@ impl Default for Settings {
                 invitations: Quota { max: 50, window: HOUR },
                 mail: Quota { max: 5, window: HOUR },
             },
-            log: LogSettings { level: "info".into(), format: LogFormat::Text },
+            log: LogSettings { level: "info".into(), format: LogFormat::Text, access_sample: 1.0 },
             password: PasswordSettings { hash_concurrency: 0 },
             gateway: GatewaySettings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),

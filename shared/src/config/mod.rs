@@ -73,6 +73,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("RATE_LIMIT_MAIL", "rate_limit.mail"),
     ("LOG_LEVEL", "log.level"),
     ("LOG_FORMAT", "log.format"),
+    ("LOG_ACCESS_SAMPLE", "log.access_sample"),
     ("PASSWORD_HASH_CONCURRENCY", "password.hash_concurrency"),
     ("GATEWAY_LISTEN", "gateway.listen"),
     ("GATEWAY_ADMIN_LISTEN", "gateway.admin_listen"),
@@ -395,6 +396,9 @@ pub struct LogSettings {
     pub level: String,
     /// `LOG_FORMAT`: `text` or `json`.
     pub format: LogFormat,
+    /// `LOG_ACCESS_SAMPLE`: the share (0 to 1) of the gateway's access-log lines
+    /// for answers below 400 that are written; answers of 400 and more always are.
+    pub access_sample: f64,
 }
 
 /// Password hashing settings.

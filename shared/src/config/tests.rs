@@ -195,3 +195,17 @@ fn mail_to_the_log_is_for_trying_out_only() {
     vars.push(("APP_ENV", "development"));
     assert_eq!(env(&vars).unwrap().mail.transport, MailTransport::Log);
 }
+
+#[test]
+fn access_log_sample_is_a_share() {
+    for bad in ["1.5", "-0.1", "half"] {
+        let mut vars = GOOD.to_vec();
+        vars.push(("LOG_ACCESS_SAMPLE", bad));
+        let err = env(&vars).unwrap_err().to_string();
+        assert!(err.contains("LOG_ACCESS_SAMPLE") || err.contains("access_sample"), "{bad}: {err}");
+    }
+    let mut vars = GOOD.to_vec();
+    vars.push(("LOG_ACCESS_SAMPLE", "0.25"));
+    assert_eq!(env(&vars).unwrap().log.access_sample, 0.25);
+    assert_eq!(env(&GOOD).unwrap().log.access_sample, 1.0);
+}

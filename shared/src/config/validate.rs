@@ -118,6 +118,9 @@ impl Settings {
                 ));
             }
         }
+        if !(0.0..=1.0).contains(&self.log.access_sample) {
+            return invalid(format!("LOG_ACCESS_SAMPLE {} must be between 0 and 1", self.log.access_sample));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
         }
