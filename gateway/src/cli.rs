@@ -102,11 +102,28 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     shared::telemetry::init_tracing(&settings.log).context("initialising logging")
 }
 
-/// Validates settings (already done by loading) and the route files.
+/// Validates settings (already done by loading), the `.env` file's names and the
+/// route files.
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
     let routes = crate::routes::RouteTable::load(&settings.gateway.routes)
         .with_context(|| format!("GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
     let assertions = crate::app::assertions(settings)?;
+    let env_file = shared::config::env_file::locate();
+    let findings = match &env_file {
+        Some(path) => shared::config::env_file::check(path).with_context(|| format!("reading {}", path.display()))?,
+        None => Vec::new(),
+    };
+    for finding in &findings {
+        let path = env_file.as_deref().unwrap_or(std::path::Path::new(".env")).display();
+        if finding.is_error() {
+            eprintln!("{path} {finding}");
+        } else {
+            println!("note: {path} {finding}");
+        }
+    }
+    if findings.iter().any(shared::config::env_file::Finding::is_error) {
+        anyhow::bail!("fix the .env lines above: those settings are not applied as written");
+    }
     println!("configuration OK (profile {:?})", settings.app.env);
     println!("  listen {}  admin {}", settings.gateway.listen, settings.gateway.admin_listen);
     println!("  {} route(s) from {}", routes.len(), settings.gateway.routes.display());

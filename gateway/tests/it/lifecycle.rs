@@ -357,3 +357,43 @@ async fn access_log_lines_name_route_tenant_user_status_and_upstream_and_samplin
     let ok = r#"tenantgate_http_requests_total{method="GET",route="app",status="200"}"#;
     assert_eq!(app.metric(ok).await, 3.0);
 }
+
+/// `check-config` reads `.env` as the binaries do: a mistyped name of ours fails it
+/// with the name it probably meant, another program's variable is only a note,
+/// and a line that does not parse is an error, not silently the end of the file.
+#[tokio::test]
+async fn check_config_reads_dot_env_names_and_refuses_typos_and_broken_lines() {
+    let db = TestDb::create().await;
+    let routes = tempfile::tempdir().unwrap();
+    std::fs::write(routes.path().join("a.toml"), DEFAULT_ROUTES.replace("{upstream}", "127.0.0.1:3000")).unwrap();
+    let mut env = base_env(&db, free_port(), free_port());
+    env.push(("GATEWAY_ROUTES".into(), routes.path().display().to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |dot_env: &str| {
+        std::fs::write(dir.path().join(".env"), dot_env).unwrap();
+        let out = gateway_command(&env)
+            .current_dir(dir.path())
+            .arg("check-config")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run("POSTGRES_PASSWORD=x\nLOG_FORMAT=json\n");
+    assert!(ok, "{text}");
+    assert!(text.contains("note: ") && text.contains("line 1: POSTGRES_PASSWORD is not read by tenantgate"), "{text}");
+
+    let (ok, text) = run("LOG_FORMAT=json\nGATEWAY_COOKIE_SECUR=false\n");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("line 2: GATEWAY_COOKIE_SECUR is not a tenantgate setting; did you mean GATEWAY_COOKIE_SECURE?"),
+        "{text}"
+    );
+
+    let (ok, text) = run("SMTP_FROM=App <no-reply@example.com>\nLOG_FORMAT=json\n");
+    assert!(!ok, "{text}");
+    assert!(text.contains(".env") && text.contains("App <no-reply@example.com>"), "{text}");
+}

@@ -17,6 +17,7 @@ use crate::duration;
 pub use crate::duration::parse_duration;
 
 mod defaults;
+pub mod env_file;
 mod quota;
 mod validate;
 mod values;
@@ -552,8 +553,13 @@ impl Settings {
     /// [`Error::Load`] when a source is malformed, [`Error::Invalid`] when a rule is
     /// broken; both name the offending key or variable.
     pub fn load(config_file: &Path) -> Result<Settings, Error> {
-        // A missing .env is the normal case in production.
-        let _ = dotenvy::dotenv();
+        // A missing .env is the normal case in production; one that does not parse
+        // is an error (the lines after the bad one would be silently ignored).
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Load(format!(".env: {e}"))),
+        }
         Self::load_from(config_file, Env::raw())
     }
 
