@@ -1,4 +1,4 @@
-//! The command line: `worker [run]`, `worker dead-letters list|replay`,
+//! The command line: `worker [run]`, `worker dead-letters list|show|replay`,
 //! `worker check-config`.
 
 use std::path::PathBuf;
@@ -49,6 +49,13 @@ pub enum DeadLetterAction {
         /// At most this many per queue.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Print one dead letter with its body (one-time tokens redacted).
+    Show {
+        /// The message id.
+        id: String,
     },
     /// Move dead letters back to their queue for another full set of attempts.
     Replay {
@@ -61,7 +68,21 @@ pub enum DeadLetterAction {
         /// Only the message with this id.
         #[arg(long)]
         id: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
+}
+
+/// Filters shared by `list` and `replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FilterArgs {
+    /// Only jobs of this type: send-verification, send-password-reset,
+    /// send-invitation, auth-event.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Only letters whose reason contains this text (any case), e.g. "550".
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 /// A queue on the command line.
@@ -112,21 +133,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 async fn dead_letter_command(settings: &Settings, action: DeadLetterAction) -> anyhow::Result<()> {
     let broker = queue::Config::from_settings(settings);
     match action {
-        DeadLetterAction::List { queue, limit } => {
-            let letters = dead_letters::list(&broker, &queues(queue), limit).await.context("listing dead letters")?;
+        DeadLetterAction::List { queue, limit, filter } => {
+            let filter = dead_letters::Filter { id: None, kind: filter.kind, reason: filter.reason };
+            let letters =
+                dead_letters::list(&broker, &queues(queue), limit, &filter).await.context("listing dead letters")?;
             println!("{:<13} {:<36} {:<20} {:>8} {:<20} REASON", "QUEUE", "ID", "TYPE", "ATTEMPTS", "DEAD AT");
             for l in &letters {
-                let at = l
-                    .dead_at
-                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                    .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                    .unwrap_or_else(|| "-".into());
-                println!("{:<13} {:<36} {:<20} {:>8} {:<20} {}", l.queue, l.id, l.kind, l.attempts, at, l.reason);
+                println!(
+                    "{:<13} {:<36} {:<20} {:>8} {:<20} {}",
+                    l.queue,
+                    l.id,
+                    l.kind,
+                    l.attempts,
+                    dead_at(l),
+                    l.reason
+                );
             }
             println!("{} dead letter(s)", letters.len());
         }
-        DeadLetterAction::Replay { queue, limit, id } => {
-            let moved = dead_letters::replay(&broker, &queues(queue), limit, id.as_deref())
+        DeadLetterAction::Show { id } => {
+            let Some((l, body)) =
+                dead_letters::show(&broker, &queues(None), &id).await.context("reading dead letters")?
+            else {
+                anyhow::bail!("no dead letter {id}");
+            };
+            println!("id        {}\nqueue     {}\ntype      {}\nattempts  {}", l.id, l.queue, l.kind, l.attempts);
+            println!("dead at   {}\nreason    {}\nbody\n{body}", dead_at(&l), l.reason);
+        }
+        DeadLetterAction::Replay { queue, limit, id, filter } => {
+            let filter = dead_letters::Filter { id, kind: filter.kind, reason: filter.reason };
+            let moved = dead_letters::replay(&broker, &queues(queue), limit, &filter)
                 .await
                 .context("replaying dead letters")?;
             for l in &moved {
@@ -136,6 +172,15 @@ async fn dead_letter_command(settings: &Settings, action: DeadLetterAction) -> a
         }
     }
     Ok(())
+}
+
+/// When a letter died, as an RFC 3339 UTC time, or `-`.
+fn dead_at(letter: &dead_letters::DeadLetter) -> String {
+    letter
+        .dead_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

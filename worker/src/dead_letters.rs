@@ -1,4 +1,5 @@
-//! `worker dead-letters list|replay`: inspect and requeue dead letters.
+//! `worker dead-letters list|show|replay`: inspect and requeue dead letters,
+//! filtered by id, job type or reason.
 //!
 //! Listing takes messages with `basic.get` without acknowledging them and closes the
 //! channel, which hands them all back in order. Replaying publishes each one to its
@@ -26,6 +27,26 @@ pub struct DeadLetter {
     pub reason: String,
     /// When (Unix seconds), if known.
     pub dead_at: Option<i64>,
+}
+
+/// Which dead letters a command applies to; every given part must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only the message with this id.
+    pub id: Option<String>,
+    /// Only jobs of this type (`send-verification`, `auth-event`...).
+    pub kind: Option<String>,
+    /// Only letters whose reason contains this text (any case).
+    pub reason: Option<String>,
+}
+
+impl Filter {
+    /// Whether `letter` passes.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        self.id.as_ref().is_none_or(|id| *id == letter.id)
+            && self.kind.as_ref().is_none_or(|kind| *kind == letter.kind)
+            && self.reason.as_ref().is_none_or(|text| letter.reason.to_lowercase().contains(&text.to_lowercase()))
+    }
 }
 
 fn header<'a>(headers: &'a Option<FieldTable>, key: &str) -> Option<&'a AMQPValue> {
@@ -60,20 +81,86 @@ fn describe(queue: JobQueue, delivery: &lapin::message::Delivery) -> DeadLetter 
     }
 }
 
-/// Lists up to `limit` dead letters per queue, oldest first, leaving them in place.
+/// Lists up to `limit` dead letters per queue that pass `filter`, oldest first,
+/// leaving them in place.
 ///
 /// # Errors
 /// [`queue::Error`] when the broker is unreachable.
-pub async fn list(broker: &queue::Config, queues: &[JobQueue], limit: usize) -> Result<Vec<DeadLetter>, queue::Error> {
+pub async fn list(
+    broker: &queue::Config,
+    queues: &[JobQueue],
+    limit: usize,
+    filter: &Filter,
+) -> Result<Vec<DeadLetter>, queue::Error> {
+    Ok(scan(broker, queues, limit, filter).await?.into_iter().map(|(letter, _)| letter).collect())
+}
+
+/// The dead letter with `id` and its body, one-time tokens (`token` fields)
+/// redacted, pretty-printed when it is JSON; `None` when no queue holds it.
+///
+/// # Errors
+/// [`queue::Error`] when the broker is unreachable.
+pub async fn show(
+    broker: &queue::Config,
+    queues: &[JobQueue],
+    id: &str,
+) -> Result<Option<(DeadLetter, String)>, queue::Error> {
+    let filter = Filter { id: Some(id.to_owned()), ..Filter::default() };
+    let found = scan(broker, queues, usize::MAX, &filter).await?.into_iter().next();
+    Ok(found.map(|(letter, body)| (letter, redacted(&body))))
+}
+
+/// The body as text for an operator's terminal: JSON pretty-printed with every
+/// `token` value replaced (they open accounts), anything else as lossy UTF-8.
+fn redacted(body: &[u8]) -> String {
+    fn redact(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if key == "token" && v.is_string() {
+                        *v = serde_json::Value::String("[redacted]".into());
+                    } else {
+                        redact(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            redact(&mut value);
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// Up to `limit` letters per queue passing `filter`, with their bodies, taken
+/// without acknowledging: closing the connection hands every one back in order.
+async fn scan(
+    broker: &queue::Config,
+    queues: &[JobQueue],
+    limit: usize,
+    filter: &Filter,
+) -> Result<Vec<(DeadLetter, Vec<u8>)>, queue::Error> {
     let connection = queue::connect(&broker.url, "tenantgate dead-letters").await?;
     let channel = connection.create_channel().await.map_err(amqp("open channel"))?;
     queue::declare(&channel, &broker.topology).await?;
     let mut out = Vec::new();
     for &queue in queues {
         let name = broker.topology.dead_letter_queue(queue);
-        for _ in 0..limit {
+        let mut found = 0;
+        while found < limit {
             match channel.basic_get(name.as_str().into(), BasicGetOptions { no_ack: false }).await {
-                Ok(Some(message)) => out.push(describe(queue, &message.delivery)),
+                Ok(Some(message)) => {
+                    let letter = describe(queue, &message.delivery);
+                    if filter.matches(&letter) {
+                        found += 1;
+                        out.push((letter, message.delivery.data));
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => return Err(amqp("get")(e)),
             }
@@ -84,8 +171,8 @@ pub async fn list(broker: &queue::Config, queues: &[JobQueue], limit: usize) -> 
     Ok(out)
 }
 
-/// Moves up to `limit` dead letters per queue (only `only_id` if given) back to
-/// their queue as attempt 1; returns those moved.
+/// Moves up to `limit` dead letters per queue that pass `filter` back to their
+/// queue as attempt 1; returns those moved.
 ///
 /// # Errors
 /// [`queue::Error`] when the broker is unreachable or refuses a publish; letters
@@ -94,7 +181,7 @@ pub async fn replay(
     broker: &queue::Config,
     queues: &[JobQueue],
     limit: usize,
-    only_id: Option<&str>,
+    filter: &Filter,
 ) -> Result<Vec<DeadLetter>, queue::Error> {
     let connection = queue::connect(&broker.url, "tenantgate dead-letters").await?;
     let publisher = Publisher::open(&connection).await?;
@@ -113,7 +200,7 @@ pub async fn replay(
                 break;
             };
             let letter = describe(queue, &message.delivery);
-            if only_id.is_some_and(|id| id != letter.id) {
+            if !filter.matches(&letter) {
                 // Left unacknowledged: it returns to the dead-letter queue on close.
                 continue;
             }

@@ -23,7 +23,7 @@ async fn poison_messages_go_straight_to_the_dead_letter_queue_and_consumption_go
     env.sink.wait_for(1, Duration::from_secs(20)).await;
     let broker = env.broker();
     let dead = eventually(Duration::from_secs(10), "three dead letters", || async {
-        let letters = worker::dead_letters::list(&broker, &[JobQueue::Email], 10).await.ok()?;
+        let letters = worker::dead_letters::list(&broker, &[JobQueue::Email], 10, &Default::default()).await.ok()?;
         (letters.len() == 3).then_some(letters)
     })
     .await;

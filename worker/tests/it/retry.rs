@@ -21,7 +21,7 @@ async fn smtp_failures_back_off_then_dead_letter_and_replay_recovers() {
 
     let broker = env.broker();
     let dead = eventually(Duration::from_secs(30), "a dead letter", || async {
-        let letters = worker::dead_letters::list(&broker, &[JobQueue::Email], 10).await.ok()?;
+        let letters = worker::dead_letters::list(&broker, &[JobQueue::Email], 10, &Default::default()).await.ok()?;
         (!letters.is_empty()).then_some(letters)
     })
     .await;
@@ -45,7 +45,7 @@ async fn smtp_failures_back_off_then_dead_letter_and_replay_recovers() {
 
     // Listing left it in place; replaying (with SMTP healthy again) delivers it.
     env.sink.fail_next(0);
-    let moved = worker::dead_letters::replay(&broker, &[JobQueue::Email], 10, None).await.unwrap();
+    let moved = worker::dead_letters::replay(&broker, &[JobQueue::Email], 10, &Default::default()).await.unwrap();
     assert_eq!(moved.len(), 1);
     let mails = env.sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(mails.len(), 1);
@@ -68,4 +68,56 @@ async fn a_transient_failure_is_retried_until_it_passes() {
     assert_eq!(worker.jobs_total("email", "retried"), 2);
     assert_eq!(env.depth(&env.topology().dead_letter_queue(JobQueue::Email)).await, 0);
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_filtered_by_type_and_reason_and_shown_with_tokens_redacted() {
+    let env = TestEnv::new(2).await;
+    env.sink.fail_next(usize::MAX);
+    let worker = env.spawn_in_process().await;
+    let verify = verification();
+    let reset_token = token();
+    let reset = Envelope::new(Job::SendPasswordReset(
+        EmailJob::new(&Email::parse("bob@example.com").unwrap(), &Language::default(), templates::PASSWORD_RESET)
+            .with("token", reset_token.clone()),
+    ));
+    env.publish(&verify).await;
+    env.publish(&reset).await;
+    let broker = env.broker();
+    let all = worker::dead_letters::Filter::default();
+    eventually(Duration::from_secs(30), "two dead letters", || async {
+        let letters = worker::dead_letters::list(&broker, &[JobQueue::Email], 10, &all).await.ok()?;
+        (letters.len() == 2).then_some(())
+    })
+    .await;
+    worker.stop().await;
+
+    let by_type = worker::dead_letters::Filter { kind: Some("send-password-reset".into()), ..Default::default() };
+    let found = worker::dead_letters::list(&broker, &JobQueue::ALL, 10, &by_type).await.unwrap();
+    assert_eq!(found.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), [reset.id.to_string()]);
+    let by_reason = worker::dead_letters::Filter { reason: Some("GAVE UP AFTER 2".into()), ..Default::default() };
+    assert_eq!(worker::dead_letters::list(&broker, &JobQueue::ALL, 10, &by_reason).await.unwrap().len(), 2);
+    let no_match = worker::dead_letters::Filter { reason: Some("550".into()), ..Default::default() };
+    assert!(worker::dead_letters::list(&broker, &JobQueue::ALL, 10, &no_match).await.unwrap().is_empty());
+
+    // `worker dead-letters show ID`, the real binary: the body without its token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(["--config", "does-not-exist.toml", "dead-letters", "show", &reset.id.to_string()])
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .envs(env.env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("type      send-password-reset") && text.contains("bob@example.com"), "{text}");
+    assert!(text.contains("[redacted]") && !text.contains(&reset_token), "{text}");
+
+    // Replaying by type moves that one only; the other stays dead.
+    env.sink.fail_next(0);
+    let moved = worker::dead_letters::replay(&broker, &[JobQueue::Email], 10, &by_type).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(env.depth(&env.topology().dead_letter_queue(JobQueue::Email)).await, 1);
+    let left = worker::dead_letters::list(&broker, &[JobQueue::Email], 10, &all).await.unwrap();
+    assert_eq!(left[0].id, verify.id.to_string());
 }
