@@ -16,7 +16,8 @@
 # wrk). Defines start_proxies THREADS and stop_proxies; sets DB, BARE_PID, GW_PID,
 # AUTH and TEN (the request headers every run sends), TENANT and TOKEN; starts the
 # proxies with ${THREADS:-1} worker threads. ASSERTION=HS256 signs the full route's
-# assertion with HMAC instead of the default Ed25519.
+# assertion with HMAC instead of the default Ed25519. GATEWAY_ENV (read when the
+# proxies start) adds NAME=value settings to the gateway's environment.
 
 source scripts/lib/ensure.sh
 ensure_tools
@@ -83,6 +84,7 @@ TOML
 # Both proxies with $1 worker threads.
 start_proxies() {
     local threads=$1
+    local gateway_env; read -r -a gateway_env <<<"${GATEWAY_ENV:-}"
     "${wrap[@]}" ./target/release/examples/bare_proxy "$BARE" "$UP" "$threads" >"$WORK/bare.log" 2>&1 &
     BARE_PID=$!
     env -i PATH="$PATH" APP_ENV=production \
@@ -90,7 +92,7 @@ start_proxies() {
         JWT_REFRESH_SECRET=bench-refresh-secret-0123456789abcdef01234567 \
         DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB REDIS_KEY_PREFIX="tgbench$$:" QUEUE_PREFIX="tgbench$$." \
         GATEWAY_LISTEN="$GW" GATEWAY_ADMIN_LISTEN="$ADMIN" GATEWAY_ROUTES="$WORK/routes.toml" GATEWAY_THREADS="$threads" \
-        LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent "${assertion_env[@]}" \
+        LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent "${assertion_env[@]}" "${gateway_env[@]}" \
         "${wrap[@]}" ./target/release/gateway >"$WORK/gateway.log" 2>&1 &
     GW_PID=$!
     proxy_pids=("$BARE_PID" "$GW_PID")

@@ -1,16 +1,19 @@
-//! Password hashing: argon2id with OWASP's parameters, on a bounded blocking pool.
+//! Password hashing: argon2id with OWASP's parameters, on a pool of its own.
 //!
 //! Hashing is deliberately slow (~20-50 ms of CPU). Running it on the async threads
 //! would stall proxied traffic, and running an unbounded number at once would let a
-//! burst of logins take every core; a semaphore caps the jobs in flight and the rest
-//! wait asynchronously.
+//! burst of logins take every core. So it runs on `PASSWORD_HASH_CONCURRENCY`
+//! dedicated threads (the rest wait asynchronously in their queue), and those
+//! threads run at a lower scheduling priority ([`HASH_NICE`]): when a login storm
+//! and proxied traffic want the same core, the proxy's threads get it first, and
+//! logins take longer instead of proxied requests.
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::domain::Password;
 
@@ -21,15 +24,20 @@ pub const OWASP_ITERATIONS: u32 = 2;
 /// See [`OWASP_MEMORY_KIB`].
 pub const OWASP_PARALLELISM: u32 = 1;
 
+/// The nice value of the hashing threads (0 is normal, 19 the lowest): on Linux's
+/// scheduler a thread at 10 gets about a tenth of a core that a thread at 0 also
+/// wants, and all of an idle one.
+pub const HASH_NICE: i32 = 10;
+
 /// Errors from hashing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// argon2 refused the input or parameters.
     #[error("password hashing failed: {0}")]
     Hash(argon2::password_hash::Error),
-    /// The blocking task panicked or the pool shut down.
+    /// The hashing thread panicked or the pool stopped.
     #[error("password hashing task failed")]
-    Task(#[from] tokio::task::JoinError),
+    Task,
 }
 
 /// The result of checking a password.
@@ -41,10 +49,12 @@ pub enum Verification {
     Mismatch,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Hashes and verifies passwords on a bounded pool. Cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A real hash of a random password, verified against when an account does not
     /// exist so that both paths cost the same.
     dummy_hash: Arc<str>,
@@ -64,11 +74,13 @@ fn hash_blocking(password: &str) -> Result<String, Error> {
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `concurrency` argon2 jobs at once. Computes the dummy
-    /// hash up front (one hash's worth of CPU).
+    /// A hasher running at most `concurrency` argon2 jobs at once, on as many
+    /// threads at nice [`HASH_NICE`] (they end when the last clone is dropped).
+    /// Computes the dummy hash up front (one hash's worth of CPU).
     ///
     /// # Errors
-    /// [`Error::Hash`] if argon2 cannot hash at all.
+    /// [`Error::Hash`] if argon2 cannot hash at all; [`Error::Task`] if the
+    /// threads cannot start.
     pub fn new(concurrency: usize) -> Result<PasswordHasher, Error> {
         let random: String = {
             use rand::RngCore;
@@ -76,10 +88,50 @@ impl PasswordHasher {
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         };
-        Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: hash_blocking(&random)?.into(),
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("tg-argon2-{i}"))
+                .spawn(move || {
+                    // Linux gives each thread its own nice value (setpriority on
+                    // the calling thread); elsewhere this may lower the process.
+                    if let Err(e) = rustix::process::setpriority_process(None, HASH_NICE) {
+                        tracing::warn!(error = %e, "cannot lower the password hashing threads' priority");
+                    }
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|_| Error::Task)?;
+        }
+        Ok(PasswordHasher { jobs, dummy_hash: hash_blocking(&random)?.into() })
+    }
+
+    /// Runs `work` on the pool and waits for its result without blocking.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs.send(job).map_err(|_| Error::Task)?;
+        rx.await.map_err(|_| Error::Task)
+    }
+
+    /// The nice value of the hashing threads, read from one of them.
+    ///
+    /// # Errors
+    /// [`Error::Task`] when the pool has stopped.
+    pub async fn pool_nice(&self) -> Result<i32, Error> {
+        self.run(|| rustix::process::getpriority_process(None).unwrap_or(i32::MIN)).await
     }
 
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
@@ -87,9 +139,8 @@ impl PasswordHasher {
     /// # Errors
     /// [`Error`] when argon2 fails or the task cannot run.
     pub async fn hash(&self, password: &Password) -> Result<String, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Hash(argon2::password_hash::Error::Crypto))?;
         let password = password.expose().to_owned();
-        tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+        self.run(move || hash_blocking(&password)).await?
     }
 
     /// Checks `candidate` against `stored`; with no stored hash (unknown account) it
@@ -99,15 +150,15 @@ impl PasswordHasher {
     /// # Errors
     /// [`Error::Task`] when the task cannot run.
     pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> Result<Verification, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Hash(argon2::password_hash::Error::Crypto))?;
         let known = stored.is_some();
         let stored = stored.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.to_string());
         let candidate = candidate.to_owned();
-        let matched = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .is_ok_and(|parsed| argon2().verify_password(candidate.as_bytes(), &parsed).is_ok())
-        })
-        .await?;
+        let matched = self
+            .run(move || {
+                PasswordHash::new(&stored)
+                    .is_ok_and(|parsed| argon2().verify_password(candidate.as_bytes(), &parsed).is_ok())
+            })
+            .await?;
         Ok(if matched && known { Verification::Match } else { Verification::Mismatch })
     }
 }
@@ -126,5 +177,17 @@ mod tests {
         assert_eq!(hasher.verify("wrong horse battery", Some(&hash)).await.unwrap(), Verification::Mismatch);
         assert_eq!(hasher.verify("correct horse battery", None).await.unwrap(), Verification::Mismatch);
         assert_eq!(hasher.verify("x", Some("not a phc string")).await.unwrap(), Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_on_lower_priority_threads_of_its_own() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        let ours = rustix::process::getpriority_process(None).unwrap();
+        assert_eq!(hasher.pool_nice().await.unwrap(), HASH_NICE.max(ours), "the pool's threads are niced");
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), ours, "the caller's thread is not");
+        // One thread, many callers: all are answered, in turn.
+        let pw = Password::parse("correct horse battery".into()).unwrap();
+        let hashes = futures::future::join_all((0..4).map(|_| hasher.hash(&pw))).await;
+        assert!(hashes.iter().all(|h| h.as_ref().is_ok_and(|h| h.starts_with("$argon2id$"))));
     }
 }
