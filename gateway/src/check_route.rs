@@ -167,11 +167,9 @@ async fn token_for(
 
 fn redacted(url: &secrecy::SecretString) -> String {
     use secrecy::ExposeSecret;
+    // Host and database only: a password can sit in the user info or the query.
     match url::Url::parse(url.expose_secret()) {
-        Ok(mut url) => {
-            let _ = url.set_password(None);
-            url.to_string()
-        }
+        Ok(url) => format!("{}{}", url.host_str().unwrap_or("localhost"), url.path()),
         Err(_) => "DATABASE_URL".to_owned(),
     }
 }

@@ -110,7 +110,8 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     let assertions = crate::app::assertions(settings)?;
     let env_file = shared::config::env_file::locate();
     let findings = match &env_file {
-        Some(path) => shared::config::env_file::check(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => shared::config::env_file::check(path)
+            .map_err(|e| anyhow::anyhow!(shared::config::env_file::describe(&e)))?,
         None => Vec::new(),
     };
     for finding in &findings {

@@ -29,6 +29,10 @@ pub const OWASP_PARALLELISM: u32 = 1;
 /// wants, and all of an idle one.
 pub const HASH_NICE: i32 = 10;
 
+/// How many jobs may wait per hashing thread before [`Error::Busy`] (at ~50 ms a
+/// hash, 64 is about three seconds of waiting).
+pub const QUEUED_PER_THREAD: usize = 64;
+
 /// Errors from hashing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +42,10 @@ pub enum Error {
     /// The hashing thread panicked or the pool stopped.
     #[error("password hashing task failed")]
     Task,
+    /// [`QUEUED_PER_THREAD`] jobs per thread are already waiting: the caller
+    /// should answer 503 rather than queue work nobody may wait for.
+    #[error("password hashing is saturated")]
+    Busy,
 }
 
 /// The result of checking a password.
@@ -54,7 +62,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Hashes and verifies passwords on a bounded pool. Cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// A real hash of a random password, verified against when an account does not
     /// exist so that both paths cost the same.
     dummy_hash: Arc<str>,
@@ -88,9 +96,10 @@ impl PasswordHasher {
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         };
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let threads = concurrency.max(1);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(threads * QUEUED_PER_THREAD);
         let queue = Arc::new(Mutex::new(queue));
-        for i in 0..concurrency.max(1) {
+        for i in 0..threads {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("tg-argon2-{i}"))
@@ -106,7 +115,11 @@ impl PasswordHasher {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            // A panicking job drops its answer (the caller sees
+                            // `Error::Task`) and leaves the thread serving.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
                             Err(_) => return,
                         }
                     }
@@ -120,9 +133,15 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(work());
+            // The caller went away (the client hung up): no hash for nobody.
+            if !tx.is_closed() {
+                let _ = tx.send(work());
+            }
         });
-        self.jobs.send(job).map_err(|_| Error::Task)?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Busy,
+            mpsc::TrySendError::Disconnected(_) => Error::Task,
+        })?;
         rx.await.map_err(|_| Error::Task)
     }
 
@@ -189,5 +208,31 @@ mod tests {
         let pw = Password::parse("correct horse battery".into()).unwrap();
         let hashes = futures::future::join_all((0..4).map(|_| hasher.hash(&pw))).await;
         assert!(hashes.iter().all(|h| h.as_ref().is_ok_and(|h| h.starts_with("$argon2id$"))));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_leaves_the_pool_serving_and_a_full_queue_says_busy() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        assert!(matches!(hasher.run(|| panic!("boom")).await, Err(Error::Task)));
+        assert_eq!(hasher.verify("x", None).await.unwrap(), Verification::Mismatch, "still serving");
+
+        // Hold the one thread, fill the queue: the next job is refused at once.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let h = hasher.clone();
+        let busy = tokio::spawn(async move { h.run(move || hold.recv().ok()).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let waiting: Vec<_> = (0..QUEUED_PER_THREAD)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.run(|| 1).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(matches!(hasher.run(|| 2).await, Err(Error::Busy)));
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        for w in waiting {
+            assert_eq!(w.await.unwrap().unwrap(), 1);
+        }
     }
 }

@@ -111,7 +111,8 @@ pub async fn show(
 }
 
 /// The body as text for an operator's terminal: JSON pretty-printed with every
-/// `token` value replaced (they open accounts), anything else as lossy UTF-8.
+/// `token` value replaced (they open accounts); anything else only by its size,
+/// since a secret in it could not be found to redact.
 fn redacted(body: &[u8]) -> String {
     fn redact(value: &mut serde_json::Value) {
         match value {
@@ -133,7 +134,7 @@ fn redacted(body: &[u8]) -> String {
             redact(&mut value);
             serde_json::to_string_pretty(&value).unwrap_or_default()
         }
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
+        Err(_) => format!("({} bytes that are not JSON; not shown, they may hold a token)", body.len()),
     }
 }
 
@@ -219,4 +220,20 @@ pub async fn replay(
 
 fn amqp(context: &'static str) -> impl FnOnce(lapin::Error) -> queue::Error {
     move |source| queue::Error::Amqp { context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_bodies_never_carry_a_token() {
+        let body =
+            br#"{"type":"send-verification","data":{"token":"s3cret","nested":[{"token":"also"}],"name":"Ada"}}"#;
+        let shown = redacted(body);
+        assert!(!shown.contains("s3cret") && !shown.contains("also"), "{shown}");
+        assert!(shown.contains("[redacted]") && shown.contains("Ada"), "{shown}");
+        let shown = redacted(b"not json \"token\":\"s3cret\"");
+        assert!(!shown.contains("s3cret") && shown.contains("bytes that are not JSON"), "{shown}");
+    }
 }

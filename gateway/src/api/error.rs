@@ -148,7 +148,10 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<shared::password::Error> for ApiError {
     fn from(e: shared::password::Error) -> ApiError {
-        ApiError::internal(&e)
+        match e {
+            shared::password::Error::Busy => ApiError::unavailable(&e),
+            _ => ApiError::internal(&e),
+        }
     }
 }
 

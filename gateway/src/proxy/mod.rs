@@ -475,7 +475,8 @@ impl Gateway {
     }
 
     /// The request metrics, and the access-log line (target `tenantgate::access`):
-    /// every answer of 400 and more, a `LOG_ACCESS_SAMPLE` share of the others.
+    /// every answer of 400 and more or with an error, a `LOG_ACCESS_SAMPLE` share
+    /// of the others.
     /// Logs the path without its query string: queries can carry tokens.
     fn record(&self, session: &Session, error: Option<&pingora::Error>, ctx: &RequestCtx) {
         let status = match ctx.status {
@@ -499,7 +500,8 @@ impl Gateway {
             }
         }
         let sample = self.access_sample;
-        if status.as_u16() < 400 && sample < 1.0 && (sample <= 0.0 || rand::random::<f64>() >= sample) {
+        let always = status.as_u16() >= 400 || error.is_some();
+        if !always && sample < 1.0 && (sample <= 0.0 || rand::random::<f64>() >= sample) {
             return;
         }
         // Field values are only evaluated when the line is enabled: nothing is

@@ -395,5 +395,10 @@ async fn check_config_reads_dot_env_names_and_refuses_typos_and_broken_lines() {
 
     let (ok, text) = run("SMTP_FROM=App <no-reply@example.com>\nLOG_FORMAT=json\n");
     assert!(!ok, "{text}");
-    assert!(text.contains(".env") && text.contains("App <no-reply@example.com>"), "{text}");
+    assert!(text.contains(".env: a line does not parse"), "{text}");
+    // A quote left open: the error must not print the rest of the file.
+    let (ok, text) =
+        run("SMTP_FROM=\"App <no-reply@example.com>\nJWT_SECRET=do-not-print-0123456789abcdef0123456789\n");
+    assert!(!ok, "{text}");
+    assert!(text.contains(".env: a line does not parse") && !text.contains("do-not-print"), "{text}");
 }

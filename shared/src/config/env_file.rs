@@ -65,6 +65,18 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// A `.env` error for a terminal or a log: never the offending text, which with a
+/// quote left open runs to the end of the file, secrets included.
+pub fn describe(error: &dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::LineParse(..) => ".env: a line does not parse (a value with spaces, `<` or `#` needs \
+                                          quotes, or a quote is left open); nothing after it would be applied"
+            .to_owned(),
+        dotenvy::Error::Io(e) => format!(".env cannot be read: {e}"),
+        _ => ".env cannot be read".to_owned(),
+    }
+}
+
 /// The `.env` file the binaries read (the first in the working directory or a
 /// parent), if there is one.
 pub fn locate() -> Option<std::path::PathBuf> {
@@ -78,6 +90,7 @@ pub fn locate() -> Option<std::path::PathBuf> {
 /// The file cannot be read or parsed (`dotenvy`'s error, naming the line).
 pub fn check(path: &Path) -> Result<Vec<Finding>, dotenvy::Error> {
     let text = std::fs::read_to_string(path).map_err(dotenvy::Error::Io)?;
+    // Parse errors are reported without the offending text (see `describe`).
     let mut findings = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     let mut from_line = 0;

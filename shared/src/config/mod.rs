@@ -558,7 +558,7 @@ impl Settings {
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Load(format!(".env: {e}"))),
+            Err(e) => return Err(Error::Load(env_file::describe(&e))),
         }
         Self::load_from(config_file, Env::raw())
     }
