@@ -28,7 +28,7 @@ use crate::memo::DecisionMemo;
 use crate::metrics::Metrics;
 use crate::proxy::access::{AccessControl, Decision, Identity, Refusal, RequestFacts};
 use crate::proxy::routing::{self, Target};
-use crate::routes::{Requirement, Route, RouteTable};
+use crate::routes::{Route, RouteTable};
 use crate::web_session::cookies::CookiePolicy;
 
 /// What to check.
@@ -179,7 +179,7 @@ fn describe_route(out: &mut String, target: &Target) {
     let _ = writeln!(out, "route      {} ({})", route.name(), route.origin());
     let upstreams: Vec<String> = route.upstreams().iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "upstream   {} {}", upstreams.join(", "), target.upstream_uri);
-    let _ = writeln!(out, "auth       {}", requirement(route.auth()));
+    let _ = writeln!(out, "auth       {}", route.auth().as_str());
     let role = route.min_role().map_or_else(|| "none".to_owned(), |r| r.to_string());
     let verified = if route.require_verified_email() { ", verified email" } else { "" };
     let _ = writeln!(out, "requires   role {role}{verified}");
@@ -195,8 +195,8 @@ fn describe_route(out: &mut String, target: &Target) {
 }
 
 fn describe_facts(out: &mut String, route: &Route, facts: &RequestFacts<'_>) {
-    let sources: Vec<String> = route.tenant_from().iter().map(|s| format!("{s:?}").to_lowercase()).collect();
-    let _ = writeln!(out, "tenant     {}, from {}", requirement(route.tenant()), sources.join(" then "));
+    let sources: Vec<&str> = route.tenant_from().iter().map(|s| s.as_str()).collect();
+    let _ = writeln!(out, "tenant     {}, from {}", route.tenant().as_str(), sources.join(" then "));
     let _ = writeln!(out, "  host {}", facts.host);
     if let Some(slug) = facts.path_slug {
         let _ = writeln!(out, "  path slug {}", slug.as_str());
@@ -244,12 +244,4 @@ fn refused(out: &mut String, stage: &str, refusal: &Refusal) {
         refusal.code.as_str(),
         refusal.message
     );
-}
-
-fn requirement(requirement: Requirement) -> &'static str {
-    match requirement {
-        Requirement::Required => "required",
-        Requirement::Optional => "optional",
-        Requirement::None => "none",
-    }
 }

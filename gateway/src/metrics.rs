@@ -64,15 +64,16 @@ impl RouteMeters {
     /// Counts one request of `method` answered with `status`.
     pub fn count(&self, method: &Method, status: StatusCode) {
         let key = (method_label(method), status.as_u16());
-        let known = self.by_answer.read().ok().and_then(|m| m.get(&key).cloned());
-        let counter = known.unwrap_or_else(|| {
-            let counter = self.requests.with_label_values(&[&*self.route, key.0, status.as_str()]);
-            if let Ok(mut m) = self.by_answer.write() {
-                m.insert(key, counter.clone());
-            }
-            counter
-        });
+        // The usual case: counted under the read lock, no handle cloned.
+        if let Some(counter) = self.by_answer.read().ok().as_ref().and_then(|m| m.get(&key)) {
+            counter.inc();
+            return;
+        }
+        let counter = self.requests.with_label_values(&[&*self.route, key.0, status.as_str()]);
         counter.inc();
+        if let Ok(mut m) = self.by_answer.write() {
+            m.insert(key, counter);
+        }
     }
 }
 

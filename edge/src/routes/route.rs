@@ -26,6 +26,17 @@ pub enum Requirement {
     None,
 }
 
+impl Requirement {
+    /// The name route files use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Requirement::Required => "required",
+            Requirement::Optional => "optional",
+            Requirement::None => "none",
+        }
+    }
+}
+
 /// Where a route looks for the tenant, tried in the configured order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +49,18 @@ pub enum TenantSource {
     Path,
     /// `X-Tenant-Id` (uuid) or `X-Tenant-Slug`.
     Header,
+}
+
+impl TenantSource {
+    /// The name route files use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TenantSource::Domain => "domain",
+            TenantSource::Subdomain => "subdomain",
+            TenantSource::Path => "path",
+            TenantSource::Header => "header",
+        }
+    }
 }
 
 /// What a rate limit counts requests by.
@@ -508,6 +531,17 @@ pub(super) fn next_route_id() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_ones_route_files_use() {
+        use serde::de::value::{Error, StrDeserializer};
+        for r in [Requirement::Required, Requirement::Optional, Requirement::None] {
+            assert_eq!(Requirement::deserialize(StrDeserializer::<Error>::new(r.as_str())), Ok(r));
+        }
+        for t in [TenantSource::Domain, TenantSource::Subdomain, TenantSource::Path, TenantSource::Header] {
+            assert_eq!(TenantSource::deserialize(StrDeserializer::<Error>::new(t.as_str())), Ok(t));
+        }
+    }
 
     #[test]
     fn host_patterns() {
