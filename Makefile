@@ -33,5 +33,5 @@ msrv: ## Dependencies and code fit rust-version, and it builds and passes unit t
 fuzz: ## Bounded fuzzing of the request parsers (FUZZ_SECONDS per target, 30 by default).
 	./scripts/fuzz.sh
 
-dev: ## A local gateway and worker against this machine's services.
+dev: ## A local gateway in single-node mode (PostgreSQL only) and the demo app.
 	./scripts/dev.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks what deploy/ holds against the code: the Prometheus config and alert rules
 # (promtool check, and the alerts' unit tests), every PromQL expression of the
-# Grafana dashboard, the systemd units (systemd-analyze verify), and that every
-# metric the alerts and the dashboard name is one the gateway or the worker defines. Part of ./scripts/test.sh.
+# Grafana dashboard, the systemd units (systemd-analyze verify), that every
+# metric the alerts and the dashboard name is one the gateway or the worker defines,
+# and docker-compose.yml with the Dockerfile (scripts/check-compose.sh). Part of ./scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,4 +49,7 @@ for name in $(grep -rhoE 'tenantgate_[a-z_]+' deploy/prometheus deploy/grafana |
     fi
 done
 [ "$missing" = 0 ]
+
+# docker-compose.yml and the Dockerfile, statically (no Docker engine here).
+./scripts/check-compose.sh
 echo "    deploy/ checks passed"

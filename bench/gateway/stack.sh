@@ -17,7 +17,9 @@
 # AUTH and TEN (the request headers every run sends), TENANT and TOKEN; starts the
 # proxies with ${THREADS:-1} worker threads. ASSERTION=HS256 signs the full route's
 # assertion with HMAC instead of the default Ed25519. GATEWAY_ENV (read when the
-# proxies start) adds NAME=value settings to the gateway's environment.
+# proxies start) adds NAME=value settings to the gateway's environment: the gateway
+# runs scaled out (this machine's Redis and RabbitMQ) unless it says
+# "REDIS_URL= RABBITMQ_URL=" (single-node mode).
 
 source scripts/lib/ensure.sh
 ensure_tools
@@ -91,6 +93,7 @@ start_proxies() {
         JWT_SECRET=$JWT_SECRET JWT_ACCESS_TTL=1h \
         JWT_REFRESH_SECRET=bench-refresh-secret-0123456789abcdef01234567 \
         DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB REDIS_KEY_PREFIX="tgbench$$:" QUEUE_PREFIX="tgbench$$." \
+        REDIS_URL=redis://127.0.0.1:6379 RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
         GATEWAY_LISTEN="$GW" GATEWAY_ADMIN_LISTEN="$ADMIN" GATEWAY_ROUTES="$WORK/routes.toml" GATEWAY_THREADS="$threads" \
         LOG_LEVEL=warn TENANTGATE_CONFIG=/nonexistent "${assertion_env[@]}" "${gateway_env[@]}" \
         "${wrap[@]}" ./target/release/gateway >"$WORK/gateway.log" 2>&1 &

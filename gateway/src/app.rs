@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
 use shared::assertion::{AssertionAlgorithm, Assertions};
 use shared::cache::{Cache, CacheConfig, Invalidator, RedisTier, Ttls};
+use shared::live::LiveFeed;
 
 use crate::admin::AdminService;
 use crate::api::tenants::domains::DomainRules;
@@ -37,7 +38,7 @@ use crate::proxy::browser::Browser;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
-use crate::relay::OutboxRelay;
+use crate::relay::{InProcessJobs, OutboxRelay};
 use crate::revocation::Revocations;
 use crate::routes::RouteTable;
 use crate::web_session::cookies::CookiePolicy;
@@ -80,8 +81,9 @@ impl Application {
         metrics.routes_loaded.set(routes.len() as i64);
         let routes = Arc::new(ArcSwap::from_pointee(routes));
 
-        let redis_client = redis::Client::open(settings.redis.url.expose_secret()).context("parsing REDIS_URL")?;
-        let redis = RedisTier::new(redis_client);
+        let redis = shared_tier(settings)?;
+        let live = LiveFeed::new(settings.redis.url.as_ref(), &settings.redis.key_prefix)
+            .context("parsing REDIS_URL for live notifications")?;
         let cache_config = CacheConfig {
             ttls: Ttls { negative: settings.cache.negative_ttl, ..Ttls::default() },
             max_entries: settings.cache.l1_max_entries,
@@ -107,8 +109,7 @@ impl Application {
                 TokenHasher::new(settings.jwt.refresh_secret.clone()),
                 settings.rate_limit.clone(),
             ),
-            redis,
-            key_prefix: settings.redis.key_prefix.clone(),
+            live: live.clone(),
             domains: DomainRules::new(own_domains(settings), &settings.gateway.dns_resolver)
                 .context("setting up the DNS resolver for domain verification")?,
             invitation_ttl: settings.tenants.invitation_ttl,
@@ -186,14 +187,28 @@ impl Application {
         proxy.add_tcp(&settings.gateway.listen.to_string());
         server.add_service(proxy);
 
-        let relay = OutboxRelay { pool: pool.clone(), config: shared::queue::Config::from_settings(settings) };
+        match shared::queue::Config::from_settings(settings) {
+            Some(config) => {
+                server.add_service(background_service("outbox relay", OutboxRelay { pool: pool.clone(), config }));
+            }
+            None => {
+                tracing::info!("RABBITMQ_URL is not set: this gateway sends the email and runs the notification jobs itself, from the outbox");
+                let jobs = worker::Jobs::build(
+                    settings,
+                    pool.clone(),
+                    live,
+                    worker::Metrics::registered_in(metrics.registry.clone()).context("registering job metrics")?,
+                )?;
+                let config = worker::in_process::Config::from_settings(settings);
+                server.add_service(background_service("jobs", InProcessJobs { jobs: Arc::new(jobs), config }));
+            }
+        }
         let admin_addr = settings.gateway.admin_listen;
         let admin_listener =
             crate::admin::bind(admin_addr).with_context(|| format!("binding GATEWAY_ADMIN_LISTEN {admin_addr}"))?;
         let admin = AdminService::new(admin_listener, admin_router(metrics.registry.clone(), readiness(pool)));
         server.add_service(background_service("admin", admin));
         server.add_service(background_service("control plane", control));
-        server.add_service(background_service("outbox relay", relay));
 
         Ok(Application { server, support, pid_file })
     }
@@ -258,6 +273,19 @@ fn runtime_file(var: &str, path: &Path) -> anyhow::Result<String> {
         anyhow::bail!("{var} {}: its folder is writable by group or others (mode {:o})", path.display(), mode & 0o777);
     }
     path.to_str().map(str::to_owned).with_context(|| format!("{var} {} is not UTF-8", path.display()))
+}
+
+/// The Redis tier `REDIS_URL` names, or none: single-node mode, said once at start.
+fn shared_tier(settings: &Settings) -> anyhow::Result<Option<RedisTier>> {
+    let Some(url) = &settings.redis.url else {
+        tracing::warn!(
+            "REDIS_URL is not set: single-node mode. The cache, rate limits, cache invalidations and live \
+             notifications stay in this process, so run ONE gateway instance; set REDIS_URL to run several"
+        );
+        return Ok(None);
+    };
+    let client = redis::Client::open(url.expose_secret()).context("parsing REDIS_URL")?;
+    Ok(Some(RedisTier::new(client)))
 }
 
 /// The assertion signer: Ed25519 keys from `GATEWAY_ASSERTION_KEY_FILE` (or one

@@ -18,7 +18,7 @@ use anyhow::Context;
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
 use prometheus::Registry;
-use shared::cache::{Cache, CacheConfig, RedisTier, Ttls};
+use shared::cache::{Cache, CacheConfig, Ttls};
 use shared::config::Settings;
 use shared::domain::Email;
 use shared::jwt::AccessTokens;
@@ -130,14 +130,13 @@ fn request(check: &Check) -> anyhow::Result<RequestHeader> {
 /// The decision's parts, as the gateway builds them, over the database only.
 fn access_control(settings: &Settings) -> anyhow::Result<(AccessControl, PgPool)> {
     let pool = shared::db::pool(&settings.database).context("building the database pool")?;
-    // Never connected: the shared tier is skipped, as when Redis is down.
-    let redis = RedisTier::new(redis::Client::open("redis://127.0.0.1:1").context("redis client")?);
+    // No shared tier: every fact comes from Postgres, as in single-node mode.
     let config = CacheConfig {
         ttls: Ttls { negative: settings.cache.negative_ttl, ..Ttls::default() },
         max_entries: 1_000,
         prefix: settings.redis.key_prefix.clone(),
     };
-    let cache = Cache::new(pool.clone(), redis, config, &Registry::new()).context("cache")?;
+    let cache = Cache::new(pool.clone(), None, config, &Registry::new()).context("cache")?;
     let access = AccessControl {
         tokens: AccessTokens::new(&settings.jwt),
         cache,

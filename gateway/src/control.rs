@@ -1,5 +1,5 @@
 //! The gateway's control plane, as one Pingora background service: the Redis
-//! connection, the cache-invalidation subscriber, the route-file watcher, and the
+//! connection and the cache-invalidation subscriber (when there is a Redis), the route-file watcher, and the
 //! loop that health-checks upstreams, refreshes rate limiters and re-reads the
 //! assertion keys.
 
@@ -51,20 +51,35 @@ pub async fn stopped(mut shutdown: ShutdownWatch) {
 #[async_trait]
 impl BackgroundService for ControlPlane {
     async fn start(&self, shutdown: ShutdownWatch) {
-        self.cache.redis().connect_in_background();
-        let subscribed = self.metrics.invalidation_subscribed.clone();
-        let subscriber = run_subscriber(
-            self.cache.redis().clone(),
-            self.cache.prefix().to_owned(),
-            self.cache.clone(),
-            move |up| subscribed.set(i64::from(up)),
-            stopped(shutdown.clone()),
+        tokio::join!(
+            self.invalidations(shutdown.clone()),
+            self.watch_routes(shutdown.clone()),
+            self.refresh_loop(shutdown)
         );
-        tokio::join!(subscriber, self.watch_routes(shutdown.clone()), self.refresh_loop(shutdown));
     }
 }
 
 impl ControlPlane {
+    /// Connects the Redis tier and listens for other instances' invalidations. In
+    /// single-node mode there are no others: this instance's own evictions are
+    /// all there is, so it counts as subscribed.
+    async fn invalidations(&self, shutdown: ShutdownWatch) {
+        let Some(redis) = self.cache.redis() else {
+            self.metrics.invalidation_subscribed.set(1);
+            return;
+        };
+        redis.connect_in_background();
+        let subscribed = self.metrics.invalidation_subscribed.clone();
+        run_subscriber(
+            redis.clone(),
+            self.cache.prefix().to_owned(),
+            self.cache.clone(),
+            move |up| subscribed.set(i64::from(up)),
+            stopped(shutdown),
+        )
+        .await;
+    }
+
     async fn watch_routes(&self, shutdown: ShutdownWatch) {
         let metrics = self.metrics.clone();
         let on_reload = move |result: Result<usize, &routes::LoadError>| match result {

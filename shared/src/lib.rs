@@ -23,6 +23,8 @@ pub mod db;
 #[cfg(feature = "runtime")]
 pub mod jwt;
 #[cfg(feature = "runtime")]
+pub mod live;
+#[cfg(feature = "runtime")]
 pub mod password;
 #[cfg(feature = "runtime")]
 pub mod queue;

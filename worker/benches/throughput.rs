@@ -44,7 +44,7 @@ async fn main() {
     settings.database.url = SecretString::from(db_url);
     settings.database.max_connections = 20;
     settings.redis.key_prefix = format!("tgb{}:", &id[..12]);
-    settings.rabbitmq.url = SecretString::from(AMQP_URL);
+    settings.rabbitmq.url = Some(SecretString::from(AMQP_URL));
     settings.jwt.secret = SecretString::from("bench-access-secret-0123456789abcdef0123456789");
     settings.jwt.refresh_secret = SecretString::from("bench-refresh-secret-0123456789abcdef012345678");
     settings.queue.prefix = format!("bench.{}.", &id[..12]);

@@ -12,11 +12,11 @@ use shared::telemetry::{admin_router, error_chain, Check, Readiness};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use shared::live::LiveFeed;
+
 use crate::consumer::{self, ConsumerConfig, Stopped};
-use crate::jobs::{Jobs, Links};
-use crate::mail::{Mailer, Templates};
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
 use crate::retention::{self, Retention};
 
 /// A worker ready to run: dependencies built, admin listener bound.
@@ -34,18 +34,24 @@ impl Application {
     /// Postgres, Redis, RabbitMQ or SMTP yet, so it starts while they are down.
     ///
     /// # Errors
-    /// Bad URLs, an unusable `SMTP_FROM` or `MAIL_DIR`, a busy admin port.
+    /// No `RABBITMQ_URL` (in single-node mode the gateway runs the jobs), bad URLs,
+    /// an unusable `SMTP_FROM` or `MAIL_DIR`, a busy admin port.
     pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let broker = queue::Config::from_settings(settings).context(
+            "RABBITMQ_URL is not set: without RabbitMQ the gateway runs the email and notification jobs itself \
+             (single-node mode), and this daemon has no queue to consume",
+        )?;
         let pool = shared::db::pool(&settings.database).context("building the database pool")?;
         let metrics = Metrics::new().context("registering metrics")?;
-        let jobs = Arc::new(Jobs {
-            pool,
-            mailer: Mailer::new(&settings.smtp, &settings.mail).context("building the mail transport")?,
-            templates: Templates::new().context("compiling email templates")?,
-            notifier: Notifier::new(&settings.redis).context("building the Redis client")?,
-            links: Links { app_url: settings.app.url.clone(), app_name: settings.app.name.clone() },
-            metrics,
-        });
+        let live = LiveFeed::new(settings.redis.url.as_ref(), &settings.redis.key_prefix)
+            .context("building the Redis client")?;
+        if live.is_local() {
+            tracing::warn!(
+                "REDIS_URL is not set: notifications are stored, but this worker cannot stream them to the \
+                 gateway live; set REDIS_URL, or leave RABBITMQ_URL unset and let the gateway run the jobs"
+            );
+        }
+        let jobs = Arc::new(Jobs::build(settings, pool, live, metrics)?);
         let admin = tokio::net::TcpListener::bind(settings.worker.admin_listen)
             .await
             .with_context(|| format!("binding WORKER_ADMIN_LISTEN {}", settings.worker.admin_listen))?;
@@ -53,7 +59,7 @@ impl Application {
         Ok(Application {
             jobs,
             consumer: ConsumerConfig {
-                broker: queue::Config::from_settings(settings),
+                broker,
                 concurrency: settings.worker.concurrency,
                 grace: settings.worker.shutdown_grace,
             },
@@ -159,7 +165,7 @@ fn readiness(jobs: Arc<Jobs>) -> Readiness {
                 Ok(Err(e)) => Some(error_chain(&e)),
                 Err(_) => Some("timed out".to_owned()),
             };
-            let redis = match tokio::time::timeout(timeout, jobs.notifier.ping()).await {
+            let redis = match tokio::time::timeout(timeout, jobs.live.ping()).await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(error_chain(&e)),
                 Err(_) => Some("timed out".to_owned()),

@@ -130,13 +130,59 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
+/// Where dead letters live: RabbitMQ's dead-letter queues, or, in single-node mode
+/// (no `RABBITMQ_URL`), the outbox rows the gateway gave up on.
+enum Letters {
+    Broker(queue::Config),
+    Outbox(sqlx::PgPool),
+}
+
+impl Letters {
+    fn from_settings(settings: &Settings) -> anyhow::Result<Letters> {
+        Ok(match queue::Config::from_settings(settings) {
+            Some(broker) => Letters::Broker(broker),
+            None => Letters::Outbox(shared::db::pool(&settings.database).context("building the database pool")?),
+        })
+    }
+
+    async fn list(
+        &self,
+        queues: &[JobQueue],
+        limit: usize,
+        filter: &dead_letters::Filter,
+    ) -> anyhow::Result<Vec<dead_letters::DeadLetter>> {
+        Ok(match self {
+            Letters::Broker(broker) => dead_letters::list(broker, queues, limit, filter).await?,
+            Letters::Outbox(pool) => dead_letters::list_outbox(pool, queues, limit, filter).await?,
+        })
+    }
+
+    async fn show(&self, id: &str) -> anyhow::Result<Option<(dead_letters::DeadLetter, String)>> {
+        Ok(match self {
+            Letters::Broker(broker) => dead_letters::show(broker, &JobQueue::ALL, id).await?,
+            Letters::Outbox(pool) => dead_letters::show_outbox(pool, id).await?,
+        })
+    }
+
+    async fn replay(
+        &self,
+        queues: &[JobQueue],
+        limit: usize,
+        filter: &dead_letters::Filter,
+    ) -> anyhow::Result<Vec<dead_letters::DeadLetter>> {
+        Ok(match self {
+            Letters::Broker(broker) => dead_letters::replay(broker, queues, limit, filter).await?,
+            Letters::Outbox(pool) => dead_letters::replay_outbox(pool, queues, limit, filter).await?,
+        })
+    }
+}
+
 async fn dead_letter_command(settings: &Settings, action: DeadLetterAction) -> anyhow::Result<()> {
-    let broker = queue::Config::from_settings(settings);
+    let letters = Letters::from_settings(settings)?;
     match action {
         DeadLetterAction::List { queue, limit, filter } => {
             let filter = dead_letters::Filter { id: None, kind: filter.kind, reason: filter.reason };
-            let letters =
-                dead_letters::list(&broker, &queues(queue), limit, &filter).await.context("listing dead letters")?;
+            let letters = letters.list(&queues(queue), limit, &filter).await.context("listing dead letters")?;
             println!("{:<13} {:<36} {:<20} {:>8} {:<20} REASON", "QUEUE", "ID", "TYPE", "ATTEMPTS", "DEAD AT");
             for l in &letters {
                 println!(
@@ -152,9 +198,7 @@ async fn dead_letter_command(settings: &Settings, action: DeadLetterAction) -> a
             println!("{} dead letter(s)", letters.len());
         }
         DeadLetterAction::Show { id } => {
-            let Some((l, body)) =
-                dead_letters::show(&broker, &queues(None), &id).await.context("reading dead letters")?
-            else {
+            let Some((l, body)) = letters.show(&id).await.context("reading dead letters")? else {
                 anyhow::bail!("no dead letter {id}");
             };
             println!("id        {}\nqueue     {}\ntype      {}\nattempts  {}", l.id, l.queue, l.kind, l.attempts);
@@ -162,9 +206,7 @@ async fn dead_letter_command(settings: &Settings, action: DeadLetterAction) -> a
         }
         DeadLetterAction::Replay { queue, limit, id, filter } => {
             let filter = dead_letters::Filter { id, kind: filter.kind, reason: filter.reason };
-            let moved = dead_letters::replay(&broker, &queues(queue), limit, &filter)
-                .await
-                .context("replaying dead letters")?;
+            let moved = letters.replay(&queues(queue), limit, &filter).await.context("replaying dead letters")?;
             for l in &moved {
                 println!("requeued {} {} on {}", l.id, l.kind, l.queue);
             }

@@ -4,10 +4,15 @@
 //! Listing takes messages with `basic.get` without acknowledging them and closes the
 //! channel, which hands them all back in order. Replaying publishes each one to its
 //! queue as attempt 1 (with confirms) and only then acknowledges the dead copy.
+//!
+//! In single-node mode (no RabbitMQ) dead letters are outbox rows with `dead_at`
+//! set ([`crate::in_process`]); the `*_outbox` functions read and revive those.
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use shared::db::{self, outbox};
 use shared::queue::{self, JobQueue, Publisher};
+use sqlx::PgPool;
 
 use crate::consumer::{attempt_of, DEAD_AT_HEADER, DEAD_REASON_HEADER};
 
@@ -216,6 +221,79 @@ pub async fn replay(
     }
     let _ = connection.close(200, "replayed".into()).await;
     Ok(moved)
+}
+
+impl DeadLetter {
+    fn from_row(row: &outbox::Dead) -> Option<DeadLetter> {
+        Some(DeadLetter {
+            queue: JobQueue::parse(&row.queue)?,
+            id: row.id.to_string(),
+            kind: row.kind.clone(),
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            reason: row.last_error.clone().unwrap_or_else(|| "unknown".into()),
+            dead_at: Some(row.dead_at.timestamp()),
+        })
+    }
+}
+
+/// Single-node mode: the dead outbox rows on `queues` that pass `filter`, with
+/// their rows, up to `limit` per queue, oldest death first.
+async fn scan_outbox(
+    pool: &PgPool,
+    queues: &[JobQueue],
+    limit: usize,
+    filter: &Filter,
+) -> Result<Vec<(DeadLetter, outbox::Dead)>, db::Error> {
+    let mut per_queue = [0usize; JobQueue::ALL.len()];
+    let mut out = Vec::new();
+    for row in outbox::list_dead(pool).await? {
+        let Some(letter) = DeadLetter::from_row(&row) else { continue };
+        let Some(slot) = JobQueue::ALL.iter().position(|q| *q == letter.queue) else { continue };
+        if queues.contains(&letter.queue) && filter.matches(&letter) && per_queue[slot] < limit {
+            per_queue[slot] += 1;
+            out.push((letter, row));
+        }
+    }
+    Ok(out)
+}
+
+/// [`list`] for single-node mode, from the outbox.
+///
+/// # Errors
+/// [`db::Error`] when Postgres is unreachable.
+pub async fn list_outbox(
+    pool: &PgPool,
+    queues: &[JobQueue],
+    limit: usize,
+    filter: &Filter,
+) -> Result<Vec<DeadLetter>, db::Error> {
+    Ok(scan_outbox(pool, queues, limit, filter).await?.into_iter().map(|(letter, _)| letter).collect())
+}
+
+/// [`show`] for single-node mode, from the outbox.
+///
+/// # Errors
+/// [`db::Error`] when Postgres is unreachable.
+pub async fn show_outbox(pool: &PgPool, id: &str) -> Result<Option<(DeadLetter, String)>, db::Error> {
+    let filter = Filter { id: Some(id.to_owned()), ..Filter::default() };
+    let found = scan_outbox(pool, &JobQueue::ALL, usize::MAX, &filter).await?.into_iter().next();
+    Ok(found.map(|(letter, row)| (letter, redacted(row.payload.to_string().as_bytes()))))
+}
+
+/// [`replay`] for single-node mode: the rows get a fresh set of attempts, due now.
+///
+/// # Errors
+/// [`db::Error`] when Postgres is unreachable.
+pub async fn replay_outbox(
+    pool: &PgPool,
+    queues: &[JobQueue],
+    limit: usize,
+    filter: &Filter,
+) -> Result<Vec<DeadLetter>, db::Error> {
+    let found = scan_outbox(pool, queues, limit, filter).await?;
+    let ids: Vec<uuid::Uuid> = found.iter().map(|(_, row)| row.id).collect();
+    outbox::revive(pool, &ids).await?;
+    Ok(found.into_iter().map(|(letter, _)| letter).collect())
 }
 
 fn amqp(context: &'static str) -> impl FnOnce(lapin::Error) -> queue::Error {

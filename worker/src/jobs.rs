@@ -5,8 +5,10 @@
 
 use shared::portal_paths as paths;
 
-use shared::config::PublicUrl;
+use anyhow::Context;
+use shared::config::{PublicUrl, Settings};
 use shared::db::{notifications, processed_messages};
+use shared::live::LiveFeed;
 use shared::queue::{AuthEvent, EmailJob, Envelope, Job, JobQueue, NotificationMessage, SCHEMA_VERSION};
 use shared::telemetry::error_chain;
 use shared::tokens::TokenHasher;
@@ -14,7 +16,6 @@ use sqlx::PgPool;
 
 use crate::mail::{Mailer, SendError, Templates};
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
 
 /// What to do with a delivery once [`Jobs::handle`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +89,8 @@ pub struct Jobs {
     pub mailer: Mailer,
     /// The compiled templates.
     pub templates: Templates,
-    /// Redis pub/sub.
-    pub notifier: Notifier,
+    /// Live delivery of stored notifications (Redis pub/sub, or in process).
+    pub live: LiveFeed,
     /// Link building.
     pub links: Links,
     /// Metrics (SMTP errors are counted here).
@@ -97,6 +98,22 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// The jobs `settings` describe, over `pool`, publishing notifications on `live`
+    /// and counting into `metrics`. Opens no connection yet.
+    ///
+    /// # Errors
+    /// An unusable `SMTP_FROM` or `MAIL_DIR`, or templates that do not compile.
+    pub fn build(settings: &Settings, pool: PgPool, live: LiveFeed, metrics: Metrics) -> anyhow::Result<Jobs> {
+        Ok(Jobs {
+            pool,
+            mailer: Mailer::new(&settings.smtp, &settings.mail).context("building the mail transport")?,
+            templates: Templates::new().context("compiling email templates")?,
+            live,
+            links: Links { app_url: settings.app.url.clone(), app_name: settings.app.name.clone() },
+            metrics,
+        })
+    }
+
     /// Runs one delivery to completion and says how to settle it.
     pub async fn handle(&self, incoming: &Incoming<'_>) -> Outcome {
         let envelope = match Envelope::from_slice(incoming.body) {
@@ -212,7 +229,7 @@ impl Jobs {
             Ok(payload) => payload,
             Err(e) => return Outcome::DeadLetter(format!("notification not encodable: {e}")),
         };
-        match self.notifier.publish(event.user_id, &payload).await {
+        match self.live.publish(event.user_id, &payload).await {
             Ok(_) => Outcome::Ack,
             Err(e) => Outcome::Retry(format!("publishing the notification failed: {}", error_chain(&e))),
         }

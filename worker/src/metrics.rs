@@ -1,4 +1,5 @@
-//! The worker's Prometheus metrics, registered in a per-process [`Registry`].
+//! The worker's Prometheus metrics, registered in a per-process [`Registry`] (or,
+//! when the gateway runs the jobs in single-node mode, in the gateway's).
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use shared::queue::JobQueue;
@@ -20,7 +21,8 @@ pub struct Metrics {
     pub duration: HistogramVec,
     /// SMTP failures, by kind (`transient`, `permanent`, `connection`).
     pub smtp_errors: IntCounterVec,
-    /// 1 while a consumer is attached to the queue, else 0.
+    /// 1 while a consumer is attached to the queue (or, in single-node mode, while
+    /// the gateway runs its jobs from the outbox), else 0.
     pub consumer_up: IntGaugeVec,
     /// Rows deleted past `QUEUE_RETENTION`, by table.
     pub purged: IntCounterVec,
@@ -30,12 +32,20 @@ pub struct Metrics {
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 impl Metrics {
-    /// Creates and registers the metrics, with every label combination at zero.
+    /// Creates the metrics in a registry of their own, with every label
+    /// combination at zero.
     ///
     /// # Errors
     /// [`prometheus::Error`] when a name is registered twice (a bug).
     pub fn new() -> Result<Metrics, prometheus::Error> {
-        let registry = Registry::new();
+        Metrics::registered_in(Registry::new())
+    }
+
+    /// Creates the metrics in `registry` (the gateway's, in single-node mode).
+    ///
+    /// # Errors
+    /// [`prometheus::Error`] when a name is already registered there.
+    pub fn registered_in(registry: Registry) -> Result<Metrics, prometheus::Error> {
         let jobs = IntCounterVec::new(
             Opts::new("tenantgate_worker_jobs_total", "Jobs settled, by queue and outcome (ok, retried, dead)."),
             &["queue", "outcome"],

@@ -19,10 +19,11 @@ use axum::http::{header, HeaderValue, Method};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use shared::assertion::Assertions;
-use shared::cache::{Invalidator, RedisTier};
+use shared::cache::Invalidator;
 use shared::config::Origin;
 use shared::config::Settings;
 use shared::jwt::AccessTokens;
+use shared::live::LiveFeed;
 use shared::password::PasswordHasher;
 use shared::tokens::TokenHasher;
 use sqlx::PgPool;
@@ -57,11 +58,9 @@ pub struct ApiState {
     pub refresh_ttl: Duration,
     /// Tells every gateway to forget cached users, tenants and roles that changed.
     pub invalidator: Invalidator,
-    /// The shared Redis: rate-limit counters, and the client notification streams
-    /// subscribe with.
-    pub redis: RedisTier,
-    /// `REDIS_KEY_PREFIX`, for channel names.
-    pub key_prefix: String,
+    /// Live notifications, which `/auth/notifications/stream` subscribes to
+    /// (Redis pub/sub, or in process in single-node mode).
+    pub live: LiveFeed,
     /// Per-account and per-IP attempt limits on login and forgot-password.
     pub throttle: Throttle,
     /// Which custom domains tenants may claim, and the DNS their proofs are read

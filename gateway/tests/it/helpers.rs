@@ -53,6 +53,10 @@ pub fn base_env(db: &TestDb, listen: u16, admin: u16) -> Vec<(String, String)> {
         ("GATEWAY_SHUTDOWN_GRACE", "1s"),
         ("PASSWORD_HASH_CONCURRENCY", "2"),
         ("LOG_LEVEL", "info"),
+        // The machine's Redis and RabbitMQ (tests isolate by prefix); a single-node
+        // test sets them empty.
+        ("REDIS_URL", testkit::REDIS_URL),
+        ("RABBITMQ_URL", testkit::AMQP_URL),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

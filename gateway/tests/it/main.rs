@@ -18,5 +18,6 @@ mod portal;
 mod portal_e2e;
 mod proxy;
 mod sessions;
+mod single_node;
 mod streams;
 mod tenants;

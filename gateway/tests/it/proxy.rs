@@ -162,7 +162,7 @@ async fn tenant_errors_404_400_and_403() {
 pub async fn invalidator_for(app: &TestApp) -> shared::cache::Invalidator {
     let redis = shared::cache::RedisTier::new(redis::Client::open("redis://127.0.0.1:6379").unwrap());
     redis.connect_now().await.unwrap();
-    shared::cache::Invalidator::new(redis, app.prefix.clone(), None)
+    shared::cache::Invalidator::new(Some(redis), app.prefix.clone(), None)
 }
 
 const ROLE_ROUTES: &str = r#"

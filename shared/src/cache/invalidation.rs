@@ -1,5 +1,6 @@
 //! Cross-instance invalidation: writers delete the Redis keys and publish the keys on
-//! `{prefix}cache:invalidate`; every gateway evicts its in-process entries.
+//! `{prefix}cache:invalidate`; every gateway evicts its in-process entries. Without
+//! Redis (single-node mode) the writer's own eviction is the whole of it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,15 +31,16 @@ const SECOND_DELETE_AFTER: Duration = Duration::from_millis(500);
 /// Publishes invalidations. Cheap to clone.
 #[derive(Clone)]
 pub struct Invalidator {
-    redis: RedisTier,
+    redis: Option<RedisTier>,
     prefix: String,
     local: Option<Cache>,
 }
 
 impl Invalidator {
-    /// An invalidator writing through `redis` under `prefix`; `local` is this
-    /// process's cache, evicted at once without waiting for the round trip.
-    pub fn new(redis: RedisTier, prefix: impl Into<String>, local: Option<Cache>) -> Invalidator {
+    /// An invalidator writing through `redis` under `prefix` (`None` in single-node
+    /// mode); `local` is this process's cache, evicted at once without waiting for
+    /// the round trip.
+    pub fn new(redis: Option<RedisTier>, prefix: impl Into<String>, local: Option<Cache>) -> Invalidator {
         Invalidator { redis, prefix: prefix.into(), local }
     }
 
@@ -53,6 +55,9 @@ impl Invalidator {
         if let Some(local) = &self.local {
             local.evict_local(&keys).await;
         }
+        if self.redis.is_none() {
+            return Ok(());
+        }
         self.delete_and_publish(&keys).await?;
         let again = self.clone();
         tokio::spawn(async move {
@@ -65,10 +70,11 @@ impl Invalidator {
     }
 
     async fn delete_and_publish(&self, keys: &[Key]) -> Result<(), redis_tier::Error> {
+        let Some(redis) = &self.redis else { return Ok(()) };
         let redis_keys: Vec<String> = keys.iter().map(|k| k.redis_key(&self.prefix)).collect();
-        self.redis.del(&redis_keys).await?;
+        redis.del(&redis_keys).await?;
         let message = serde_json::to_string(&Invalidation { keys: keys.to_vec() }).unwrap_or_default();
-        self.redis.publish(&channel(&self.prefix), &message).await
+        redis.publish(&channel(&self.prefix), &message).await
     }
 }
 

@@ -5,7 +5,9 @@
 //! writes Redis back, and fills L1; concurrent misses on one key share that single
 //! load (moka's `try_get_with`). Facts that do not exist (not a member, unknown slug)
 //! are cached too, briefly. If Redis is down the tier is skipped; if Postgres is down
-//! cold lookups fail with [`Error::Unavailable`] and warm ones keep working.
+//! cold lookups fail with [`Error::Unavailable`] and warm ones keep working. Without
+//! Redis at all (single-node mode) there is no L2: L1 is filled from Postgres and
+//! evicted by this process's own invalidations.
 
 mod generations;
 mod invalidation;
@@ -185,7 +187,8 @@ struct Inner {
     roles: Tier<(UserId, TenantId), Role>,
     slugs: Tier<String, TenantId>,
     domains: Tier<String, TenantId>,
-    redis: RedisTier,
+    /// The shared tier; `None` in single-node mode.
+    redis: Option<RedisTier>,
     pool: PgPool,
     config: CacheConfig,
     lookups: IntCounterVec,
@@ -241,14 +244,14 @@ where
 }
 
 impl Cache {
-    /// Builds the cache and registers `tenantgate_cache_lookups_total{cache, tier,
-    /// result}` in `registry`.
+    /// Builds the cache over `redis` (`None`: no shared tier, single-node mode) and
+    /// registers `tenantgate_cache_lookups_total{cache, tier, result}` in `registry`.
     ///
     /// # Errors
     /// When the metric is already registered.
     pub fn new(
         pool: PgPool,
-        redis: RedisTier,
+        redis: Option<RedisTier>,
         config: CacheConfig,
         registry: &Registry,
     ) -> Result<Cache, prometheus::Error> {
@@ -281,9 +284,9 @@ impl Cache {
         })
     }
 
-    /// The Redis tier.
-    pub fn redis(&self) -> &RedisTier {
-        &self.inner.redis
+    /// The Redis tier, `None` in single-node mode.
+    pub fn redis(&self) -> Option<&RedisTier> {
+        self.inner.redis.as_ref()
     }
 
     /// The Redis key prefix.
@@ -477,16 +480,18 @@ impl Cache {
     {
         let cache = key.cache_name();
         let redis_key = key.redis_key(&self.inner.config.prefix);
-        match self.inner.redis.get(&redis_key).await {
-            Ok(Some(json)) => match serde_json::from_str::<Option<V>>(&json) {
-                Ok(value) => {
-                    self.count(cache, "l2", "hit");
-                    return Ok(value.map(Arc::new));
-                }
+        if let Some(redis) = &self.inner.redis {
+            match redis.get(&redis_key).await {
+                Ok(Some(json)) => match serde_json::from_str::<Option<V>>(&json) {
+                    Ok(value) => {
+                        self.count(cache, "l2", "hit");
+                        return Ok(value.map(Arc::new));
+                    }
+                    Err(_) => self.count(cache, "l2", "error"),
+                },
+                Ok(None) => self.count(cache, "l2", "miss"),
                 Err(_) => self.count(cache, "l2", "error"),
-            },
-            Ok(None) => self.count(cache, "l2", "miss"),
-            Err(_) => self.count(cache, "l2", "error"),
+            }
         }
         let value = match load.await {
             Ok(value) => value,
@@ -498,9 +503,9 @@ impl Cache {
         };
         self.count(cache, "db", if value.is_some() { "hit" } else { "miss" });
         let ttl = if value.is_some() { ttl } else { self.inner.config.ttls.negative };
-        if let Ok(json) = serde_json::to_string(&value) {
+        if let (Some(redis), Ok(json)) = (&self.inner.redis, serde_json::to_string(&value)) {
             // Best effort: a Redis outage must not fail the request.
-            let _ = self.inner.redis.set_ex(&redis_key, &json, ttl).await;
+            let _ = redis.set_ex(&redis_key, &json, ttl).await;
         }
         Ok(value.map(Arc::new))
     }

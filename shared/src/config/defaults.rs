@@ -20,8 +20,9 @@ impl Default for Settings {
                 max_connections: 20,
                 auto_migrate: true,
             },
-            redis: RedisSettings { url: SecretString::from("redis://127.0.0.1:6379"), key_prefix: "tg:".into() },
-            rabbitmq: RabbitMqSettings { url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f") },
+            // No built-in addresses: unset means single-node mode (see RedisSettings).
+            redis: RedisSettings { url: None, key_prefix: "tg:".into() },
+            rabbitmq: RabbitMqSettings { url: None },
             jwt: JwtSettings {
                 secret: empty(),
                 refresh_secret: empty(),

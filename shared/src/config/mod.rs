@@ -247,9 +247,11 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `REDIS_URL`.
-    #[serde(serialize_with = "expose")]
-    pub url: SecretString,
+    /// `REDIS_URL`; unset or empty means none: single-node mode, where the gateway
+    /// keeps its cache, rate limits, invalidations and live notifications in
+    /// process (one instance only).
+    #[serde(serialize_with = "optional_secret_text", deserialize_with = "optional_secret")]
+    pub url: Option<SecretString>,
     /// `REDIS_KEY_PREFIX`: prepended to every key and channel, so several deployments
     /// (or tests) can share one Redis.
     pub key_prefix: String,
@@ -259,9 +261,10 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqSettings {
-    /// `RABBITMQ_URL`.
-    #[serde(serialize_with = "expose")]
-    pub url: SecretString,
+    /// `RABBITMQ_URL`; unset or empty means none: the gateway then runs the
+    /// worker's jobs itself, straight from the outbox, and no worker daemon is needed.
+    #[serde(serialize_with = "optional_secret_text", deserialize_with = "optional_secret")]
+    pub url: Option<SecretString>,
 }
 
 /// Token settings.
@@ -637,6 +640,17 @@ fn resolve_cores(configured: usize) -> usize {
 /// (the `SecretString`s') is redacted.
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose_secret())
+}
+
+/// Reads an optional secret: empty (or blank) text is none.
+fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok((!raw.trim().is_empty()).then(|| SecretString::from(raw)))
+}
+
+/// Writes what [`optional_secret`] reads: none as empty text.
+fn optional_secret_text<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.as_ref().map_or("", |secret| secret.expose_secret()))
 }
 
 /// A load error naming the environment variable at fault where there is one.

@@ -96,9 +96,19 @@ fn the_shipped_settings_file_parses() {
 #[test]
 fn secret_defaults_survive_the_default_layer() {
     let s = env(&GOOD).unwrap();
-    assert_eq!(s.redis.url.expose_secret(), "redis://127.0.0.1:6379");
+    assert!(s.redis.url.is_none() && s.rabbitmq.url.is_none(), "no built-in address: single-node mode");
     assert!(s.database.url.expose_secret().starts_with("postgres://"));
     assert!(!format!("{s:?}").contains("0123456789abcdef"), "Debug must redact secrets");
+}
+
+#[test]
+fn redis_and_rabbitmq_urls_are_optional_and_empty_means_none() {
+    let mut vars = GOOD.to_vec();
+    vars.extend([("REDIS_URL", "redis://10.0.0.5:6380"), ("RABBITMQ_URL", "  ")]);
+    let s = env(&vars).unwrap();
+    assert_eq!(s.redis.url.as_ref().map(|u| u.expose_secret().to_owned()).as_deref(), Some("redis://10.0.0.5:6380"));
+    assert!(s.rabbitmq.url.is_none(), "blank is unset");
+    assert!(!format!("{s:?}").contains("10.0.0.5"), "Debug redacts the URLs (they may hold passwords)");
 }
 
 #[test]

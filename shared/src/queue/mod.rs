@@ -85,14 +85,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// The broker settings of `settings` (`RABBITMQ_URL` and the `QUEUE_*` variables).
-    pub fn from_settings(settings: &Settings) -> Config {
-        Config {
-            url: settings.rabbitmq.url.clone(),
+    /// The broker settings of `settings` (`RABBITMQ_URL` and the `QUEUE_*`
+    /// variables); `None` without a `RABBITMQ_URL` (single-node mode).
+    pub fn from_settings(settings: &Settings) -> Option<Config> {
+        Some(Config {
+            url: settings.rabbitmq.url.clone()?,
             topology: Topology::new(&settings.queue),
             outbox_batch: settings.queue.outbox_batch,
             outbox_poll_interval: settings.queue.outbox_poll_interval,
-        }
+        })
     }
 }
 

@@ -64,9 +64,9 @@ impl TestEnv {
         settings.app.name = "Acme".into();
         settings.database.url = SecretString::from(db_url.clone());
         settings.database.max_connections = 10;
-        settings.redis.url = SecretString::from(REDIS_URL);
+        settings.redis.url = Some(SecretString::from(REDIS_URL));
         settings.redis.key_prefix = redis_prefix.clone();
-        settings.rabbitmq.url = SecretString::from(AMQP_URL);
+        settings.rabbitmq.url = Some(SecretString::from(AMQP_URL));
         settings.jwt.secret = SecretString::from(JWT_SECRET);
         settings.jwt.refresh_secret = SecretString::from(JWT_REFRESH_SECRET);
         settings.queue.prefix = format!("it.{}.", &id[..12]);
@@ -86,7 +86,7 @@ impl TestEnv {
     }
 
     pub fn broker(&self) -> queue::Config {
-        queue::Config::from_settings(&self.settings)
+        queue::Config::from_settings(&self.settings).expect("RABBITMQ_URL is set")
     }
 
     pub fn topology(&self) -> Topology {

@@ -8,6 +8,7 @@
 mod crash;
 mod email;
 mod helpers;
+mod in_process;
 mod notifications;
 mod poison;
 mod proxy;

@@ -1,6 +1,7 @@
 //! The caller's notification feed: `GET /auth/notifications` (newest first, paged),
 //! `POST /auth/notifications/read`, and `GET /auth/notifications/stream`
-//! (Server-Sent Events fed by the worker's Redis pub/sub channel).
+//! (Server-Sent Events fed by the worker's jobs through `shared::live`: Redis
+//! pub/sub, or in process in single-node mode).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use shared::db::notifications::{self, Page};
-use shared::queue::{notification_channel, NotificationMessage};
+use shared::queue::NotificationMessage;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser};
@@ -76,21 +77,15 @@ pub async fn mark_read(
 /// the subscription is in place, with keep-alive comments. The stream ends when
 /// the access token expires (the client reconnects with a fresh one and lists
 /// what it missed), or within a second of logout-all. 503 when Redis is unreachable.
+/// In single-node mode the stream hears the jobs this gateway runs itself.
 #[tracing::instrument(name = "auth.notifications.stream", skip_all)]
 pub async fn stream(
     State(state): State<Arc<ApiState>>,
     caller: BearerUser,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let channel = notification_channel(&state.key_prefix, caller.id());
-    let mut pubsub = tokio::time::timeout(Duration::from_secs(2), state.redis.client().get_async_pubsub())
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .map_err(|e| ApiError::unavailable(&e))?;
-    pubsub.subscribe(&channel).await.map_err(|e| ApiError::unavailable(&e))?;
-
+    let subscription = state.live.subscribe(caller.id()).await.map_err(|e| ApiError::unavailable(&e))?;
     let connected = futures::stream::once(async { Ok(Event::default().comment("connected")) });
-    let live = pubsub.into_on_message().filter_map(|msg| async move {
-        let payload: String = msg.get_payload().ok()?;
+    let live = subscription.filter_map(|payload| async move {
         // Forward only what parses as a notification; the id lets clients dedupe.
         let id = serde_json::from_str::<NotificationMessage>(&payload).ok()?.id;
         Some(Ok(Event::default().event("notification").id(id.to_string()).data(payload)))
