@@ -189,7 +189,8 @@ impl Application {
 
         match shared::queue::Config::from_settings(settings) {
             Some(config) => {
-                server.add_service(background_service("outbox relay", OutboxRelay { pool: pool.clone(), config }));
+                let relay = OutboxRelay { pool: pool.clone(), config, backlog: metrics.outbox_rows.clone() };
+                server.add_service(background_service("outbox relay", relay));
             }
             None => {
                 tracing::info!("RABBITMQ_URL is not set: this gateway sends the email and runs the notification jobs itself, from the outbox");
@@ -200,7 +201,8 @@ impl Application {
                     worker::Metrics::registered_in(metrics.registry.clone()).context("registering job metrics")?,
                 )?;
                 let config = worker::in_process::Config::from_settings(settings);
-                server.add_service(background_service("jobs", InProcessJobs { jobs: Arc::new(jobs), config }));
+                let jobs = InProcessJobs { jobs: Arc::new(jobs), config, backlog: metrics.outbox_rows.clone() };
+                server.add_service(background_service("jobs", jobs));
             }
         }
         let admin_addr = settings.gateway.admin_listen;

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub spoofed_headers: IntCounterVec,
     /// Open streams closed because their user's access ended.
     pub streams_ended: IntCounter,
+    /// Outbox rows by state (`waiting`: not yet relayed or run; `dead`: given up
+    /// on, single-node mode), sampled every few seconds.
+    pub outbox_rows: IntGaugeVec,
     /// Decision memo lookups by result.
     pub memo: MemoCounters,
     /// Each route's request metrics, resolved on its first request.
@@ -161,6 +164,14 @@ impl Metrics {
                 ),
                 &["header"],
             )?,
+            outbox_rows: IntGaugeVec::new(
+                Opts::new(
+                    "tenantgate_outbox_rows",
+                    "Outbox rows by state: waiting (not yet relayed to RabbitMQ, or run in single-node mode) \
+                     and dead (given up on in single-node mode).",
+                ),
+                &["state"],
+            )?,
             streams_ended: IntCounter::new(
                 "tenantgate_streams_revoked_total",
                 "Open streams (WebSockets, event streams) closed because their user's access ended.",
@@ -191,6 +202,7 @@ impl Metrics {
         m.registry.register(Box::new(m.invalidation_subscribed.clone()))?;
         m.registry.register(Box::new(m.spoofed_headers.clone()))?;
         m.registry.register(Box::new(m.streams_ended.clone()))?;
+        m.registry.register(Box::new(m.outbox_rows.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
     }

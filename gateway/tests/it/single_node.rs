@@ -132,6 +132,13 @@ async fn a_failing_mail_server_is_retried_with_backoff_then_the_job_is_dead_not_
     );
     let dead_jobs = r#"tenantgate_worker_jobs_total{outcome="dead",queue="email"}"#;
     assert_eq!(app.metric(dead_jobs).await, 1.0);
+    let counted = app
+        .eventually(Duration::from_secs(10), || async {
+            app.metric(r#"tenantgate_outbox_rows{state="dead"}"#).await == 1.0
+                && app.metric(r#"tenantgate_outbox_rows{state="waiting"}"#).await == 0.0
+        })
+        .await;
+    assert!(counted, "the backlog gauge shows the dead row (sampled every 5 s)");
     // Kept with its payload for `worker dead-letters` (tested with the worker).
     let payload: Option<serde_json::Value> = sqlx::query_scalar("SELECT payload FROM outbox WHERE queue = 'email'")
         .fetch_one(&app.db.pool().await)
