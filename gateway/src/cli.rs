@@ -128,6 +128,17 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("configuration OK (profile {:?})", settings.app.env);
     println!("  listen {}  admin {}", settings.gateway.listen, settings.gateway.admin_listen);
     println!("  {} route(s) from {}", routes.len(), settings.gateway.routes.display());
+    println!(
+        "  {}; {}",
+        match settings.redis.url {
+            Some(_) => "cache, limits and invalidations shared through Redis",
+            None => "single-node mode: no REDIS_URL, run one gateway instance",
+        },
+        match settings.rabbitmq.url {
+            Some(_) => "jobs relayed to RabbitMQ for the worker",
+            None => "no RABBITMQ_URL: this gateway runs the email and notification jobs",
+        }
+    );
     match assertions.signing_kid() {
         Some(kid) => println!("  assertions EdDSA, signing key {kid}"),
         None => println!("  assertions HS256 (apps hold GATEWAY_ASSERTION_SECRET)"),

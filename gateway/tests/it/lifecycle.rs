@@ -79,7 +79,14 @@ async fn check_config_refuses_weak_secrets_naming_the_variable() {
     std::fs::write(routes.path().join("a.toml"), DEFAULT_ROUTES.replace("{upstream}", "127.0.0.1:3000")).unwrap();
     let out = gateway_command(&good).arg("check-config").stdout(std::process::Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 route(s)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 route(s)") && stdout.contains("shared through Redis"), "{stdout}");
+    // It says which mode the settings choose.
+    good.extend([("REDIS_URL".into(), String::new()), ("RABBITMQ_URL".into(), String::new())]);
+    let out = gateway_command(&good).arg("check-config").stdout(std::process::Stdio::piped()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("single-node mode") && stdout.contains("runs the email and notification jobs"), "{stdout}");
+    good.truncate(good.len() - 2);
 
     // A broken route file is refused with its name and line.
     std::fs::write(routes.path().join("b.toml"), "[[route]]\nname = \"x\"\npath_prefix = \"nope\"\n").unwrap();

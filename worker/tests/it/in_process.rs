@@ -18,17 +18,22 @@ fn email(kind: fn(EmailJob) -> Job, to: &str, template: &str, secret: &str) -> E
     Envelope::new(kind(job))
 }
 
-/// `worker dead-letters ARGS` with RabbitMQ unset; its stdout.
-fn dead_letters(env: &TestEnv, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(["--config", "does-not-exist.toml", "dead-letters"])
+/// The real `worker ARGS` with RabbitMQ unset.
+fn worker_without_rabbitmq(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(["--config", "does-not-exist.toml"])
         .args(args)
         .current_dir(std::env::temp_dir())
         .env_clear()
         .envs(env.env())
         .env("RABBITMQ_URL", "")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `worker dead-letters ARGS` with RabbitMQ unset; its stdout.
+fn dead_letters(env: &TestEnv, args: &[&str]) -> String {
+    let out = worker_without_rabbitmq(env, &[&["dead-letters"], args].concat());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     text
@@ -88,14 +93,7 @@ async fn outbox_jobs_back_off_die_and_are_replayed_from_postgres() {
 #[tokio::test]
 async fn the_daemon_refuses_to_start_without_rabbitmq_and_says_why() {
     let env = TestEnv::new(1).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(["--config", "does-not-exist.toml", "run"])
-        .current_dir(std::env::temp_dir())
-        .env_clear()
-        .envs(env.env())
-        .env("RABBITMQ_URL", "")
-        .output()
-        .unwrap();
+    let out = worker_without_rabbitmq(&env, &["run"]);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("RABBITMQ_URL is not set") && text.contains("gateway runs the email"), "{text}");
