@@ -25,7 +25,8 @@ ensure_tools() {
 # test (gateway/tests/it/portal_e2e.rs) Debian's chromium, Node.js with npm and
 # e2e/node_modules (playwright-core, pinned by e2e/package-lock.json); the
 # assertion verifiers (gateway/tests/it/assertions.rs) jose from the same
-# node_modules and Debian's python3 with PyJWT and cryptography.
+# node_modules and Debian's python3 with PyJWT and cryptography; the OpenAPI test
+# (gateway/tests/it/openapi.rs) schemathesis (ensure_schemathesis).
 ensure_e2e_tools() {
     local missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -42,6 +43,23 @@ ensure_e2e_tools() {
         echo "==> installing the e2e test's node packages (npm ci --prefix e2e)"
         npm ci --prefix e2e --no-audit --no-fund >/dev/null
     fi
+    ensure_schemathesis
+}
+
+# schemathesis, the OpenAPI fuzzer gateway/tests/it/openapi.rs runs against a live
+# gateway: pinned, in a virtualenv of Debian's python3 under target/ (where the test
+# looks for it; SCHEMATHESIS overrides the path).
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=target/schemathesis-venv
+ensure_schemathesis() {
+    local bin=$SCHEMATHESIS_VENV/bin/schemathesis
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+        return 0
+    fi
+    /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+    echo "==> installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV"
+    /usr/bin/python3 -m venv --clear "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 wait_for() { # name, command...

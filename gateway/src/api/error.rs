@@ -21,10 +21,17 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
+/// The body of every error answer of the API (and of the proxy).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// The stable code to match on (README's "Error codes" table); the status
+    /// follows from it.
+    #[schema(example = "invalid_request")]
+    pub error: &'a str,
+    /// A sentence for humans; never match on it.
+    #[schema(example = "the request could not be read")]
+    pub message: &'a str,
 }
 
 impl ApiError {
@@ -72,7 +79,7 @@ impl From<ErrorCode> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
-            (self.status(), Json(Body { error: self.code.as_str(), message: &self.message })).into_response();
+            (self.status(), Json(ErrorBody { error: self.code.as_str(), message: &self.message })).into_response();
         if self.status() == StatusCode::UNAUTHORIZED {
             let value = format!(
                 r#"Bearer error="{}""#,

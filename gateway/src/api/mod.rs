@@ -1,12 +1,15 @@
 //! The gateway's own HTTP API under `/auth` (and the assertion keys at
 //! `/.well-known/jwks.json`): an axum [`Router`] called in process
 //! from the proxy's `request_filter` (no network hop). axum does the routing and
-//! JSON; this module only wires handlers to state.
+//! JSON; this module only wires handlers to state. The OpenAPI document of every
+//! operation is generated from the handlers (`openapi`) and served at
+//! `/auth/openapi.json`.
 
 pub(crate) mod auth;
 pub mod error;
 pub mod extract;
 mod keys;
+pub mod openapi;
 pub mod tenants;
 pub mod throttle;
 pub mod wire;
@@ -16,7 +19,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
-use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use shared::assertion::Assertions;
 use shared::cache::Invalidator;
@@ -28,6 +30,9 @@ use shared::password::PasswordHasher;
 use shared::tokens::TokenHasher;
 use sqlx::PgPool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::error::ApiError;
 use self::throttle::Throttle;
@@ -77,41 +82,47 @@ pub struct ApiState {
 /// Builds the router for `state`, with CORS from `settings.cors` and the body cap
 /// from `settings.gateway.body_limit`.
 pub fn router(state: Arc<ApiState>, settings: &Settings) -> Router {
-    let auth = Router::new()
-        .route("/register", post(auth::register::register))
-        .route("/login", post(auth::login::login))
-        .route("/refresh", post(auth::session::refresh))
-        .route("/logout", post(auth::session::logout))
-        .route("/logout-all", post(auth::session::logout_all))
-        .route("/me", get(auth::me::me))
-        .route("/verify-email", post(auth::verify_email::verify_email))
-        .route("/resend-verification", post(auth::verify_email::resend_verification))
-        .route("/forgot-password", post(auth::password_reset::forgot_password))
-        .route("/reset-password", post(auth::password_reset::reset_password))
-        .route("/notifications", get(auth::notifications::list))
-        .route("/notifications/read", post(auth::notifications::mark_read))
-        .route("/notifications/stream", get(auth::notifications::stream))
-        .route("/tenants", get(tenants::manage::list).post(tenants::manage::create))
-        .route("/tenants/{id}", get(tenants::manage::get).patch(tenants::manage::update))
-        .route("/tenants/{id}/activate", post(tenants::manage::activate))
-        .route("/tenants/{id}/deactivate", post(tenants::manage::deactivate))
-        .route("/tenants/{id}/domain/verify", post(tenants::domains::verify))
-        .route("/tenants/{id}/leave", post(tenants::members::leave))
-        .route("/tenants/{id}/members", get(tenants::members::list))
-        .route("/tenants/{id}/members/{user}", patch(tenants::members::change_role).delete(tenants::members::remove))
-        .route("/tenants/{id}/invitations", get(tenants::invitations::list).post(tenants::invitations::create))
-        .route("/tenants/{id}/invitations/{invitation}", delete(tenants::invitations::revoke))
-        .route("/tenants/{id}/audit", get(tenants::audit::list))
-        .route("/invitations/accept", post(tenants::invitations::accept))
+    let (routes, _document) = routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::from(ErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async { ApiError::from(ErrorCode::MethodNotAllowed) });
-    Router::new()
-        .nest(PREFIX, auth)
-        .route(JWKS_PATH, get(keys::jwks))
-        .fallback(|| async { ApiError::from(ErrorCode::NotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::from(ErrorCode::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(settings.gateway.body_limit))
         .layer(cors(&settings.cors.origins))
         .with_state(state)
+}
+
+/// Every operation, each routed at the path and methods its `#[utoipa::path]`
+/// documents: the router and the OpenAPI document ([`openapi::document`]) are
+/// built from this one list, so neither has an operation the other lacks.
+fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::register::register))
+        .routes(routes!(auth::login::login))
+        .routes(routes!(auth::session::refresh))
+        .routes(routes!(auth::session::logout))
+        .routes(routes!(auth::session::logout_all))
+        .routes(routes!(auth::me::me))
+        .routes(routes!(auth::verify_email::verify_email))
+        .routes(routes!(auth::verify_email::resend_verification))
+        .routes(routes!(auth::password_reset::forgot_password))
+        .routes(routes!(auth::password_reset::reset_password))
+        .routes(routes!(auth::notifications::list))
+        .routes(routes!(auth::notifications::mark_read))
+        .routes(routes!(auth::notifications::stream))
+        .routes(routes!(tenants::manage::list, tenants::manage::create))
+        .routes(routes!(tenants::manage::get, tenants::manage::update))
+        .routes(routes!(tenants::manage::activate))
+        .routes(routes!(tenants::manage::deactivate))
+        .routes(routes!(tenants::domains::verify))
+        .routes(routes!(tenants::members::leave))
+        .routes(routes!(tenants::members::list))
+        .routes(routes!(tenants::members::change_role, tenants::members::remove))
+        .routes(routes!(tenants::invitations::list, tenants::invitations::create))
+        .routes(routes!(tenants::invitations::revoke))
+        .routes(routes!(tenants::audit::list))
+        .routes(routes!(tenants::invitations::accept))
+        .routes(routes!(keys::jwks))
+        .routes(routes!(openapi::serve))
 }
 
 /// CORS for listed origins only; credentials allowed, since only listed origins

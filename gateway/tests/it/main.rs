@@ -14,6 +14,7 @@ mod invitations;
 mod lifecycle;
 mod memo;
 mod notifications;
+mod openapi;
 mod portal;
 mod portal_e2e;
 mod proxy;

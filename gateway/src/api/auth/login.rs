@@ -18,6 +18,7 @@ use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{LoginRequest, SessionBody, TenantBody, UserBody};
 use crate::api::ApiState;
@@ -27,9 +28,27 @@ fn invalid_credentials() -> ApiError {
     ApiError::from(ErrorCode::InvalidCredentials)
 }
 
+/// Logs in with email and password.
+///
 /// Logs a user in: 200 with tokens, the user and all their tenants, 401
 /// `invalid_credentials`, or 429 `rate_limited` once the address or the client IP
 /// made `RATE_LIMIT_MAX` attempts in `RATE_LIMIT_WINDOW`.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "account",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in: tokens, the user and their tenants", body = SessionBody),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::InvalidCredentials),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 429, response = errors::RateLimited),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.login", skip_all)]
 pub async fn login(
     State(state): State<Arc<ApiState>>,

@@ -17,7 +17,8 @@ use shared::queue::NotificationMessage;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser};
-use crate::api::wire::{MarkReadRequest, NotificationsBody, NotificationsQuery};
+use crate::api::openapi::errors;
+use crate::api::wire::{MarkReadRequest, NotificationEvent, NotificationsBody, NotificationsQuery};
 use crate::api::ApiState;
 use crate::revocation::Grant;
 
@@ -27,6 +28,22 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_IDS: usize = 500;
 
 /// A page of the caller's notifications, newest first, with their unread count.
+#[utoipa::path(
+    get,
+    path = "/auth/notifications",
+    tag = "notifications",
+    operation_id = "listNotifications",
+    params(
+        NotificationsQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of notifications, newest first", body = NotificationsBody),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.notifications.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
@@ -49,8 +66,26 @@ pub async fn list(
     }))
 }
 
+/// Marks notifications read.
+///
 /// Marks the listed notifications (or all of them) read: 204. Ids that are not the
 /// caller's are ignored.
+#[utoipa::path(
+    post,
+    path = "/auth/notifications/read",
+    tag = "notifications",
+    operation_id = "markNotificationsRead",
+    request_body = MarkReadRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Marked read"),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.notifications.mark_read", skip_all)]
 pub async fn mark_read(
     State(state): State<Arc<ApiState>>,
@@ -72,12 +107,26 @@ pub async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Live notifications, as Server-Sent Events.
+///
 /// Live notifications as Server-Sent Events (`event: notification`, `id`: the
 /// notification id, `data`: its JSON), starting with a `: connected` comment once
 /// the subscription is in place, with keep-alive comments. The stream ends when
 /// the access token expires (the client reconnects with a fresh one and lists
 /// what it missed), or within a second of logout-all. 503 when Redis is unreachable.
 /// In single-node mode the stream hears the jobs this gateway runs itself.
+#[utoipa::path(
+    get,
+    path = "/auth/notifications/stream",
+    tag = "notifications",
+    operation_id = "streamNotifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: a `: connected` comment, then `event: notification` with the notification JSON as `data` and its id as `id`, keep-alive comments every 15 s; ends when the access token expires or the user's sessions end", content_type = "text/event-stream", body = NotificationEvent),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.notifications.stream", skip_all)]
 pub async fn stream(
     State(state): State<Arc<ApiState>>,

@@ -19,16 +19,33 @@ use shared::tokens::TokenHasher;
 use super::enqueue;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, ForgotPasswordRequest, ResetPasswordRequest};
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
+/// Asks for a password reset link.
+///
 /// Answers 202 with the same body whether or not an account has this address (or
 /// the address is malformed), then, when one does, mails it a reset link. The work
 /// runs after the answer is sent, so the response time says nothing about the
 /// account either. Rate-limited per address and per client IP (429
 /// `rate_limited`), with counters apart from the login ones.
+#[utoipa::path(
+    post,
+    path = "/auth/forgot-password",
+    tag = "account",
+    operation_id = "forgotPassword",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "The same answer whether or not an account uses the address", body = AcceptedBody),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 429, response = errors::RateLimited),
+    ),
+)]
 #[tracing::instrument(name = "auth.password_reset.forgot_password", skip_all)]
 pub async fn forgot_password(
     State(state): State<Arc<ApiState>>,
@@ -80,10 +97,26 @@ async fn request_reset(state: &ApiState, email: &Email, request_id: &str) -> Res
     Ok(())
 }
 
+/// Sets a new password with a reset token.
+///
 /// Spends a reset token and sets the new password: 204. Every refresh session is
 /// revoked and every access token stops working (the token version moves on).
 /// 400 `invalid_token` for an unknown, used or expired token, 400 `weak_password`
 /// for a password outside the policy.
+#[utoipa::path(
+    post,
+    path = "/auth/reset-password",
+    tag = "account",
+    operation_id = "resetPassword",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is set; every session of the user is over"),
+        (status = 400, response = errors::InvalidTokenOrPassword),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.password_reset.reset_password", skip_all)]
 pub async fn reset_password(
     State(state): State<Arc<ApiState>>,

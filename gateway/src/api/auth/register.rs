@@ -23,6 +23,7 @@ use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{RegisterRequest, SessionBody, TenantBody, UserBody};
 use crate::api::{tenants, ApiState};
@@ -59,7 +60,27 @@ impl TryFrom<RegisterRequest> for Registration {
     }
 }
 
+/// Registers a user.
+///
 /// Registers a user and answers 201 with tokens, the user and their tenant.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "account",
+    operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered: tokens, the user and their tenant", body = SessionBody),
+        (status = 400, response = errors::InvalidTokenOrPassword),
+        (status = 403, response = errors::InvitationRefused),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 409, response = errors::RegistrationConflict),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 429, response = errors::RateLimited),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.register", skip_all)]
 pub async fn register(
     State(state): State<Arc<ApiState>>,

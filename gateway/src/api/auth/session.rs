@@ -17,6 +17,7 @@ use super::enqueue;
 use super::tokens::issue_pair;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser, RequestId};
+use crate::api::openapi::errors;
 use crate::api::wire::{RefreshRequest, TokenPair};
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
@@ -25,9 +26,26 @@ fn invalid_refresh() -> ApiError {
     ApiError::new(ErrorCode::InvalidToken, "the refresh token is not valid")
 }
 
+/// Exchanges a refresh token for a new token pair.
+///
 /// Exchanges a refresh token for a new pair. The presented token is spent; a spent
 /// token presented again revokes its whole family (it was stolen or replayed) and
 /// answers 401 `token_reused`.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "account",
+    operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPair),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::InvalidRefreshToken),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.session.refresh", skip_all)]
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
@@ -78,8 +96,24 @@ pub async fn refresh(
     Ok(axum::Json(pair))
 }
 
+/// Ends the session of a refresh token.
+///
 /// Revokes the session the refresh token belongs to. Answers 204 for unknown tokens
 /// too: logging out is idempotent and reveals nothing.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "account",
+    operation_id = "logout",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The session is over (also for unknown tokens)"),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.session.logout", skip_all)]
 pub async fn logout(
     State(state): State<Arc<ApiState>>,
@@ -100,8 +134,22 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends every session of the caller.
+///
 /// Ends every session of the caller and invalidates their outstanding access tokens
 /// (their token version moves on).
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "account",
+    operation_id = "logoutAll",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the caller is over; their access tokens are refused"),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.session.logout_all", skip_all)]
 pub async fn logout_all(
     State(state): State<Arc<ApiState>>,

@@ -17,13 +17,30 @@ use shared::tokens::TokenHasher;
 use super::enqueue;
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, BearerUser, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
 use crate::api::wire::{AcceptedBody, UserBody, UserOnlyBody, VerifyEmailRequest};
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
+/// Verifies an email address.
+///
 /// Spends a verification token and marks the address verified: 200 with the user,
 /// or 400 `invalid_token` for an unknown, used or expired token.
+#[utoipa::path(
+    post,
+    path = "/auth/verify-email",
+    tag = "account",
+    operation_id = "verifyEmail",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "The address is verified", body = UserOnlyBody),
+        (status = 400, response = errors::InvalidOneTimeToken),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.verify_email", skip_all)]
 pub async fn verify_email(
     State(state): State<Arc<ApiState>>,
@@ -64,8 +81,24 @@ pub async fn verify_email(
     Ok(axum::Json(UserOnlyBody { user: UserBody::from(&user) }))
 }
 
+/// Sends a fresh verification email.
+///
 /// Sends a fresh verification email to the caller: 202, or 409 `already_verified`.
 /// Earlier tokens stay valid until they expire or one is used.
+#[utoipa::path(
+    post,
+    path = "/auth/resend-verification",
+    tag = "account",
+    operation_id = "resendVerification",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A verification email is on its way", body = AcceptedBody),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 409, response = errors::AlreadyVerified),
+        (status = 429, response = errors::RateLimited),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "auth.verify_email.resend_verification", skip_all)]
 pub async fn resend_verification(
     State(state): State<Arc<ApiState>>,

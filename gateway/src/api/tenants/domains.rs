@@ -28,6 +28,7 @@ use super::wire::{TenantDetail, TenantEnvelope};
 use super::{invalidate, lock_for_change, policy, taken, tenant_not_found, Audit};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, BearerUser, RequestId};
+use crate::api::openapi::errors;
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
@@ -122,6 +123,8 @@ pub async fn open_claim(
     Ok(domain_claims::replace(conn, tenant, domain, &new_token()).await?)
 }
 
+/// Verifies a tenant's claimed domain.
+///
 /// `POST /auth/tenants/{id}/domain/verify`: admins and owners. Looks the challenge
 /// up and, when it holds the token, makes the claimed domain the tenant's.
 ///
@@ -129,6 +132,25 @@ pub async fn open_claim(
 /// 404 `no_pending_domain` without an open claim; 409 `domain_not_verified` when
 /// the record is missing or holds another value (the claim stays open), 409
 /// `domain_taken` when another tenant proved the name first.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants/{id}/domain/verify",
+    tag = "tenants",
+    operation_id = "verifyTenantDomain",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The claimed domain is proven and now the tenant's", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::NoPendingDomain),
+        (status = 409, response = errors::DomainNotVerified),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.domains.verify", skip_all)]
 pub async fn verify(
     State(state): State<Arc<ApiState>>,

@@ -26,6 +26,7 @@ use super::wire::{
 use super::{invalidate, lock_for_change, policy, role_in, tenant_not_found, Audit, MAX_PAGE};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, BearerUser, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
@@ -38,8 +39,33 @@ fn tenant_inactive() -> ApiError {
     ApiError::from(ErrorCode::TenantInactive)
 }
 
+/// Invites an address into a tenant.
+///
 /// `POST /auth/tenants/{id}/invitations {email, role}`: admins and owners (only
 /// owners invite owners). Replaces the address's pending invitation. 201.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants/{id}/invitations",
+    tag = "tenants",
+    operation_id = "createInvitation",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    request_body = InviteRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Invited; the token goes only into the email", body = InvitationEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InviteRefused),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 409, response = errors::AlreadyMember),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 429, response = errors::RateLimited),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.invitations.create", skip_all)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
@@ -103,7 +129,27 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InvitationEnvelope { invitation: InvitationBody::from(&invitation) })))
 }
 
+/// Lists a tenant's invitations.
+///
 /// `GET /auth/tenants/{id}/invitations`: admins and owners; newest first.
+#[utoipa::path(
+    get,
+    path = "/auth/tenants/{id}/invitations",
+    tag = "tenants",
+    operation_id = "listInvitations",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant's invitations, newest first (admins and owners)", body = InvitationsBody),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.invitations.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
@@ -116,8 +162,29 @@ pub async fn list(
     Ok(Json(InvitationsBody { invitations: list.iter().map(InvitationBody::from).collect() }))
 }
 
-/// `DELETE /auth/tenants/{id}/invitations/{invId}`: admins and owners revoke a
+/// Revokes a pending invitation.
+///
+/// `DELETE /auth/tenants/{id}/invitations/{invitation}`: admins and owners revoke a
 /// pending invitation. 204.
+#[utoipa::path(
+    delete,
+    path = "/auth/tenants/{id}/invitations/{invitation}",
+    tag = "tenants",
+    operation_id = "revokeInvitation",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+        ("invitation" = Uuid, Path, description = "The invitation's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::InvitationNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.invitations.revoke", skip_all)]
 pub async fn revoke(
     State(state): State<Arc<ApiState>>,
@@ -146,8 +213,29 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Accepts an invitation.
+///
 /// `POST /auth/invitations/accept {token}`: the logged-in user joins the tenant,
 /// if the invitation was sent to their address.
+#[utoipa::path(
+    post,
+    path = "/auth/invitations/accept",
+    tag = "tenants",
+    operation_id = "acceptInvitation",
+    request_body = AcceptRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller joined the tenant", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidOneTimeToken),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InvitationRefused),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 409, response = errors::AlreadyMember),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.invitations.accept", skip_all)]
 pub async fn accept(
     State(state): State<Arc<ApiState>>,

@@ -19,15 +19,30 @@ use super::wire::{CreateTenantRequest, TenantDetail, TenantEnvelope, UpdateTenan
 use super::{domains, invalidate, lock_for_change, policy, role_in, taken, tenant_not_found, Audit};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, BearerUser, ClientIp, RequestId};
+use crate::api::openapi::errors;
 use crate::api::throttle::{Action, Subject};
-use crate::api::wire::TenantBody;
+use crate::api::wire::{TenantBody, TenantsBody};
 use crate::api::ApiState;
 
+/// Lists the caller's tenants.
+///
 /// `GET /auth/tenants`: the caller's tenants with their role.
+#[utoipa::path(
+    get,
+    path = "/auth/tenants",
+    tag = "tenants",
+    operation_id = "listTenants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's tenants with their role", body = TenantsBody),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.list", skip_all)]
-pub async fn list(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<Arc<ApiState>>, caller: BearerUser) -> Result<Json<TenantsBody>, ApiError> {
     let tenants = memberships::list_for_user(&state.pool, caller.id()).await?;
-    Ok(Json(json!({ "tenants": tenants.iter().map(TenantBody::from).collect::<Vec<_>>() })))
+    Ok(Json(TenantsBody { tenants: tenants.iter().map(TenantBody::from).collect() }))
 }
 
 /// Parses a tenant name, reported as the `name` field (register calls it
@@ -36,7 +51,27 @@ fn parse_name(raw: &str) -> Result<TenantName, ApiError> {
     TenantName::parse(raw).map_err(|e| ApiError::from(ParseError { field: "name", ..e }))
 }
 
+/// Creates a tenant.
+///
 /// `POST /auth/tenants {name, slug?, domain?}`: 201, the caller is its owner.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants",
+    tag = "tenants",
+    operation_id = "createTenant",
+    request_body = CreateTenantRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the caller is its owner", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 409, response = errors::SlugTaken),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 429, response = errors::RateLimited),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.create", skip_all)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
@@ -84,7 +119,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(TenantEnvelope { tenant: detail })))
 }
 
+/// Reads a tenant.
+///
 /// `GET /auth/tenants/{id}`: any member.
+#[utoipa::path(
+    get,
+    path = "/auth/tenants/{id}",
+    tag = "tenants",
+    operation_id = "getTenant",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant, for any member", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.get", skip_all)]
 pub async fn get(
     State(state): State<Arc<ApiState>>,
@@ -98,7 +152,31 @@ pub async fn get(
     Ok(Json(TenantEnvelope { tenant: TenantDetail::new(tenant, role, claim.as_ref()) }))
 }
 
+/// Changes a tenant's name, domain or settings.
+///
 /// `PATCH /auth/tenants/{id} {name?, domain?, settings?}`: admins and owners.
+#[utoipa::path(
+    patch,
+    path = "/auth/tenants/{id}",
+    tag = "tenants",
+    operation_id = "updateTenant",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    request_body = UpdateTenantRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed tenant (admins and owners)", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 409, response = errors::DomainTaken),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.update", skip_all)]
 pub async fn update(
     State(state): State<Arc<ApiState>>,
@@ -115,6 +193,9 @@ pub async fn update(
     };
     if req.settings.as_ref().is_some_and(|s| !s.is_object()) {
         return Err(ApiError::invalid_request("settings: must be a JSON object"));
+    }
+    if req.settings.as_ref().is_some_and(holds_nul) {
+        return Err(ApiError::invalid_request("settings: text must not contain the NUL character (\\u0000)"));
     }
     if name.is_none() && domain.is_none() && req.settings.is_none() {
         return Err(ApiError::invalid_request("nothing to change: send name, domain or settings"));
@@ -134,7 +215,27 @@ pub async fn update(
         .await
 }
 
+/// Activates a tenant.
+///
 /// `POST /auth/tenants/{id}/activate`: owners only.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants/{id}/activate",
+    tag = "tenants",
+    operation_id = "activateTenant",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Active (owners only)", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.activate", skip_all)]
 pub async fn activate(
     State(state): State<Arc<ApiState>>,
@@ -147,8 +248,28 @@ pub async fn activate(
         .await
 }
 
+/// Deactivates a tenant.
+///
 /// `POST /auth/tenants/{id}/deactivate`: owners only. The proxy refuses the
 /// tenant's traffic from the next request on, on every instance.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants/{id}/deactivate",
+    tag = "tenants",
+    operation_id = "deactivateTenant",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deactivated (owners only): the proxy refuses its traffic at once", body = TenantEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.manage.deactivate", skip_all)]
 pub async fn deactivate(
     State(state): State<Arc<ApiState>>,
@@ -168,6 +289,19 @@ pub async fn deactivate(
         None,
     )
     .await
+}
+
+/// Whether `value` holds U+0000 in a string or a key. PostgreSQL's `jsonb` cannot
+/// store it (`unsupported Unicode escape sequence`), so such settings are a bad
+/// request, not a failed write (they were a 500). serde_json's recursion limit
+/// bounds the depth.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, v)| key.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// What a `PATCH` asks of the domain.
@@ -256,4 +390,19 @@ fn diff(before: &Tenant, after: &Tenant) -> (Map<String, Value>, Map<String, Val
     field("settings", before.settings.clone(), after.settings.clone());
     field("isActive", json!(before.is_active), json!(after.is_active));
     (old, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::holds_nul;
+
+    #[test]
+    fn nul_is_found_in_strings_and_keys_at_any_depth() {
+        assert!(!holds_nul(&json!({ "theme": "dark", "n": [1, null, true, { "a": "b" }] })));
+        assert!(holds_nul(&json!({ "a": "x\u{0}y" })));
+        assert!(holds_nul(&json!({ "a\u{0}": 1 })));
+        assert!(holds_nul(&json!({ "a": [[{ "b": ["\u{0}"] }]] })));
+    }
 }

@@ -17,6 +17,7 @@ use super::wire::{ChangeRoleRequest, MemberBody, MemberEnvelope, MembersPage, Pa
 use super::{invalidate, lock_for_change, page_size, policy, role_in, Audit};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery, BearerUser, RequestId};
+use crate::api::openapi::errors;
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
@@ -25,7 +26,28 @@ fn member_not_found() -> ApiError {
     ApiError::from(ErrorCode::MemberNotFound)
 }
 
+/// Lists a tenant's members.
+///
 /// `GET /auth/tenants/{id}/members?limit=&offset=`: members and up (not viewers).
+#[utoipa::path(
+    get,
+    path = "/auth/tenants/{id}/members",
+    tag = "tenants",
+    operation_id = "listMembers",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+        PageQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of members, strongest role first (members and up)", body = MembersPage),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::InsufficientRole),
+        (status = 404, response = errors::TenantNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.members.list", skip_all)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
@@ -45,7 +67,33 @@ pub async fn list(
     Ok(Json(MembersPage { members: members.into_iter().map(MemberBody::from).collect(), total, limit, offset }))
 }
 
-/// `PATCH /auth/tenants/{id}/members/{userId} {role}`: see [`policy::change_role`].
+/// Changes a member's role.
+///
+/// `PATCH /auth/tenants/{id}/members/{user} {role}`: admins change others' roles,
+/// only owners grant, change or remove `owner`, anyone lowers their own role, and
+/// a tenant keeps an owner ([`policy::change_role`]).
+#[utoipa::path(
+    patch,
+    path = "/auth/tenants/{id}/members/{user}",
+    tag = "tenants",
+    operation_id = "changeMemberRole",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+        ("user" = Uuid, Path, description = "The member's user id"),
+    ),
+    request_body = ChangeRoleRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The member with the new role", body = MemberEnvelope),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::RoleChangeRefused),
+        (status = 404, response = errors::MemberNotFound),
+        (status = 413, response = errors::PayloadTooLarge),
+        (status = 415, response = errors::UnsupportedMediaType),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.members.change_role", skip_all)]
 pub async fn change_role(
     State(state): State<Arc<ApiState>>,
@@ -88,8 +136,29 @@ pub async fn change_role(
     Ok(Json(MemberEnvelope { member: MemberBody { role: new, ..MemberBody::from(member) } }))
 }
 
-/// `DELETE /auth/tenants/{id}/members/{userId}`: admins remove others (owners
+/// Removes a member from a tenant.
+///
+/// `DELETE /auth/tenants/{id}/members/{user}`: admins remove others (owners
 /// remove owners); anyone removes themselves. 204.
+#[utoipa::path(
+    delete,
+    path = "/auth/tenants/{id}/members/{user}",
+    tag = "tenants",
+    operation_id = "removeMember",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+        ("user" = Uuid, Path, description = "The member's user id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::RemovalRefused),
+        (status = 404, response = errors::MemberNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.members.remove", skip_all)]
 pub async fn remove(
     State(state): State<Arc<ApiState>>,
@@ -100,7 +169,27 @@ pub async fn remove(
     remove_member(&state, &caller, &request_id, TenantId::from(id), UserId::from(user)).await
 }
 
+/// Leaves a tenant.
+///
 /// `POST /auth/tenants/{id}/leave`: the caller leaves (not the last owner). 204.
+#[utoipa::path(
+    post,
+    path = "/auth/tenants/{id}/leave",
+    tag = "tenants",
+    operation_id = "leaveTenant",
+    params(
+        ("id" = Uuid, Path, description = "The tenant's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The caller is no longer a member"),
+        (status = 400, response = errors::InvalidRequest),
+        (status = 401, response = errors::Unauthenticated),
+        (status = 403, response = errors::LastOwner),
+        (status = 404, response = errors::MemberNotFound),
+        (status = 503, response = errors::Unavailable),
+    ),
+)]
 #[tracing::instrument(name = "tenants.members.leave", skip_all)]
 pub async fn leave(
     State(state): State<Arc<ApiState>>,

@@ -8,29 +8,39 @@ use shared::db::invitations::Invitation;
 use shared::db::memberships::Member;
 use shared::db::tenants::Tenant;
 use shared::domain::{Email, Role, Slug};
+use utoipa::{IntoParams, ToSchema};
 
 /// `POST /auth/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
-    /// Display name.
+    /// Display name (1..=100 characters, no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub name: String,
-    /// Wanted slug; derived from the name when absent.
+    /// Wanted slug (`a-z0-9-`, 3..=63, not reserved); derived from the name when
+    /// absent.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     pub slug: Option<String>,
-    /// Custom domain.
+    /// Custom domain: opens a claim, which routes once verified.
+    #[schema(format = "hostname", max_length = 253)]
     pub domain: Option<String>,
 }
 
-/// `PATCH /auth/tenants/{id}`: absent fields stay; `"domain": null` removes it.
-#[derive(Debug, Deserialize)]
+/// `PATCH /auth/tenants/{id}`: absent fields stay; `"domain": null` removes it. At
+/// least one change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantRequest {
-    /// New display name.
+    /// New display name (1..=100 characters, no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
-    /// `Some(None)` when the body says `"domain": null`.
+    /// A new custom domain (opens a claim), or null to remove the domain and any
+    /// claim.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = "hostname", max_length = 253)]
     pub domain: Option<Option<String>>,
-    /// New settings object (replaces the old one).
+    /// New settings object (replaces the old one); its text may not hold U+0000.
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -40,16 +50,20 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// A tenant with the caller's role in it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Tenant)]
 pub struct TenantDetail {
     /// Id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Display name.
     pub name: String,
     /// Slug.
+    #[schema(value_type = String)]
     pub slug: Slug,
-    /// Custom domain (verified: the proxy routes it).
+    /// Custom domain (verified: the proxy routes it), or null.
+    #[schema(required = true)]
     pub domain: Option<String>,
     /// A domain asked for and not yet proven, with its DNS challenge.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,15 +71,17 @@ pub struct TenantDetail {
     /// Whether its traffic is served.
     pub is_active: bool,
     /// Free-form settings.
+    #[schema(value_type = Object)]
     pub settings: serde_json::Value,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// The caller's role.
+    #[schema(schema_with = crate::api::openapi::role)]
     pub role: Role,
 }
 
 /// A claimed domain and what to publish to prove it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingDomain {
     /// The domain.
@@ -76,9 +92,11 @@ pub struct PendingDomain {
     pub txt_value: String,
     /// When the claim was made.
     pub created_at: DateTime<Utc>,
-    /// When DNS was last asked, and what it lacked.
+    /// When DNS was last asked, or null.
+    #[schema(required = true)]
     pub last_checked_at: Option<DateTime<Utc>>,
-    /// What the last check found wanting.
+    /// What the last check found wanting, or null.
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
@@ -113,33 +131,40 @@ impl TenantDetail {
 }
 
 /// `{"tenant": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantEnvelope {
     /// The tenant.
     pub tenant: TenantDetail,
 }
 
 /// `?limit=&offset=` of the members list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1..=100 (50 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Rows to skip (0 by default).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
 /// One member.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Member)]
 pub struct MemberBody {
     /// The user's id.
+    #[schema(format = Uuid)]
     pub user_id: String,
     /// Their address.
+    #[schema(value_type = String, format = "email")]
     pub email: Email,
     /// Their display name.
     pub name: String,
     /// Their role.
+    #[schema(schema_with = crate::api::openapi::role)]
     pub role: Role,
     /// When they joined.
     pub joined_at: DateTime<Utc>,
@@ -158,14 +183,14 @@ impl From<Member> for MemberBody {
 }
 
 /// `{"member": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberEnvelope {
     /// The member.
     pub member: MemberBody,
 }
 
 /// A page of members.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MembersPage {
     /// Strongest role first, then by join time.
     pub members: Vec<MemberBody>,
@@ -177,37 +202,45 @@ pub struct MembersPage {
     pub offset: i64,
 }
 
-/// `PATCH /auth/tenants/{id}/members/{userId}`.
-#[derive(Debug, Deserialize)]
+/// `PATCH /auth/tenants/{id}/members/{user}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
     /// The new role.
+    #[schema(schema_with = crate::api::openapi::role)]
     pub role: String,
 }
 
 /// `POST /auth/tenants/{id}/invitations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// Who to invite.
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
     /// The role they get on accepting.
+    #[schema(schema_with = crate::api::openapi::role)]
     pub role: String,
 }
 
 /// An invitation as admins see it (never its token, which only the email carries).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Invitation)]
 pub struct InvitationBody {
     /// Id.
     pub id: uuid::Uuid,
     /// The invited address.
+    #[schema(value_type = String, format = "email")]
     pub email: Email,
     /// The role on acceptance.
+    #[schema(schema_with = crate::api::openapi::role)]
     pub role: Role,
     /// `pending`, `accepted`, `revoked` or `expired`.
+    #[schema(value_type = String, example = "pending")]
     pub status: &'static str,
-    /// Who invited.
+    /// Who invited, or null (their account is gone).
+    #[schema(required = true)]
     pub invited_by: Option<uuid::Uuid>,
     /// Expiry.
     pub expires_at: DateTime<Utc>,
@@ -230,51 +263,60 @@ impl From<&Invitation> for InvitationBody {
 }
 
 /// `{"invitation": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationEnvelope {
     /// The invitation.
     pub invitation: InvitationBody,
 }
 
 /// `{"invitations": [...]}`, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Invitations)]
 pub struct InvitationsBody {
     /// The invitations.
     pub invitations: Vec<InvitationBody>,
 }
 
 /// `POST /auth/invitations/accept`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AcceptRequest {
     /// The token from the email.
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{43}$")]
     pub token: secrecy::SecretString,
 }
 
 /// `?limit=&before=` of the audit list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Page size, 1..=100 (50 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Only entries older than this id (the previous page's `nextBefore`).
     pub before: Option<i64>,
 }
 
 /// One audit entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuditEntry)]
 pub struct AuditEntryBody {
     /// Id (monotonic).
     pub id: i64,
-    /// Who acted.
+    /// Who acted, or null.
+    #[schema(required = true)]
     pub actor_id: Option<uuid::Uuid>,
     /// What happened (`member.role_changed`...).
     pub action: String,
-    /// To what (`user:<id>`...).
+    /// To what (`user:<id>`...), or null.
+    #[schema(required = true)]
     pub target: Option<String>,
     /// Before/after values and details.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
-    /// The request that caused it.
+    /// The request that caused it, or null.
+    #[schema(required = true)]
     pub request_id: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
@@ -295,7 +337,7 @@ impl From<Entry> for AuditEntryBody {
 }
 
 /// A page of the audit trail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     /// Newest first.
