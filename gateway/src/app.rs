@@ -82,6 +82,7 @@ impl Application {
         let routes = Arc::new(ArcSwap::from_pointee(routes));
 
         let redis = shared_tier(settings)?;
+        metrics.single_node.set(i64::from(redis.is_none()));
         let live = LiveFeed::new(settings.redis.url.as_ref(), &settings.redis.key_prefix)
             .context("parsing REDIS_URL for live notifications")?;
         let cache_config = CacheConfig {

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub spoofed_headers: IntCounterVec,
     /// Open streams closed because their user's access ended.
     pub streams_ended: IntCounter,
+    /// 1 when this gateway runs in single-node mode (no `REDIS_URL`): two such
+    /// gateways in one deployment do not hear each other's invalidations.
+    pub single_node: IntGauge,
     /// Outbox rows by state (`waiting`: not yet relayed or run; `dead`: given up
     /// on, single-node mode), sampled every few seconds.
     pub outbox_rows: IntGaugeVec,
@@ -164,6 +167,11 @@ impl Metrics {
                 ),
                 &["header"],
             )?,
+            single_node: IntGauge::new(
+                "tenantgate_single_node",
+                "1 when this gateway runs without Redis (single-node mode): its cache, limits and \
+                 invalidations are its own, so it must be the only instance.",
+            )?,
             outbox_rows: IntGaugeVec::new(
                 Opts::new(
                     "tenantgate_outbox_rows",
@@ -203,6 +211,7 @@ impl Metrics {
         m.registry.register(Box::new(m.spoofed_headers.clone()))?;
         m.registry.register(Box::new(m.streams_ended.clone()))?;
         m.registry.register(Box::new(m.outbox_rows.clone()))?;
+        m.registry.register(Box::new(m.single_node.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
     }

@@ -23,8 +23,9 @@ use crate::queue::notification_channel;
 
 /// How long opening a Redis subscription may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Notifications an in-process subscriber may fall behind by before it skips some
-/// (it lists them later, like a client that reconnects).
+/// Notifications (of every user) an in-process subscriber may fall behind by; one
+/// that falls further behind ends, and its client reconnects and lists what it
+/// missed, rather than skipping some silently.
 const LOCAL_BACKLOG: usize = 1024;
 
 /// Errors from the live feed.
@@ -120,8 +121,10 @@ impl LiveFeed {
                     loop {
                         match receiver.recv().await {
                             Ok(message) if message.0 == user => return Some((message.1.clone(), receiver)),
-                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(broadcast::error::RecvError::Closed) => return None,
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                                return None
+                            }
                         }
                     }
                 })

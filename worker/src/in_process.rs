@@ -19,6 +19,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+
+use futures::FutureExt;
 use std::time::{Duration, Instant};
 
 use shared::config::Settings;
@@ -34,6 +36,9 @@ use crate::retention::{self, Retention};
 
 /// The `NOTIFY` channel the outbox trigger signals on commit.
 const CHANNEL: &str = "tg_outbox";
+/// The shortest sleep of an idle lane: a due row that another lane (or gateway)
+/// holds counts as due until it is settled, and must not make the others spin.
+const IDLE_FLOOR: Duration = Duration::from_millis(250);
 
 /// How the jobs are paced.
 #[derive(Debug, Clone)]
@@ -50,10 +55,11 @@ pub struct Config {
 
 impl Config {
     /// The pacing `settings` describe (`QUEUE_*`; `WORKER_CONCURRENCY` lanes, but
-    /// no more than a quarter of `DATABASE_MAX_CONNECTIONS`, since a running job
-    /// holds a connection and the gateway's requests need the rest).
+    /// no more than an eighth of `DATABASE_MAX_CONNECTIONS`: a running job holds
+    /// two connections, its claim and its own queries, and the gateway's requests
+    /// need the rest).
     pub fn from_settings(settings: &Settings) -> Config {
-        let share = usize::try_from(settings.database.max_connections / 4).unwrap_or(1).max(1);
+        let share = usize::try_from(settings.database.max_connections / 8).unwrap_or(1).max(1);
         Config {
             topology: Topology::new(&settings.queue),
             lanes: usize::from(settings.worker.concurrency).clamp(1, share),
@@ -130,7 +136,7 @@ async fn lane(jobs: Arc<Jobs>, config: Config, wake: Arc<Notify>, mut stop: watc
 /// How long an idle lane sleeps: until the next retry falls due, at most `poll`.
 async fn next_wait(pool: &PgPool, poll: Duration) -> Duration {
     match outbox::next_due_in(pool).await {
-        Ok(Some(due)) => due.min(poll),
+        Ok(Some(due)) => due.clamp(IDLE_FLOOR, poll.max(IDLE_FLOOR)),
         Ok(None) | Err(_) => poll,
     }
 }
@@ -157,7 +163,9 @@ pub async fn run_once(jobs: &Jobs, topology: &Topology) -> Result<Ran, db::Error
             // as a redelivery, so a sent email is not sent again and a stored
             // notification is published again.
             let incoming = Incoming { queue, body: body.as_bytes(), attempt, redelivered: true };
-            (queue, jobs.handle(&incoming).await)
+            // A panicking job is a failed attempt, not a lost lane.
+            let outcome = std::panic::AssertUnwindSafe(jobs.handle(&incoming)).catch_unwind().await;
+            (queue, outcome.unwrap_or_else(|_| Outcome::Retry("the job panicked".into())))
         }
         None => (JobQueue::Email, Outcome::DeadLetter(format!("unknown queue {:?}", row.queue))),
     };

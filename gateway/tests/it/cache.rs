@@ -27,6 +27,8 @@ async fn a_demotion_is_enforced_by_a_second_instance_without_waiting_for_a_ttl()
     let t = [("x-tenant-id", owner.tenant_id.as_str())];
     for gw in [&a, &b] {
         assert!(gw.eventually(Duration::from_secs(10), || async { gw.metric(SUBSCRIBED).await == 1.0 }).await);
+        let metrics = gw.client.get(format!("{}/metrics", gw.admin)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.lines().any(|l| l == "tenantgate_single_node 0"), "with Redis, not single-node");
         assert_eq!(get(gw, "/app", Some(&user.token), &t).await.0, 200, "warm-up");
     }
 

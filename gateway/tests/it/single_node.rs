@@ -88,6 +88,7 @@ async fn without_redis_role_changes_and_abuse_limits_apply_in_process() {
     let env = single_node(sink.port());
     let app = spawn_gateway(MEMBER_ROUTES, &with(&env, &[("RATE_LIMIT_MAX", "2")]), None).await;
     assert_eq!(app.metric("tenantgate_cache_invalidation_subscribed").await, 1.0, "nothing to miss: no alert");
+    assert_eq!(app.metric("tenantgate_single_node").await, 1.0, "what the several-single-nodes alert counts");
     let owner = member(&app, "Acme").await;
     let user = member(&app, "Own").await;
     add(&app, &owner, &user, Role::Member).await;
@@ -145,6 +146,42 @@ async fn a_failing_mail_server_is_retried_with_backoff_then_the_job_is_dead_not_
         .await
         .unwrap();
     assert!(payload.is_some_and(|p| p["type"] == "send-verification"));
+}
+
+/// Transactions committed in this test's database so far (Postgres's statistics,
+/// flushed by each backend about once a second).
+async fn commits(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(&app.db.pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_mail_server_that_never_answers_costs_an_attempt_and_the_other_lanes_wait_calmly() {
+    let stalled = SmtpSink::start().await;
+    stalled.hang_next(usize::MAX);
+    let env = single_node(stalled.port());
+    // 16 connections: two lanes, one stuck in the job, one idle beside it.
+    let extra = [("SMTP_TIMEOUT", "1s"), ("DATABASE_MAX_CONNECTIONS", "16"), ("QUEUE_MAX_ATTEMPTS", "3")];
+    let app = spawn_app_with(&with(&env, &extra)).await;
+    app.register(&unique_email(), None).await;
+    let stuck = app.eventually(Duration::from_secs(10), || async { !stalled.data_seen().is_empty() }).await;
+    assert!(stuck, "the job reached the mail server");
+
+    // While the job is held, the idle lane sees a due row it cannot claim: it must
+    // sleep, not spin through empty claims.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = commits(&app).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let spent = commits(&app).await - before;
+    assert!(spent < 200, "{spent} transactions in 4 s beside one job in flight");
+
+    // The send gives up after 9 x SMTP_TIMEOUT: a failed attempt, scheduled again.
+    let retried = app.eventually(Duration::from_secs(20), || async { email_row(&app).await.2 >= 1 }).await;
+    let (sent, dead, _, error) = email_row(&app).await;
+    assert!(retried && !sent && !dead, "{:?}", email_row(&app).await);
+    assert!(error.as_deref().is_some_and(|e| e.contains("did not finish within 9s")), "{error:?}");
 }
 
 #[tokio::test]

@@ -55,13 +55,17 @@ impl Invalidator {
         if let Some(local) = &self.local {
             local.evict_local(&keys).await;
         }
-        if self.redis.is_none() {
-            return Ok(());
+        if self.redis.is_some() {
+            self.delete_and_publish(&keys).await?;
         }
-        self.delete_and_publish(&keys).await?;
         let again = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(SECOND_DELETE_AFTER).await;
+            // A load that read Postgres before the change may also have filled the
+            // local tier after our eviction (single-node mode has no other copy).
+            if let (None, Some(local)) = (&again.redis, &again.local) {
+                local.evict_local(&keys).await;
+            }
             if let Err(e) = again.delete_and_publish(&keys).await {
                 tracing::warn!(error = %e, "second cache invalidation failed");
             }

@@ -112,6 +112,20 @@ fn redis_and_rabbitmq_urls_are_optional_and_empty_means_none() {
 }
 
 #[test]
+fn malformed_broker_and_redis_urls_are_refused_without_their_password() {
+    for (var, value) in [("RABBITMQ_URL", "amqp:tenantgate:S3CRETPW@rabbit:5672"), ("REDIS_URL", "redis//:S3CRETPW@h")]
+    {
+        let mut vars = GOOD.to_vec();
+        vars.push((var, value));
+        let err = env(&vars).unwrap_err().to_string();
+        assert!(err.contains(var) && !err.contains("S3CRETPW"), "{err}");
+    }
+    let mut vars = GOOD.to_vec();
+    vars.extend([("RABBITMQ_URL", "amqps://u:p@rabbit.internal/%2f"), ("REDIS_URL", "redis://:p@cache:6380/0")]);
+    env(&vars).unwrap();
+}
+
+#[test]
 fn short_secret_is_refused_naming_the_variable() {
     let err = env(&[("JWT_SECRET", "short"), GOOD[1]]).unwrap_err().to_string();
     assert!(err.contains("JWT_SECRET"), "{err}");

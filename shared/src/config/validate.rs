@@ -58,6 +58,18 @@ impl Settings {
         if self.jwt.issuer.is_empty() || self.jwt.audience.is_empty() {
             return invalid("JWT_ISSUER and JWT_AUDIENCE must not be empty".into());
         }
+        // Parsed here, so a malformed URL fails at start naming its variable: the
+        // clients' own parse errors repeat the URL, password included.
+        if let Some(url) = &self.rabbitmq.url {
+            if url.expose_secret().parse::<lapin::uri::AMQPUri>().is_err() {
+                return invalid("RABBITMQ_URL is not an amqp:// or amqps:// URL (value not shown)".into());
+            }
+        }
+        if let Some(url) = &self.redis.url {
+            if redis::IntoConnectionInfo::into_connection_info(url.expose_secret()).is_err() {
+                return invalid("REDIS_URL is not a redis:// or unix: URL this build can use (value not shown)".into());
+            }
+        }
         if self.rate_limit.max == 0 || self.rate_limit.window.is_zero() {
             return invalid("RATE_LIMIT_MAX and RATE_LIMIT_WINDOW must be positive".into());
         }

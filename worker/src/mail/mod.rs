@@ -60,8 +60,13 @@ impl SendError {
     }
 }
 
+/// The SMTP steps one send takes at most (connect, greeting, EHLO, STARTTLS,
+/// AUTH, MAIL, RCPT, DATA and its end), each bounded by `SMTP_TIMEOUT`.
+const SMTP_STEPS: u32 = 9;
+
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The pooled SMTP transport, and the most one send may take in all.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
     File(AsyncFileTransport<Tokio1Executor>),
     /// `MAIL_TRANSPORT=log` (refused in production by settings validation).
     Log,
@@ -119,7 +124,10 @@ impl Mailer {
                     builder = builder
                         .credentials(Credentials::new(smtp.user.clone(), smtp.password.expose_secret().to_owned()));
                 }
-                Transport::Smtp(builder.build())
+                // lettre bounds the connect by `timeout`, not the replies: a server
+                // that takes the message and never answers would hold the job (and,
+                // in single-node mode, its outbox transaction) forever.
+                Transport::Smtp(builder.build(), smtp.timeout.saturating_mul(SMTP_STEPS))
             }
         };
         Ok(Mailer { transport, from, domain })
@@ -153,7 +161,12 @@ impl Mailer {
     pub async fn send(&self, outgoing: Outgoing) -> Result<(), SendError> {
         let Outgoing { message, to, subject, text } = outgoing;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
+            Transport::Smtp(smtp, limit) => match tokio::time::timeout(*limit, smtp.send(message)).await {
+                Ok(sent) => sent,
+                Err(_) => return Err(SendError::Transient(format!("the SMTP server did not finish within {limit:?}"))),
+            }
+            .map(|_| ())
+            .map_err(|e| {
                 let text = shared::telemetry::error_chain(&e);
                 if e.is_permanent() {
                     SendError::Permanent(text)

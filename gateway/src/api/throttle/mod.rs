@@ -10,9 +10,9 @@
 //! unavailable the limit fails open with a warning: an outage of the cache must not
 //! lock everyone out. In single-node mode (no Redis) the counters live in process.
 
+mod windows;
+
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::cache::{RedisError, RedisTier};
@@ -21,6 +21,7 @@ use shared::domain::{Email, UserId};
 use shared::telemetry::error_chain;
 use shared::tokens::TokenHasher;
 
+use self::windows::LocalWindows;
 use super::error::ApiError;
 
 /// What is being limited; each action counts separately.
@@ -84,59 +85,21 @@ enum Counters {
     Local(LocalWindows),
 }
 
+/// Why an attempt could not be counted (the limit then fails open).
+#[derive(Debug, thiserror::Error)]
+enum Uncounted {
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error(transparent)]
+    Full(#[from] windows::Full),
+}
+
 impl Counters {
-    async fn incr_window(&self, key: &str, window: Duration) -> Result<(u64, Duration), RedisError> {
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<(u64, Duration), Uncounted> {
         match self {
-            Counters::Redis(redis) => redis.incr_window(key, window).await,
-            Counters::Local(local) => Ok(local.incr(key, window, Instant::now())),
+            Counters::Redis(redis) => Ok(redis.incr_window(key, window).await?),
+            Counters::Local(local) => Ok(local.incr(key, window, Instant::now())?),
         }
-    }
-}
-
-/// The most windows kept in process; past it the least recently used go first.
-const LOCAL_WINDOWS: u64 = 250_000;
-
-/// In-process fixed windows: a count and the instant its window ends, dropped
-/// when it ends. What Redis's `INCR` + `EXPIRE NX` does, for one instance.
-#[derive(Clone)]
-struct LocalWindows {
-    windows: moka::sync::Cache<String, Arc<Window>>,
-}
-
-struct Window {
-    count: AtomicU64,
-    ends: Instant,
-}
-
-/// Each window is forgotten when it ends.
-struct UntilItEnds;
-
-impl moka::Expiry<String, Arc<Window>> for UntilItEnds {
-    fn expire_after_create(&self, _key: &String, window: &Arc<Window>, created_at: Instant) -> Option<Duration> {
-        Some(window.ends.saturating_duration_since(created_at))
-    }
-}
-
-impl LocalWindows {
-    fn new() -> LocalWindows {
-        LocalWindows {
-            windows: moka::sync::Cache::builder().max_capacity(LOCAL_WINDOWS).expire_after(UntilItEnds).build(),
-        }
-    }
-
-    /// Counts one attempt under `key` at `now`; returns the count in the current
-    /// window and the time left in it (at least one second, as `Retry-After`).
-    fn incr(&self, key: &str, length: Duration, now: Instant) -> (u64, Duration) {
-        let fresh = || Arc::new(Window { count: AtomicU64::new(0), ends: now + length });
-        let mut window = self.windows.get_with_by_ref(key, fresh);
-        if window.ends <= now {
-            // Ended, and not yet swept: a new window starts with this attempt.
-            window = fresh();
-            self.windows.insert(key.to_owned(), window.clone());
-        }
-        let count = window.count.fetch_add(1, Ordering::Relaxed) + 1;
-        let left = window.ends.saturating_duration_since(now).max(Duration::from_secs(1));
-        (count, Duration::from_secs(left.as_secs_f64().ceil() as u64))
     }
 }
 
@@ -175,18 +138,23 @@ impl Throttle {
         }
     }
 
-    /// Counts one attempt at `action` against each of `subjects`.
+    /// Counts one attempt at `action` against each of `subjects`, the client's IP
+    /// first, and stops at the first one over its quota: a client that is already
+    /// refused counts against nothing else (it cannot inflate an account's
+    /// counter, nor mint counters for made-up addresses).
     ///
     /// # Errors
-    /// 429 `rate_limited` with the wait until the fullest window ends, when any
-    /// counter is over the action's quota.
+    /// 429 `rate_limited` with the wait until that window ends, when a counter is
+    /// over the action's quota.
     pub async fn hit(&self, action: Action, subjects: &[Option<Subject<'_>>]) -> Result<(), ApiError> {
         let quota = self.quota(action);
-        let mut wait: Option<Duration> = None;
-        for subject in subjects.iter().flatten() {
+        let ips = subjects.iter().flatten().filter(|s| matches!(s, Subject::Ip(_)));
+        let others = subjects.iter().flatten().filter(|s| !matches!(s, Subject::Ip(_)));
+        for subject in ips.chain(others) {
             match self.counters.incr_window(&self.key(action, *subject), quota.window).await {
-                Ok((count, remaining)) if count > u64::from(quota.max) => {
-                    wait = Some(wait.map_or(remaining, |w| w.max(remaining)));
+                Ok((count, wait)) if count > u64::from(quota.max) => {
+                    tracing::info!(action = action.as_str(), "attempt rate limited");
+                    return Err(ApiError::rate_limited(wait));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -195,30 +163,6 @@ impl Throttle {
                 }
             }
         }
-        match wait {
-            Some(wait) => {
-                tracing::info!(action = action.as_str(), "attempt rate limited");
-                Err(ApiError::rate_limited(wait))
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_windows_count_until_the_window_ends_then_start_again() {
-        let windows = LocalWindows::new();
-        let start = Instant::now();
-        let minute = Duration::from_secs(60);
-        assert_eq!(windows.incr("a", minute, start), (1, minute));
-        assert_eq!(windows.incr("a", minute, start + Duration::from_millis(30_500)), (2, Duration::from_secs(30)));
-        assert_eq!(windows.incr("b", minute, start).0, 1, "keys count apart");
-        // The last second still says one second, never zero.
-        assert_eq!(windows.incr("a", minute, start + Duration::from_millis(59_900)), (3, Duration::from_secs(1)));
-        assert_eq!(windows.incr("a", minute, start + minute), (1, minute), "a new window once the old one ended");
+        Ok(())
     }
 }
