@@ -4,8 +4,8 @@
 #
 #   1. max load: wrk -c16 for 10 s on the default route (see stack.sh); half of
 #      that requests/s is the soak's target;
-#   2. for SECONDS (600): wrk at about that rate (bench/gateway/paced.lua waits
-#      between requests) as a member of the tenant, while a loop logs the owner in,
+#   2. for SECONDS (600): wrk at about that rate (connections that pause 1 ms
+#      after each answer, as many as a probe says) as a member of the tenant, while a loop logs the owner in,
 #      rotates a refresh token and flips the member's role between member and
 #      admin (each flip evicts the role on every instance: the next proxied request
 #      reloads it), once a second each;
@@ -27,7 +27,7 @@ OUT=bench/results; mkdir -p "$OUT"
 WORK=$(mktemp -d)
 THREADS=${THREADS:-1}
 GATEWAY_ENV="RATE_LIMIT_MAX=100000000"
-[ "${SOAK_MODE:-}" = single ] && GATEWAY_ENV="$GATEWAY_ENV REDIS_URL= RABBITMQ_URL= MAIL_TRANSPORT=log"
+[ "${SOAK_MODE:-}" = single ] && GATEWAY_ENV="$GATEWAY_ENV REDIS_URL= RABBITMQ_URL= MAIL_TRANSPORT=file MAIL_DIR=$WORK/mail"
 source bench/gateway/stack.sh
 stamp=$(date -u +%Y%m%dT%H%M%S)
 report="$OUT/soak-$stamp.txt"
@@ -57,18 +57,22 @@ echo "==> max load (10 s, 16 connections)"
 wrk -t1 -c16 -d10s -H "$MAUTH" -H "$TEN" "http://$GW/d/x" >"$WORK/max.txt"
 MAX=$(awk '/Requests\/sec/ {printf "%d", $2}' "$WORK/max.txt")
 TARGET=$((MAX / 2))
-# Each of the 16 connections waits so that together they ask for TARGET req/s: a
-# request's cycle is its answer time plus the pause, and at most the answer takes
-# what it took at the maximum (16 connections / MAX).
-PAUSE_MS=$(awk -v t="$TARGET" -v m="$MAX" 'BEGIN {printf "%.3f", 16 * 1000 / t - 16 * 1000 / m}')
-echo "    max $MAX req/s; soak target $TARGET req/s (pause ${PAUSE_MS} ms per connection)"
+# wrk's pause (bench/gateway/paced.lua) counts whole milliseconds, so the rate is
+# set by the number of connections instead: a 5 s probe measures what one
+# connection pausing 1 ms asks for at about this load, and the soak opens as many
+# as TARGET needs.
+PAUSE_MS=1
+PAUSE_MS=$PAUSE_MS wrk -t1 -c16 -d5s -s bench/gateway/paced.lua -H "$MAUTH" -H "$TEN" "http://$GW/d/x" >"$WORK/probe.txt"
+CONNS=$(awk -v t="$TARGET" -v r="$(awk '/Requests\/sec/ {print $2}' "$WORK/probe.txt")" \
+    'BEGIN {c = int(t / (r / 16) + 0.5); print (c < 1 ? 1 : c)}')
+echo "    max $MAX req/s; soak target $TARGET req/s ($CONNS connections pausing ${PAUSE_MS} ms)"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
 refresh_token=$(curl -sf "http://$GW/auth/login" -H 'content-type: application/json' \
     -d '{"email":"bench@example.test","password":"benchmark password"}' | json '["refreshToken"]')
 
 echo "==> soak: ${DURATION}s"
-PAUSE_MS=$PAUSE_MS wrk -t1 -c16 -d"${DURATION}s" --latency -s bench/gateway/paced.lua \
+PAUSE_MS=$PAUSE_MS wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s bench/gateway/paced.lua \
     -H "$MAUTH" -H "$TEN" "http://$GW/d/x" >"$WORK/soak.txt" &
 load=$!
 started=$(date +%s)
