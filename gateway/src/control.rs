@@ -1,7 +1,7 @@
 //! The gateway's control plane, as one Pingora background service: the Redis
-//! connection and the cache-invalidation subscriber (when there is a Redis), the route-file watcher, and the
-//! loop that health-checks upstreams, refreshes rate limiters and re-reads the
-//! assertion keys.
+//! connection and the cache-invalidation subscriber (when there is a Redis), the
+//! route-file watcher, and the loop that health-checks upstreams, refreshes rate
+//! limiters and re-reads the assertion keys.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -55,9 +55,7 @@ impl Invalidator {
         if let Some(local) = &self.local {
             local.evict_local(&keys).await;
         }
-        if self.redis.is_some() {
-            self.delete_and_publish(&keys).await?;
-        }
+        self.delete_and_publish(&keys).await?;
         let again = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(SECOND_DELETE_AFTER).await;
