@@ -12,9 +12,21 @@
 # On first run it writes .env from .env.example with freshly generated secrets,
 # APP_ENV=development and REDIS_URL and RABBITMQ_URL empty, and creates the
 # `tenantgate` database. Running it again reuses both.
+#
+# --tls also serves HTTPS (HTTP/2 and HTTP/1.1) on 127.0.0.1:8443 with a local
+# certificate authority and certificate made by `gateway tls-cert` in var/tls/
+# (trust var/tls/ca.pem: curl --cacert var/tls/ca.pem https://localhost:8443/...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure.sh
+
+tls=no
+for arg in "$@"; do
+    case "$arg" in
+        --tls) tls=yes ;;
+        *) die "unknown option $arg (dev.sh [--tls])" ;;
+    esac
+done
 
 secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
@@ -63,6 +75,16 @@ echo "==> building"
 cargo build --workspace --bins
 ./target/debug/gateway migrate
 
+gateway_env=()
+if [ "$tls" = yes ]; then
+    # A fresh certificate when there is none or it is within a week of expiring.
+    if [ ! -f var/tls/localhost.pem ] || [ -n "$(find var/tls/localhost.pem -mtime +80)" ]; then
+        ./target/debug/gateway tls-cert --dir var/tls >/dev/null
+    fi
+    gateway_env=(GATEWAY_TLS_LISTEN=127.0.0.1:8443 GATEWAY_TLS_CERT=var/tls/localhost.pem
+        GATEWAY_TLS_KEY=var/tls/localhost.key GATEWAY_COOKIE_SECURE=true)
+fi
+
 pids=()
 cleanup() {
     trap - EXIT INT TERM
@@ -74,8 +96,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 ./target/debug/demo_upstream --listen 127.0.0.1:3000 & pids+=($!)
-./target/debug/gateway & pids+=($!)
+env "${gateway_env[@]}" ./target/debug/gateway & pids+=($!)
 echo "==> gateway on http://127.0.0.1:8080 (admin :9090), demo app :3000"
+if [ "$tls" = yes ]; then
+    echo "    and on https://localhost:8443 (HTTP/2; trust var/tls/ca.pem: curl --cacert var/tls/ca.pem)"
+fi
 if [ "$single_node" = yes ]; then
     echo "    single-node mode: no Redis, no RabbitMQ, no worker (the gateway runs the email"
     echo "    and notification jobs itself; with MAIL_TRANSPORT=log the emails are printed here)"

@@ -11,9 +11,10 @@
 //! - [`client_ip`]: the client behind trusted proxies.
 //! - [`routes`]: route files, their checks, and the matcher.
 //!
-//! Invariant: nothing here does I/O except [`routes::RouteTable::load`] reading
-//! route files, and nothing depends on Pingora, a database or a runtime, so every
-//! parser here can be fuzzed (`fuzz/`) and property-tested in isolation.
+//! Invariant: nothing here does I/O except the route loader reading route files
+//! and the PEM files their `tls_*` keys name, and nothing depends on Pingora, a
+//! database or a runtime, so every parser here can be fuzzed (`fuzz/`) and
+//! property-tested in isolation.
 
 pub mod client_ip;
 pub mod credentials;

@@ -35,12 +35,14 @@ use crate::portal::render::Pages;
 use crate::portal::{self, Portal};
 use crate::proxy::access::AccessControl;
 use crate::proxy::browser::Browser;
+use crate::proxy::https::SchemePolicy;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
 use crate::relay::{InProcessJobs, OutboxRelay};
 use crate::revocation::Revocations;
 use crate::routes::RouteTable;
+use crate::tls::CertStore;
 use crate::web_session::cookies::CookiePolicy;
 use crate::web_session::rotation::Sessions;
 use crate::web_session::site::SitePolicy;
@@ -154,6 +156,13 @@ impl Application {
             revocations,
             metrics: metrics.clone(),
             access_sample: settings.log.access_sample,
+            scheme: SchemePolicy::new(&settings.gateway.tls),
+        };
+        let tls = match settings.gateway.tls.enabled() {
+            true => Some(Arc::new(
+                CertStore::load(&settings.gateway.tls, metrics.tls.clone()).context("loading the TLS certificates")?,
+            )),
+            false => None,
         };
         let control = ControlPlane {
             cache,
@@ -164,6 +173,7 @@ impl Application {
             health_interval: settings.gateway.health_check_interval,
             assertions,
             metrics: metrics.clone(),
+            tls: tls.clone().map(|store| (store, settings.gateway.tls.clone())),
         };
 
         private_dir(&settings.gateway.runtime_dir)
@@ -186,6 +196,15 @@ impl Application {
         let mut proxy =
             pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tenantgate proxy");
         proxy.add_tcp(&settings.gateway.listen.to_string());
+        if let (Some(store), Some(addr)) = (&tls, settings.gateway.tls.listen) {
+            let listener = store.listener().map_err(|e| anyhow::anyhow!("setting up GATEWAY_TLS_LISTEN: {e}"))?;
+            proxy.add_tls_with_settings(&addr.to_string(), None, listener);
+        }
+        if settings.gateway.tls.h2c {
+            let mut options = pingora::apps::HttpServerOptions::default();
+            options.h2c = true;
+            proxy.app_logic_mut().context("the proxy service has no app")?.server_options = Some(options);
+        }
         server.add_service(proxy);
 
         match shared::queue::Config::from_settings(settings) {

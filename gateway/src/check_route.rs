@@ -28,7 +28,7 @@ use crate::memo::DecisionMemo;
 use crate::metrics::Metrics;
 use crate::proxy::access::{AccessControl, Decision, Identity, Refusal, RequestFacts};
 use crate::proxy::routing::{self, Target};
-use crate::routes::{Route, RouteTable};
+use crate::routes::Route;
 use crate::web_session::cookies::CookiePolicy;
 
 /// What to check.
@@ -59,7 +59,7 @@ pub enum Verdict {
 /// A URL, method or header that cannot be a request, unreadable route files, a
 /// database that cannot be reached, or an unknown `--user`.
 pub fn run(settings: &Settings, check: &Check) -> anyhow::Result<(String, Verdict)> {
-    let table = RouteTable::load(&settings.gateway.routes)
+    let table = crate::routes::load(&settings.gateway.routes)
         .with_context(|| format!("GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
     let mut req = request(check)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

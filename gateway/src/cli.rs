@@ -55,6 +55,19 @@ pub enum Command {
     /// Rotation: append it to the file (published, not yet signing), and after
     /// the JWKS cache time (5 minutes) move it to the top (signing).
     AssertionKey,
+    /// Make a local certificate authority and a certificate it signs, for trying
+    /// HTTPS on one machine: `<dir>/ca.pem` (trust it in your browser or pass it to
+    /// curl's --cacert) and `<dir>/localhost.pem` + `.key` (set GATEWAY_TLS_CERT and
+    /// GATEWAY_TLS_KEY to them). The authority's key is not kept, so it signs
+    /// nothing else. Not for production: use your CA's or ACME certificates there.
+    TlsCert {
+        /// Where to write the files.
+        #[arg(long, default_value = "var/tls")]
+        dir: PathBuf,
+        /// Names the certificate covers (repeatable).
+        #[arg(long = "host", default_values_t = ["localhost".to_owned(), "*.localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()])]
+        hosts: Vec<String>,
+    },
 }
 
 /// Runs the chosen command.
@@ -66,6 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         // Needs no settings: it is how an operator makes the file settings name.
         print!("{}", shared::assertion::generate_pem());
         return Ok(());
+    }
+    if let Some(Command::TlsCert { dir, hosts }) = &cli.command {
+        return crate::tls::local::write(dir, hosts);
     }
     let settings = Settings::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Serve { upgrade: false }) {
@@ -79,7 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::AssertionKey => unreachable!("answered before settings are loaded"),
+        Command::AssertionKey | Command::TlsCert { .. } => unreachable!("answered before settings are loaded"),
         Command::Migrate => {
             init_logging(&settings)?;
             migrate(&settings)
@@ -99,13 +115,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(settings: &Settings) -> anyhow::Result<()> {
-    shared::telemetry::init_tracing(&settings.log).context("initialising logging")
+    shared::telemetry::init_tracing_with(&settings.log, vec![crate::tls::failures::INTERCEPT])
+        .context("initialising logging")
 }
 
 /// Validates settings (already done by loading), the `.env` file's names and the
 /// route files.
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
-    let routes = crate::routes::RouteTable::load(&settings.gateway.routes)
+    let routes = crate::routes::load(&settings.gateway.routes)
         .with_context(|| format!("GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
     let assertions = crate::app::assertions(settings)?;
     let env_file = shared::config::env_file::locate();
@@ -142,6 +159,26 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     match assertions.signing_kid() {
         Some(kid) => println!("  assertions EdDSA, signing key {kid}"),
         None => println!("  assertions HS256 (apps hold GATEWAY_ASSERTION_SECRET)"),
+    }
+    if let Some(listen) = settings.gateway.tls.listen {
+        let now = crate::tls::unix_now();
+        let certs = crate::tls::certs::CertSet::load(&settings.gateway.tls, now).context("TLS certificates")?;
+        println!("  HTTPS on {listen} (HTTP/2 and HTTP/1.1; TLS 1.2 and 1.3), {} certificate(s):", certs.len());
+        let mut all: Vec<_> = certs.all().collect();
+        all.sort_by(|a, b| a.label.cmp(&b.label));
+        for cert in all {
+            let days = (cert.not_after - now) / 86_400;
+            println!(
+                "    {}: {} (covers {}), expires {} (in {days} days)",
+                cert.label,
+                cert.path.display(),
+                cert.names.join(", "),
+                crate::tls::certs::utc(cert.not_after)
+            );
+            if days < 14 {
+                println!("note: the {} certificate expires in {days} days: renew it", cert.label);
+            }
+        }
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The gateway's control plane, as one Pingora background service: the Redis
 //! connection and the cache-invalidation subscriber (when there is a Redis), the
-//! route-file watcher, and the loop that health-checks upstreams, refreshes rate
+//! route-file and TLS certificate watchers, and the loop that health-checks upstreams, refreshes rate
 //! limiters and re-reads the assertion keys.
 
 use std::path::PathBuf;
@@ -13,11 +13,13 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use shared::assertion::Assertions;
 use shared::cache::{run_subscriber, Cache};
+use shared::config::TlsSettings;
 
 use crate::metrics::Metrics;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::routes::{self, RouteTable};
+use crate::tls::CertStore;
 
 /// What the control plane keeps up to date.
 pub struct ControlPlane {
@@ -37,6 +39,9 @@ pub struct ControlPlane {
     pub assertions: Arc<Assertions>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The HTTPS listener's certificates and where they come from, re-read when
+    /// their files change.
+    pub tls: Option<(Arc<CertStore>, TlsSettings)>,
 }
 
 /// Resolves once the server begins shutting down (or the watch is gone).
@@ -54,6 +59,7 @@ impl BackgroundService for ControlPlane {
         tokio::join!(
             self.invalidations(shutdown.clone()),
             self.watch_routes(shutdown.clone()),
+            self.watch_certificates(shutdown.clone()),
             self.refresh_loop(shutdown)
         );
     }
@@ -98,6 +104,18 @@ impl ControlPlane {
         match routes::watch(&self.routes_path, self.routes.clone(), on_reload, stopped(shutdown)) {
             Ok(watcher) => watcher.await,
             Err(e) => tracing::error!(error = %e, "cannot watch the route files; edits need a restart"),
+        }
+    }
+
+    async fn watch_certificates(&self, shutdown: ShutdownWatch) {
+        let Some((store, settings)) = &self.tls else { return };
+        match store.clone().watch(settings.clone(), stopped(shutdown)) {
+            Ok(watcher) => watcher.await,
+            Err((folder, e)) => tracing::error!(
+                folder = %folder.display(),
+                error = %e,
+                "cannot watch the TLS certificates; renewed files need a restart"
+            ),
         }
     }
 

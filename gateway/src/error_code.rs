@@ -149,6 +149,14 @@ error_codes! {
     // The gateway and what is behind it.
     /// The upstream app could not be reached.
     BadGateway => (BAD_GATEWAY, "bad_gateway", "the upstream is unavailable"),
+    /// The HTTPS upstream's certificate was not accepted (untrusted, expired, for
+    /// another name) or its TLS handshake failed (it wanted a client certificate
+    /// the route does not have...).
+    UpstreamTls => (
+        BAD_GATEWAY,
+        "upstream_tls",
+        "the upstream's TLS certificate was not accepted, or the TLS handshake with it failed"
+    ),
     /// The upstream app did not answer in time.
     UpstreamTimeout => (GATEWAY_TIMEOUT, "upstream_timeout", "the upstream did not answer in time"),
     /// PostgreSQL or Redis is unreachable.

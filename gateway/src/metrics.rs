@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use http::{Method, StatusCode};
+
+use crate::tls::TlsMeters;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -45,6 +47,8 @@ pub struct Metrics {
     pub outbox_rows: IntGaugeVec,
     /// Decision memo lookups by result.
     pub memo: MemoCounters,
+    /// The HTTPS listener's handshakes and certificates.
+    pub tls: TlsMeters,
     /// Each route's request metrics, resolved on its first request.
     routes: Arc<RwLock<MetersByRoute>>,
 }
@@ -195,6 +199,25 @@ impl Metrics {
                 registry.register(Box::new(vec.clone()))?;
                 MemoCounters { hit: vec.with_label_values(&["hit"]), miss: vec.with_label_values(&["miss"]) }
             },
+            tls: TlsMeters {
+                handshakes: IntCounterVec::new(
+                    Opts::new("tenantgate_tls_handshakes_total", "Completed TLS handshakes, by TLS version."),
+                    &["version"],
+                )?,
+                expiry: IntGaugeVec::new(
+                    Opts::new(
+                        "tenantgate_tls_certificate_expiry_timestamp_seconds",
+                        "When each certificate the HTTPS listener serves expires (Unix time), by certificate: \
+                         default, a host name or *.domain.",
+                    ),
+                    &["certificate"],
+                )?,
+                reloads: IntCounterVec::new(
+                    Opts::new("tenantgate_tls_reloads_total", "TLS certificate reloads, by result (ok, error)."),
+                    &["result"],
+                )?,
+                certificates: IntGauge::new("tenantgate_tls_certificates", "Certificates the HTTPS listener serves.")?,
+            },
             routes: Arc::default(),
             registry,
         };
@@ -212,6 +235,11 @@ impl Metrics {
         m.registry.register(Box::new(m.streams_ended.clone()))?;
         m.registry.register(Box::new(m.outbox_rows.clone()))?;
         m.registry.register(Box::new(m.single_node.clone()))?;
+        m.registry.register(Box::new(m.tls.handshakes.clone()))?;
+        m.registry.register(Box::new(m.tls.expiry.clone()))?;
+        m.registry.register(Box::new(m.tls.reloads.clone()))?;
+        m.registry.register(Box::new(m.tls.certificates.clone()))?;
+        m.registry.register(Box::new(crate::tls::failures::FAILURES.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
     }

@@ -13,6 +13,7 @@ ensure_tools() {
     command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks our /metrics
+    command -v curl >/dev/null 2>&1 || missing+=(curl)   # the TLS tests' HTTP/2 client
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing ${missing[*]}"
         if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -35,11 +35,73 @@ pub enum Error {
 /// # Errors
 /// [`Error`] on a bad filter or a second call.
 pub fn init_tracing(settings: &LogSettings) -> Result<(), Error> {
+    init_tracing_with(settings, Vec::new())
+}
+
+/// A library's log lines a binary takes over: every event from `target` (a
+/// module path, as the `log` crate names it) is shown to `consume`, which returns
+/// true when it handled the line (counted it in a metric) and it should not be
+/// printed. For libraries that report something only by logging it (Pingora's
+/// failed TLS handshakes).
+#[derive(Clone, Copy)]
+pub struct Intercept {
+    /// The events' target.
+    pub target: &'static str,
+    /// Called with the event's message.
+    pub consume: fn(&str) -> bool,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Intercept {
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        // A `log` record arrives as an event of the `log` target carrying its own
+        // target in the `log.target` field (tracing-log).
+        let own = event.metadata().target();
+        if own != self.target && own != "log" {
+            return true;
+        }
+        let mut fields = LogFields::default();
+        event.record(&mut fields);
+        let target = if own == "log" { fields.target.as_str() } else { own };
+        target != self.target || !(self.consume)(&fields.message)
+    }
+}
+
+/// The message and the `log` target of an event.
+#[derive(Default)]
+struct LogFields {
+    message: String,
+    target: String,
+}
+
+impl tracing::field::Visit for LogFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "log.target" => self.target = format!("{value:?}"),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => value.clone_into(&mut self.message),
+            "log.target" => value.clone_into(&mut self.target),
+            _ => {}
+        }
+    }
+}
+
+/// [`init_tracing`], with library log lines taken over by `intercepts`.
+///
+/// # Errors
+/// [`Error`] on a bad filter or a second call.
+pub fn init_tracing_with(settings: &LogSettings, intercepts: Vec<Intercept>) -> Result<(), Error> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         _ => EnvFilter::try_new(&settings.level)?,
     };
-    let registry = tracing_subscriber::registry().with(filter).with(filter_fn(|meta| !dumps_headers(meta)));
+    let registry =
+        tracing_subscriber::registry().with(intercepts).with(filter).with(filter_fn(|meta| !dumps_headers(meta)));
     match settings.format {
         LogFormat::Json => registry
             .with(

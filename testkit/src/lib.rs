@@ -1,7 +1,7 @@
 //! Test support for tenantgate's integration tests and benches (a dev-dependency
-//! only): the machine's service URLs, a database per test, free ports and an SMTP
-//! sink. Every helper isolates the caller; none stops, flushes or reconfigures a
-//! shared service.
+//! only): the machine's service URLs, a database per test, free ports, an SMTP
+//! sink, and certificates and HTTPS upstreams (`tls`). Every helper isolates the
+//! caller; none stops, flushes or reconfigures a shared service.
 
 // Test support panics on setup failures by design, like the tests it serves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,7 @@ use std::net::TcpListener;
 use sqlx::{Connection, PgConnection, PgPool};
 
 pub mod smtp;
+pub mod tls;
 
 /// The machine's PostgreSQL, as its superuser (trust auth): creates and drops the
 /// per-test databases.

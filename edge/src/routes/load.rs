@@ -16,8 +16,9 @@ use toml::Spanned;
 use super::identity::{IdentityHeader, IdentityHeaders};
 use super::route::{
     EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
-    TenantSource, Upstream,
+    TenantSource,
 };
+use super::upstream::{self, ClientCert, PemFile, Scheme, Upstream, UpstreamTls};
 use crate::headers::{canonical, HeaderRules};
 
 /// Why a route file or folder was refused. The `Display` form is a message an
@@ -129,7 +130,7 @@ pub(super) fn parse_file(file: &Path, text: &str, seen: &mut Seen, out: &mut Vec
         let (line, _) = locate(text, name_span.start);
         let origin = format!("{}:{line}", file.display());
         let prefix_span = raw.path_prefix.as_ref().map_or(name_span.clone(), Spanned::span);
-        let route = build(raw, origin).map_err(|p| invalid(p.span, p.message))?;
+        let route = build(raw, origin, &Source { file, text }).map_err(|p| invalid(p.span, p.message))?;
 
         if let Some(first) = seen.names.get(&route.name) {
             return Err(invalid(name_span, format!("route name {:?} is already used at {first}", route.name)));
@@ -214,6 +215,25 @@ struct RawRoute {
     encoded_slashes: Option<EncodedSlashes>,
     forward_credentials: Option<bool>,
     identity_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    tls_ca: Option<Spanned<String>>,
+    tls_client_cert: Option<Spanned<String>>,
+    tls_client_key: Option<Spanned<String>>,
+    tls_server_name: Option<Spanned<String>>,
+    tls_verify: Option<Spanned<bool>>,
+}
+
+/// The route file being read: where relative paths start, and the text spans
+/// point into.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// The route file's folder (empty for a bare file name: the working directory).
+    fn folder(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new(""))
+    }
 }
 
 #[derive(Deserialize)]
@@ -266,7 +286,7 @@ fn forbidden_header(name: &HeaderName) -> bool {
 }
 
 /// Checks one raw route and builds the typed one; the first problem wins.
-fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
+fn build(raw: RawRoute, origin: String, source: &Source<'_>) -> Result<Route, Problem> {
     let name_span = raw.name.span();
     let name = raw.name.into_inner();
     let valid_name = (1..=64).contains(&name.len())
@@ -303,14 +323,15 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         Some(p) => PathPrefix::parse(p.get_ref()).or_else(|m| problem(p.span(), m))?,
     };
 
-    let upstreams_span = raw.upstreams.span();
-    let mut upstreams = Vec::new();
-    for upstream in raw.upstreams.into_inner() {
-        upstreams.push(Upstream::parse(upstream.get_ref()).or_else(|m| problem(upstream.span(), m))?);
-    }
-    if upstreams.is_empty() {
-        return problem(upstreams_span, "upstreams needs at least one host:port");
-    }
+    let upstreams = upstreams(raw.upstreams)?;
+    let tls = RawTls {
+        ca: raw.tls_ca,
+        client_cert: raw.tls_client_cert,
+        client_key: raw.tls_client_key,
+        server_name: raw.tls_server_name,
+        verify: raw.tls_verify,
+    };
+    let upstream_tls = upstream_tls(upstreams[0].scheme(), tls, source)?;
 
     let auth = raw.auth.as_ref().map_or(Requirement::Required, |a| *a.get_ref());
     let tenant = raw.tenant.as_ref().map_or(Requirement::None, |t| *t.get_ref());
@@ -386,6 +407,7 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         hosts,
         path_prefix,
         upstreams,
+        upstream_tls,
         auth,
         tenant,
         tenant_from,
@@ -406,6 +428,97 @@ fn build(raw: RawRoute, origin: String) -> Result<Route, Problem> {
         identity_headers,
         id: super::route::next_route_id(),
     })
+}
+
+/// `upstreams`: at least one, all of one scheme (a route's TLS settings apply to
+/// all of them, and a request must not go out encrypted or not by chance).
+fn upstreams(raw: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Upstream>, Problem> {
+    let span = raw.span();
+    let mut upstreams: Vec<Upstream> = Vec::new();
+    for upstream in raw.into_inner() {
+        let parsed = Upstream::parse(upstream.get_ref()).or_else(|m| problem(upstream.span(), m))?;
+        if let Some(first) = upstreams.first().filter(|first| first.scheme() != parsed.scheme()) {
+            return problem(
+                upstream.span(),
+                format!(
+                    "upstreams mixes {} and {} upstreams ({first} and {parsed}); a route's upstreams must all use one scheme",
+                    first.scheme().as_str(),
+                    parsed.scheme().as_str()
+                ),
+            );
+        }
+        upstreams.push(parsed);
+    }
+    if upstreams.is_empty() {
+        return problem(span, "upstreams needs at least one host:port or https://host:port");
+    }
+    Ok(upstreams)
+}
+
+/// A route's `tls_*` keys as written.
+struct RawTls {
+    ca: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
+    server_name: Option<Spanned<String>>,
+    verify: Option<Spanned<bool>>,
+}
+
+impl RawTls {
+    /// The first key that is set, for the refusal on a plain-HTTP route.
+    fn first_set(&self) -> Option<(&'static str, Range<usize>)> {
+        let paths = [("tls_ca", &self.ca), ("tls_client_cert", &self.client_cert), ("tls_client_key", &self.client_key)];
+        let named = paths.into_iter().chain([("tls_server_name", &self.server_name)]);
+        named
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.span())))
+            .chain(self.verify.as_ref().map(|v| ("tls_verify", v.span())))
+            .min_by_key(|(_, span)| span.start)
+    }
+}
+
+/// The `tls_*` keys: allowed only on routes whose upstreams are `https://`; the
+/// files they name are read now (relative to the route file's folder), so a
+/// missing or empty one refuses the table here, with the key's line.
+fn upstream_tls(scheme: Scheme, raw: RawTls, source: &Source<'_>) -> Result<Option<Arc<UpstreamTls>>, Problem> {
+    if scheme == Scheme::Http {
+        return match raw.first_set() {
+            Some((key, span)) => problem(
+                span,
+                format!(
+                    "{key} only applies to https upstreams, and this route's upstreams are plain HTTP \
+                     (write them as https://host:port)"
+                ),
+            ),
+            None => Ok(None),
+        };
+    }
+    let verify = raw.verify.as_ref().is_none_or(|v| *v.get_ref());
+    if let (false, Some(ca)) = (verify, &raw.ca) {
+        return problem(ca.span(), "tls_ca has no effect with tls_verify = false; remove one of them");
+    }
+    let client = match (raw.client_cert, raw.client_key) {
+        (None, None) => None,
+        (Some(cert), None) => return problem(cert.span(), "tls_client_cert needs tls_client_key (both or neither)"),
+        (None, Some(key)) => return problem(key.span(), "tls_client_key needs tls_client_cert (both or neither)"),
+        (Some(cert), Some(key)) => Some(ClientCert {
+            cert: pem_file(source, "tls_client_cert", cert)?,
+            key: pem_file(source, "tls_client_key", key)?,
+        }),
+    };
+    let ca = raw.ca.map(|ca| pem_file(source, "tls_ca", ca)).transpose()?;
+    let server_name =
+        raw.server_name.map(|n| upstream::server_name(n.get_ref()).or_else(|m| problem(n.span(), m))).transpose()?;
+    Ok(Some(Arc::new(UpstreamTls { ca, client, server_name, verify })))
+}
+
+/// Reads the PEM file a `tls_*` key names.
+fn pem_file(source: &Source<'_>, key: &'static str, raw: Spanned<String>) -> Result<PemFile, Problem> {
+    let span = raw.span();
+    if raw.get_ref().trim().is_empty() {
+        return problem(span, format!("{key} is empty; give the path of a PEM file"));
+    }
+    let (line, column) = locate(source.text, span.start);
+    PemFile::read(key, source.folder().join(raw.get_ref()), (source.file, line, column)).or_else(|m| problem(span, m))
 }
 
 /// `identity_headers`: names from [`IdentityHeader::ALL`], each once; all six

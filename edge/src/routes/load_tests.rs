@@ -7,6 +7,7 @@ use shared::domain::Role;
 use super::super::identity::{IdentityHeader, IdentityHeaders};
 use super::super::route::{EncodedSlashes, OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
 use super::super::table::RouteTable;
+use super::super::upstream::Scheme;
 use super::LoadError;
 
 const FULL: &str = r#"
@@ -201,9 +202,11 @@ fn semantic_errors_point_at_the_value() {
 
 #[test]
 fn names_and_upstreams_are_checked() {
-    let bad_upstream = "[[route]]\nname = \"r\"\nupstreams = [\"127.0.0.1:1\", \"http://x:1\"]\n";
+    let bad_upstream = "[[route]]\nname = \"r\"\nupstreams = [\"127.0.0.1:1\", \"ftp://x:1\"]\n";
     let got = refusal(bad_upstream);
-    assert!(got.starts_with("routes.toml:3:29: upstream \"http://x:1\" must be host:port"), "{got}");
+    assert!(got.starts_with("routes.toml:3:29: upstream \"ftp://x:1\" has an unknown scheme"), "{got}");
+    let http_url = "[[route]]\nname = \"r\"\nupstreams = [\"127.0.0.1:1\", \"http://x:1\"]\n";
+    assert_eq!(parse(http_url).unwrap().get("r").unwrap().upstreams()[1].as_str(), "x:1");
     let none = "[[route]]\nname = \"r\"\nupstreams = []\n";
     assert!(refusal(none).starts_with("routes.toml:3:13: upstreams needs at least one"));
     for (name, why) in
@@ -305,4 +308,104 @@ fn the_shipped_demo_routes_load() {
     assert_eq!(demo.tenant_from()[0], TenantSource::Header);
     let path = crate::path::RequestPath::parse("/anything").unwrap();
     assert!(table.match_request("localhost:8080", crate::routes::PathLookup::of(&path)).is_some());
+}
+
+/// A folder with a fake CA, client certificate and key (edge only looks for the
+/// PEM markers; the gateway parses them) and `routes.toml` holding `route`.
+fn tls_folder(route: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    std::fs::create_dir(dir.path().join("tls")).unwrap();
+    std::fs::write(dir.path().join("tls/ca.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("tls/client.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("tls/client.key"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        .unwrap();
+    let file = dir.path().join("routes.toml");
+    std::fs::write(&file, route).unwrap();
+    (dir, file)
+}
+
+/// A route to `upstreams` with `extra` lines from line 4 on.
+fn https_route(upstreams: &str, extra: &str) -> String {
+    format!("[[route]]\nname = \"r\"\nupstreams = [{upstreams}]\n{extra}\n")
+}
+
+#[test]
+fn https_routes_read_their_tls_files_relative_to_the_route_file() {
+    let keys = "tls_ca = \"tls/ca.pem\"\ntls_client_cert = \"tls/client.pem\"\ntls_client_key = \"tls/client.key\"\n\
+                tls_server_name = \"App.Internal\"";
+    let (dir, file) = tls_folder(&https_route("\"https://10.0.0.1\", \"https://b.internal:8443\"", keys));
+    let table = RouteTable::load(&file).unwrap();
+    let route = table.get("r").unwrap();
+    assert_eq!(route.upstreams()[0].scheme(), Scheme::Https);
+    assert_eq!(route.upstreams()[0].as_str(), "10.0.0.1:443");
+    let tls = route.upstream_tls().unwrap();
+    assert!(tls.verify());
+    assert_eq!(tls.server_name(), Some("app.internal"));
+    let ca = tls.ca().unwrap();
+    assert_eq!(ca.path(), dir.path().join("tls/ca.pem"));
+    assert!(ca.contents().starts_with(b"-----BEGIN CERTIFICATE-----"));
+    assert_eq!(ca.origin(), format!("{}:4", file.display()));
+    let client = tls.client_cert().unwrap();
+    assert_eq!((client.cert.key(), client.key.key()), ("tls_client_cert", "tls_client_key"));
+
+    // Defaults: verified against the system roots, each upstream's own name.
+    let plain_https = parse(&https_route("\"https://a.internal\"", "")).unwrap();
+    let tls = plain_https.get("r").unwrap().upstream_tls().unwrap();
+    assert!(tls.verify() && tls.ca().is_none() && tls.client_cert().is_none() && tls.server_name().is_none());
+    let dev = parse(&https_route("\"https://a.internal\"", "tls_verify = false")).unwrap();
+    assert!(!dev.get("r").unwrap().upstream_tls().unwrap().verify());
+    // Plain routes have none.
+    assert!(parse(&with("")).unwrap().get("r").unwrap().upstream_tls().is_none());
+}
+
+#[test]
+fn tls_keys_are_refused_where_they_cannot_apply() {
+    let plain = "\"127.0.0.1:1\"";
+    let https = "\"https://a.internal\"";
+    let cases: &[(&str, &str, &str)] = &[
+        (plain, "tls_ca = \"tls/ca.pem\"", "routes.toml:4:10: tls_ca only applies to https upstreams"),
+        (plain, "tls_verify = false", "routes.toml:4:14: tls_verify only applies to https upstreams"),
+        (plain, "tls_server_name = \"a\"", "routes.toml:4:19: tls_server_name only applies"),
+        ("\"http://a:1\"", "tls_client_cert = \"c\"", "routes.toml:4:19: tls_client_cert only applies"),
+        (
+            "\"https://a.internal\", \"127.0.0.1:1\"",
+            "",
+            "routes.toml:3:36: upstreams mixes https and http upstreams (https://a.internal:443 and 127.0.0.1:1)",
+        ),
+        ("\"http://a:1\", \"https://b\"", "", "routes.toml:3:28: upstreams mixes http and https"),
+        (https, "tls_client_cert = \"tls/client.pem\"", "routes.toml:4:19: tls_client_cert needs tls_client_key"),
+        (https, "tls_client_key = \"tls/client.key\"", "routes.toml:4:18: tls_client_key needs tls_client_cert"),
+        (https, "tls_verify = false\ntls_ca = \"tls/ca.pem\"", "routes.toml:5:10: tls_ca has no effect"),
+        (https, "tls_server_name = \"*.a.test\"", "routes.toml:4:19: tls_server_name \"*.a.test\" must be"),
+        (https, "tls_server_name = \"\"", "routes.toml:4:19: tls_server_name \"\" must be"),
+        (https, "tls_ca = \"\"", "routes.toml:4:10: tls_ca is empty"),
+        (https, "tls_verify = \"no\"", "routes.toml:4:14: invalid type"),
+        (https, "tls_cafile = \"x\"", "routes.toml:4:1: unknown field `tls_cafile`"),
+    ];
+    for (upstreams, extra, expected) in cases {
+        let got = refusal(&https_route(upstreams, extra));
+        assert!(got.starts_with(expected), "{extra:?}\n  got: {got}\n want: {expected}");
+    }
+}
+
+#[test]
+fn tls_files_that_cannot_be_used_refuse_the_table_with_the_key_line() {
+    for (extra, why) in [
+        ("tls_ca = \"tls/missing.pem\"", "missing.pem: cannot read it"),
+        ("tls_ca = \"tls/client.key\"", "client.key: the file holds no PEM certificate"),
+        ("tls_ca = \"tls\"", "tls: is not a regular file"),
+        (
+            "tls_client_cert = \"tls/client.pem\"\ntls_client_key = \"tls/client.pem\"",
+            "client.pem: the file holds no PEM private key",
+        ),
+    ] {
+        let (dir, file) = tls_folder(&https_route("\"https://a.internal\"", extra));
+        let got = RouteTable::load(&file).unwrap_err().to_string();
+        let key = extra.lines().last().unwrap().split(' ').next().unwrap();
+        let line = 3 + extra.lines().count();
+        let at = format!("{}:{line}:", file.display());
+        let path = dir.path().join("tls").display().to_string();
+        assert!(got.starts_with(&at) && got.contains(&format!("{key} {path}")) && got.contains(why), "{extra}: {got}");
+    }
 }

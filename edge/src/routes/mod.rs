@@ -6,7 +6,10 @@
 //! - [`RouteTable::match_request`] picks the route for a Host and a parsed path
 //!   ([`crate::path::RequestPath`]), on its decoded view, without regard to case
 //!   unless a route is `case_sensitive`;
-//! - [`tenant`] finds a tenant slug in a Host or path.
+//! - [`tenant`] finds a tenant slug in a Host or path;
+//! - [`Upstream`] and [`UpstreamTls`] say where a route's requests go, and for
+//!   `https://` upstreams how their certificates are checked (the PEM files the
+//!   `tls_*` keys name are read with the route files).
 //!
 //! Invariant: a route the proxy holds has passed every check of the loader, so the
 //! hooks never re-validate; and an invalid edit never replaces a valid table (the
@@ -17,6 +20,7 @@ mod identity;
 mod load;
 mod route;
 mod table;
+mod upstream;
 pub mod tenant;
 
 pub use host::host_name;
@@ -25,6 +29,7 @@ pub use identity::{IdentityHeader, IdentityHeaders};
 pub use load::{is_route_file_name, LoadError};
 pub use route::{
     EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
-    TenantSource, Upstream,
+    TenantSource,
 };
 pub use table::{Match, PathLookup, RouteTable};
+pub use upstream::{ClientCert, PemFile, Scheme, Upstream, UpstreamTls};

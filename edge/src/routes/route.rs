@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use shared::domain::Role;
 
+use super::upstream::{Upstream, UpstreamTls};
 use super::IdentityHeaders;
 use crate::path::RequestPath;
 
@@ -300,61 +301,6 @@ pub enum EncodedSlashes {
     Keep,
 }
 
-/// An upstream address as `host:port` (an IPv4 address, a `[v6]` address or a DNS
-/// name, and a non-zero port), in the form Pingora's `HttpPeer::new` and
-/// `LoadBalancer::try_from_iter` take.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Upstream {
-    addr: Box<str>,
-    port: u16,
-}
-
-impl Upstream {
-    /// # Errors
-    /// A sentence when `raw` is not `host:port`.
-    pub fn parse(raw: &str) -> Result<Upstream, String> {
-        let bad = |why: &str| Err(format!("upstream {raw:?} {why}"));
-        if raw.contains("://") {
-            return bad("must be host:port, without a scheme");
-        }
-        let Some((host, port)) = raw.rsplit_once(':') else {
-            return bad("must be host:port (a port is required)");
-        };
-        let port = match port.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => return bad("has an invalid port (1 to 65535)"),
-        };
-        if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            if v6.parse::<std::net::Ipv6Addr>().is_err() {
-                return bad("has an invalid IPv6 address");
-            }
-        } else if host.contains(':') {
-            return bad("must put an IPv6 address in brackets ([::1]:3000)");
-        } else if host.parse::<std::net::Ipv4Addr>().is_err()
-            && HostPattern::parse(host).map(|h| h.wildcard) != Ok(false)
-        {
-            return bad("has an invalid host name");
-        }
-        Ok(Upstream { addr: raw.into(), port })
-    }
-
-    /// `host:port`, as written.
-    pub fn as_str(&self) -> &str {
-        &self.addr
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.addr)
-    }
-}
-
 /// One route from a route file. Read-only: the table hands out `Arc<Route>`.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -363,6 +309,7 @@ pub struct Route {
     pub(super) hosts: Vec<HostPattern>,
     pub(super) path_prefix: PathPrefix,
     pub(super) upstreams: Vec<Upstream>,
+    pub(super) upstream_tls: Option<Arc<UpstreamTls>>,
     pub(super) auth: Requirement,
     pub(super) tenant: Requirement,
     pub(super) tenant_from: Vec<TenantSource>,
@@ -409,6 +356,12 @@ impl Route {
     /// The upstreams to balance over (at least one).
     pub fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
+    }
+
+    /// How its upstreams' TLS is checked: `Some` exactly when they are `https://`
+    /// (a route's upstreams share one scheme).
+    pub fn upstream_tls(&self) -> Option<&UpstreamTls> {
+        self.upstream_tls.as_deref()
     }
 
     /// Whether a valid access token is needed (default `Required`).
@@ -588,15 +541,5 @@ mod tests {
         assert!(p.matches("/CAFÉ/A B", Some("/café/a b"), false));
         assert!(!p.matches("/CAFÉ/A B", Some("/café/a b"), true));
         assert!(!p.matches("/cafe/a b", None, false));
-    }
-
-    #[test]
-    fn upstreams_are_host_port() {
-        for ok in ["127.0.0.1:3000", "localhost:80", "app.internal:8080", "[::1]:3000"] {
-            assert_eq!(Upstream::parse(ok).unwrap().as_str(), ok);
-        }
-        for bad in ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "http://a:1", "::1:3000", "[zz]:1", ":80", "a b:1"] {
-            assert!(Upstream::parse(bad).is_err(), "{bad:?} accepted");
-        }
     }
 }

@@ -28,12 +28,14 @@ pub async fn serve(
     body_limit: usize,
     request_id: &str,
     client_ip: Option<std::net::IpAddr>,
+    hsts: Option<&http::HeaderValue>,
 ) -> Result<StatusCode> {
     let body = match read_body(session, body_limit).await? {
         Some(body) => body,
         None => {
             let code = ErrorCode::PayloadTooLarge;
-            json_error(session, code, code.message(), &[]).await?;
+            let extra: Vec<_> = hsts.map(|v| (header::STRICT_TRANSPORT_SECURITY, v.clone())).into_iter().collect();
+            json_error(session, code, code.message(), &extra).await?;
             return Ok(code.status());
         }
     };
@@ -48,7 +50,7 @@ pub async fn serve(
         Ok(response) => response,
         Err(never) => match never {},
     };
-    write_response(session, response, request_id).await
+    write_response(session, response, request_id, hsts).await
 }
 
 /// The whole body, or `None` once it exceeds `limit` (declared or actual).
@@ -74,13 +76,21 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
 
 /// Writes an axum response: in one piece when its size is known, chunked otherwise
 /// (server-sent events).
-async fn write_response(session: &mut Session, response: http::Response<Body>, request_id: &str) -> Result<StatusCode> {
+async fn write_response(
+    session: &mut Session,
+    response: http::Response<Body>,
+    request_id: &str,
+    hsts: Option<&http::HeaderValue>,
+) -> Result<StatusCode> {
     let (parts, mut body) = response.into_parts();
     let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2))?;
     for (name, value) in parts.headers.iter() {
         header.append_header(name.clone(), value.clone())?;
     }
     header.insert_header("x-request-id", request_id)?;
+    if let Some(hsts) = hsts {
+        header.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
+    }
     if let Some(exact) = http_body::Body::size_hint(&body).exact() {
         let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
         debug_assert_eq!(bytes.len() as u64, exact);

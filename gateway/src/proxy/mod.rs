@@ -9,11 +9,13 @@ pub mod access;
 pub mod api_bridge;
 pub mod browser;
 mod forward;
+pub(crate) mod https;
 pub mod identity_headers;
 pub mod rate_limit;
 mod request_id;
 pub mod respond;
 pub(crate) mod routing;
+pub(crate) mod upstream_tls;
 pub mod upstreams;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +35,7 @@ use edge::headers::HeaderRules;
 
 use self::access::{AccessControl, Decision, Identity, Refusal};
 use self::browser::{Browser, Refreshed};
+use self::https::SchemePolicy;
 use self::rate_limit::{RateLimits, Verdict};
 use self::request_id::RequestId;
 use self::upstreams::Pools;
@@ -60,7 +63,8 @@ pub struct RequestCtx {
     pub identity: Identity,
     /// The client, as decided from the TCP peer and trusted proxies.
     pub client: Option<Client>,
-    /// `X-Forwarded-Proto` for the app.
+    /// The scheme the client used (`X-Forwarded-Proto` for the app): `https` over
+    /// the TLS listener or when a trusted proxy says so, else `http`.
     pub forwarded_proto: &'static str,
     /// `Authorization` carried the gateway's token: removed before forwarding
     /// (unless the route forwards credentials).
@@ -116,6 +120,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// `LOG_ACCESS_SAMPLE`: the share of access-log lines below 400 written.
     pub access_sample: f64,
+    /// The redirect to HTTPS and `Strict-Transport-Security`.
+    pub scheme: SchemePolicy,
 }
 
 #[async_trait]
@@ -148,15 +154,27 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
         ctx.client = self.client_of(session);
+        let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
+        ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, https::over_tls(session));
+        if let Some(location) = self.https_location(session.req_header(), ctx) {
+            return Box::pin(self.redirect_to_https(session, ctx, &location)).await;
+        }
         let path = session.req_header().uri.path();
         if api::owns(path) {
             let (label, router) =
                 if portal::owns(path) { ("auth-portal", &self.portal) } else { ("auth-api", &self.api) };
             ctx.route_label = Arc::from(label);
             let client_ip = ctx.client.as_ref().map(|c| c.ip);
-            let served =
-                Box::pin(api_bridge::serve(session, router, self.body_limit, ctx.request_id.as_str(), client_ip))
-                    .await?;
+            let hsts = self.scheme.hsts(ctx.forwarded_proto);
+            let served = Box::pin(api_bridge::serve(
+                session,
+                router,
+                self.body_limit,
+                ctx.request_id.as_str(),
+                client_ip,
+                hsts,
+            ))
+            .await?;
             ctx.status = Some(served);
             return Ok(true);
         }
@@ -174,10 +192,8 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let route =
             ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
-        let addr =
-            self.pools.select(route).ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream"))?;
+        let (addr, mut peer) = self.pools.peer(route)?;
         ctx.upstream = Some(addr);
-        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
         peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
         if let Some(grant) = ctx.stream_grant {
@@ -217,6 +233,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         forward::prepare_response(upstream_response, |headers| {
             headers.insert(request_id::HEADER, ctx.request_id.header());
+            if let Some(hsts) = self.scheme.hsts(ctx.forwarded_proto) {
+                headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
             self.drop_gateway_set_cookies(headers, ctx);
             for cookie in ctx.set_cookies.drain(..) {
                 headers.append(http::header::SET_COOKIE, cookie);
@@ -239,7 +258,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let Some(mut refusal) = routing::proxy_failure(e) else {
+        let Some(mut refusal) = routing::proxy_failure(e, &ctx.route_label) else {
             // The client hung up: nobody to answer; logged and counted as 499.
             ctx.status = Some(routing::CLIENT_CLOSED);
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
@@ -288,7 +307,6 @@ impl Gateway {
             }
         }
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
-        ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer);
         ctx.spoofed = self.spoofed(session.req_header(), &target.route, trusted_peer, ctx.request_id.as_str());
         let identity = match decision {
             Decision::Allow(identity) => identity,
@@ -445,6 +463,9 @@ impl Gateway {
         header.insert_header(http::header::LOCATION, location)?;
         header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         header.insert_header(request_id::HEADER, ctx.request_id.header())?;
+        if let Some(hsts) = self.scheme.hsts(ctx.forwarded_proto) {
+            header.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
+        }
         for cookie in ctx.set_cookies.drain(..) {
             header.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -453,9 +474,33 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Where to send a plain-HTTP request to have it over HTTPS
+    /// (`GATEWAY_HTTP_REDIRECT`); `None` to serve it as it is. A request whose host
+    /// the gateway would refuse is not redirected (it is refused as usual).
+    fn https_location(&self, req: &RequestHeader, ctx: &RequestCtx) -> Option<String> {
+        if ctx.forwarded_proto == "https" {
+            return None;
+        }
+        let host = routing::request_host(req).ok().filter(|h| !h.is_empty())?;
+        self.scheme.redirect_target(req, ctx.forwarded_proto, &host)
+    }
+
+    /// Answers a plain-HTTP request with a 308 to its HTTPS address.
+    async fn redirect_to_https(&self, session: &mut Session, ctx: &mut RequestCtx, location: &str) -> Result<bool> {
+        ctx.route_label = Arc::from("https-redirect");
+        let mut header = https::redirect_header(location)?;
+        header.insert_header(request_id::HEADER, ctx.request_id.header())?;
+        respond::write_full(session, header, bytes::Bytes::new()).await?;
+        ctx.status = Some(StatusCode::PERMANENT_REDIRECT);
+        Ok(true)
+    }
+
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
         let mut headers = vec![(request_id::HEADER, ctx.request_id.header())];
+        if let Some(hsts) = self.scheme.hsts(ctx.forwarded_proto) {
+            headers.push((http::header::STRICT_TRANSPORT_SECURITY, hsts.clone()));
+        }
         if refusal.status() == StatusCode::UNAUTHORIZED {
             self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -555,14 +600,15 @@ fn grant_of(route: &Route, identity: &Identity) -> Option<Grant> {
     })
 }
 
-/// `X-Forwarded-Proto` for the app: what a trusted proxy said (`https` or
-/// `http`), else `http` (the gateway's listener is plain HTTP).
-fn forwarded_proto(req: &RequestHeader, trusted_peer: bool) -> &'static str {
-    let said_https = trusted_peer
-        && req.headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    if said_https {
-        "https"
-    } else {
-        "http"
+/// The scheme the client used, for `X-Forwarded-Proto`, HSTS and the redirect to
+/// HTTPS: what a trusted proxy said (`https` or `http`: it saw the client), else
+/// the gateway's own listener's (`https` over TLS).
+fn forwarded_proto(req: &RequestHeader, trusted_peer: bool, over_tls: bool) -> &'static str {
+    let said = req.headers.get("x-forwarded-proto").filter(|_| trusted_peer).map(|v| v.as_bytes());
+    match said {
+        Some(proto) if proto.eq_ignore_ascii_case(b"https") => "https",
+        Some(proto) if proto.eq_ignore_ascii_case(b"http") => "http",
+        _ if over_tls => "https",
+        _ => "http",
     }
 }

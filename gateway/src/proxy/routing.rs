@@ -43,7 +43,7 @@ pub struct Target {
 /// # Errors
 /// 400 `invalid_host` for anything but a DNS name, an IPv4 address or a bracketed
 /// IPv6 address, with an optional port.
-fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
+pub(crate) fn request_host(req: &RequestHeader) -> std::result::Result<String, Refusal> {
     let raw = match req.uri.authority() {
         Some(authority) => authority.as_str(),
         None => match req.headers.get(http::header::HOST) {
@@ -248,18 +248,47 @@ pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
     Err(_) => StatusCode::BAD_REQUEST,
 };
 
-/// What to answer after proxying failed: nothing when the client hung up (`None`),
-/// 400 for a request that could not be read, 504 when the upstream timed out, 502
+/// What to answer after proxying `route`'s request failed: nothing when the
+/// client hung up (`None`), 400 for a request that could not be read, 504 when the
+/// upstream timed out, 502 `upstream_tls` when TLS with an HTTPS upstream failed
+/// (logged with its cause: which check the certificate failed), 502 `bad_gateway`
 /// for every other failure.
-pub fn proxy_failure(e: &pingora::Error) -> Option<Refusal> {
+pub fn proxy_failure(e: &pingora::Error, route: &str) -> Option<Refusal> {
     match (e.esource(), e.etype()) {
         (ErrorSource::Downstream, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed) => None,
         (ErrorSource::Downstream, _) => Some(Refusal::of(ErrorCode::InvalidRequest)),
         (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
             Some(Refusal::of(ErrorCode::UpstreamTimeout))
         }
+        _ if upstream_tls_failure(e) => {
+            tracing::warn!(route, error = %e, "TLS with the upstream failed");
+            Some(Refusal::of(ErrorCode::UpstreamTls))
+        }
         _ => Some(Refusal::of(ErrorCode::BadGateway)),
     }
+}
+
+/// A certificate refused or a handshake failed, by Pingora's error type or by a
+/// rustls error among the causes: a TLS 1.3 server checks the client's
+/// certificate (or its absence) after the client's side of the handshake is done,
+/// so its alert comes back as the I/O error of the first read.
+fn upstream_tls_failure(e: &pingora::Error) -> bool {
+    use ErrorType::{HandshakeError, InvalidCert, TLSHandshakeFailure, TLSWantX509Lookup};
+    if matches!(e.etype(), TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup) {
+        return true;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = e.cause.as_deref().map(|c| c as _);
+    while let Some(cause) = next {
+        let io_inner = cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if cause.is::<rustls::Error>() || io_inner.is_some_and(|inner| inner.is::<rustls::Error>()) {
+            return true;
+        }
+        next = match cause.downcast_ref::<pingora::Error>() {
+            Some(wrapped) => wrapped.cause.as_deref().map(|c| c as _),
+            None => cause.source(),
+        };
+    }
+    false
 }
 
 #[cfg(test)]
@@ -304,6 +333,36 @@ mod tests {
         ] {
             assert_eq!(host(bad), Err(INVALID_HOST), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn upstream_tls_failures_are_told_apart_from_other_upstream_failures() {
+        let code = |e: &pingora::Error| proxy_failure(e, "r").map(|r| r.code);
+        let upstream = |t: ErrorType| {
+            let mut e = pingora::Error::new(t);
+            e.esource = ErrorSource::Upstream;
+            e
+        };
+        for t in [ErrorType::TLSHandshakeFailure, ErrorType::InvalidCert, ErrorType::HandshakeError] {
+            assert_eq!(code(&upstream(t)), Some(ErrorCode::UpstreamTls));
+        }
+        // A TLS 1.3 alert (no client certificate) read after the handshake.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        let mut read = upstream(ErrorType::ReadError);
+        read.cause = Some(Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, alert)));
+        assert_eq!(code(&read), Some(ErrorCode::UpstreamTls));
+        let mut wrapped = upstream(ErrorType::ReadError);
+        wrapped.cause = Some(read);
+        assert_eq!(code(&wrapped), Some(ErrorCode::UpstreamTls));
+
+        let mut reset = upstream(ErrorType::ReadError);
+        reset.cause = Some(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert_eq!(code(&reset), Some(ErrorCode::BadGateway));
+        assert_eq!(code(&upstream(ErrorType::ConnectRefused)), Some(ErrorCode::BadGateway));
+        assert_eq!(code(&upstream(ErrorType::ConnectTimedout)), Some(ErrorCode::UpstreamTimeout));
+        let mut downstream = pingora::Error::new(ErrorType::TLSHandshakeFailure);
+        downstream.esource = ErrorSource::Downstream;
+        assert_eq!(code(&downstream), Some(ErrorCode::InvalidRequest));
     }
 
     #[test]

@@ -5,18 +5,12 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use notify::event::{AccessKind, AccessMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 
 use edge::routes::{is_route_file_name, LoadError, RouteTable};
 
-/// How long the files must stay quiet before a reload: editors and `kubectl` write
-/// in several steps, and one reload per save is enough.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+use crate::file_watch::{folder_of, watch_folders};
 
 /// Why watching could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,15 +27,15 @@ pub enum WatchError {
     },
 }
 
-/// Starts watching `path` (the same file or folder given to [`RouteTable::load`])
+/// Starts watching `path` (the same file or folder given to [`super::load`])
 /// and returns the task that reloads it; spawn the task (or run it in a Pingora
 /// `BackgroundService`). The watch is registered before this returns, so no edit
 /// made afterwards is missed.
 ///
-/// The task waits for changes, lets them settle for [`DEBOUNCE`], then reloads. On
-/// success it stores the new table in `table` and calls `on_reload(Ok(routes))`; on
-/// failure it keeps the current table, logs the error with its file and line, and
-/// calls `on_reload(Err(&error))` (count both in metrics). It ends when `shutdown`
+/// The task waits for changes, lets them settle, then reloads. On success it
+/// stores the new table in `table` and calls `on_reload(Ok(routes))`; on failure it
+/// keeps the current table, logs the error with its file and line, and calls
+/// `on_reload(Err(&error))` (count both in metrics). It ends when `shutdown`
 /// resolves.
 ///
 /// A single file is watched through its folder, so editors that save by renaming a
@@ -59,82 +53,21 @@ where
     F: Fn(Result<usize, &LoadError>) + Send,
     S: Future<Output = ()> + Send,
 {
-    let notify_err = |source| WatchError::Notify { path: path.to_owned(), source };
-    let is_dir = std::fs::metadata(path).map_err(|e| notify_err(notify::Error::io(e)))?.is_dir();
-    let (folder, only_file) = if is_dir {
-        (path.to_owned(), None)
-    } else {
-        let folder = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        (folder, path.file_name().map(|n| n.to_owned()))
+    let is_dir = std::fs::metadata(path)
+        .map_err(|e| WatchError::Notify { path: path.to_owned(), source: notify::Error::io(e) })?
+        .is_dir();
+    let (folder, only_file) =
+        if is_dir { (path.to_owned(), None) } else { (folder_of(path), path.file_name().map(|n| n.to_owned())) };
+    // In a folder, any change may matter: a new file, a removed one, or the
+    // `..data` symlink swap of a Kubernetes ConfigMap. Only hidden non-route
+    // files (editor swap files) are skipped.
+    let wants = move |p: &Path| match &only_file {
+        Some(name) => p.file_name() == Some(name.as_os_str()),
+        None => !hidden_scratch(p),
     };
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut watcher = RecommendedWatcher::new(
-        move |event: notify::Result<Event>| {
-            // The receiver is gone only once the task ended; nothing to do then.
-            let _ = tx.send(event);
-        },
-        notify::Config::default(),
-    )
-    .map_err(notify_err)?;
-    watcher.watch(&folder, RecursiveMode::NonRecursive).map_err(notify_err)?;
-
     let path = path.to_owned();
-    Ok(async move {
-        // Dropping the watcher stops the OS watch, so the task owns it.
-        let _watcher = watcher;
-        tokio::pin!(shutdown);
-        loop {
-            let event = tokio::select! {
-                () = &mut shutdown => return,
-                event = rx.recv() => event,
-            };
-            let Some(event) = event else { return };
-            if !relevant(&event, only_file.as_deref()) {
-                continue;
-            }
-            // Let the burst of events from one save settle.
-            loop {
-                tokio::select! {
-                    () = &mut shutdown => return,
-                    () = tokio::time::sleep(DEBOUNCE) => break,
-                    more = rx.recv() => if more.is_none() { return },
-                }
-            }
-            reload(&path, &table, &on_reload);
-        }
-    })
-}
-
-/// Whether an event can change the routes. Reads are ignored: the reload itself
-/// opens the files, and counting those would reload forever.
-fn relevant(event: &notify::Result<Event>, only_file: Option<&std::ffi::OsStr>) -> bool {
-    let event = match event {
-        Ok(event) => event,
-        Err(e) => {
-            // Events may have been lost (queue overflow): reload to be safe.
-            tracing::warn!(error = %e, "route file watcher error");
-            return true;
-        }
-    };
-    let writes = match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    };
-    if !writes {
-        return false;
-    }
-    match only_file {
-        Some(name) => event.paths.iter().any(|p| p.file_name() == Some(name)),
-        // In a folder, any change may matter: a new file, a removed one, or the
-        // `..data` symlink swap of a Kubernetes ConfigMap. Only hidden non-route
-        // files (editor swap files) are skipped.
-        None => event.paths.is_empty() || event.paths.iter().any(|p| !hidden_scratch(p)),
-    }
+    watch_folders(&[folder], wants, move || reload(&path, &table, &on_reload), shutdown)
+        .map_err(|(path, source)| WatchError::Notify { path, source })
 }
 
 fn hidden_scratch(path: &Path) -> bool {
@@ -142,14 +75,14 @@ fn hidden_scratch(path: &Path) -> bool {
     name.starts_with('.') && !name.starts_with("..") && !is_route_file_name(&name)
 }
 
-/// Reads the files again and swaps the table in if they are valid. The read is
-/// small blocking I/O on the reloader's own task, done at most once per
-/// [`DEBOUNCE`].
+/// Reads the files again ([`super::load`], TLS files included) and swaps the
+/// table in if they are valid. The read is small blocking I/O on the reloader's
+/// own task, done at most once per debounce.
 fn reload<F>(path: &Path, table: &ArcSwap<RouteTable>, on_reload: &F)
 where
     F: Fn(Result<usize, &LoadError>),
 {
-    match RouteTable::load(path) {
+    match super::load(path) {
         Ok(new) => {
             let routes = new.len();
             table.store(Arc::new(new));
@@ -173,9 +106,10 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::file_watch::DEBOUNCE;
 
     /// A route called `name` on the prefix `/{name}`, upstream on line 3.
     fn route(name: &str) -> String {

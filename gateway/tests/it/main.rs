@@ -22,3 +22,4 @@ mod sessions;
 mod single_node;
 mod streams;
 mod tenants;
+mod tls;

@@ -86,6 +86,7 @@ impl Default for Settings {
                 identity_header_prefixes: Vec::new(),
                 dns_resolver: Vec::new(),
                 runtime_dir: PathBuf::from("var/run"),
+                tls: super::TlsSettings::default(),
                 upgrade_socket: PathBuf::new(),
                 pid_file: PathBuf::new(),
             },

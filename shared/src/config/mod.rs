@@ -19,10 +19,12 @@ pub use crate::duration::parse_duration;
 mod defaults;
 pub mod env_file;
 mod quota;
+mod tls;
 mod validate;
 mod values;
 
 pub use self::quota::Quota;
+pub use self::tls::TlsSettings;
 use self::values::{addr_list, display_list, net_list, optional, optional_text, parsed_list, string_list};
 pub use self::values::{AssetUrl, Colour, Origin, PublicUrl};
 use crate::domain::DomainName;
@@ -100,6 +102,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_RUNTIME_DIR", "gateway.runtime_dir"),
     ("GATEWAY_UPGRADE_SOCKET", "gateway.upgrade_socket"),
     ("GATEWAY_PID_FILE", "gateway.pid_file"),
+    ("GATEWAY_TLS_LISTEN", "gateway.tls.listen"),
+    ("GATEWAY_TLS_CERT", "gateway.tls.cert"),
+    ("GATEWAY_TLS_KEY", "gateway.tls.key"),
+    ("GATEWAY_TLS_CERTS_DIR", "gateway.tls.certs_dir"),
+    ("GATEWAY_H2C", "gateway.tls.h2c"),
+    ("GATEWAY_HTTP_REDIRECT", "gateway.tls.http_redirect"),
+    ("GATEWAY_HSTS_MAX_AGE", "gateway.tls.hsts_max_age"),
+    ("GATEWAY_HSTS_INCLUDE_SUBDOMAINS", "gateway.tls.hsts_include_subdomains"),
     ("PORTAL_PRODUCT_NAME", "portal.product_name"),
     ("PORTAL_LOGO_URL", "portal.logo_url"),
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
@@ -513,6 +523,8 @@ pub struct GatewaySettings {
     /// (`upgrade.sock`) and the pid file (`gateway.pid`) live; created with mode
     /// 0700 (an existing one is tightened to it).
     pub runtime_dir: PathBuf,
+    /// TLS: the HTTPS listener, certificates, h2c, redirect, HSTS.
+    pub tls: TlsSettings,
     /// `GATEWAY_UPGRADE_SOCKET`: the zero-downtime upgrade socket; empty is
     /// `upgrade.sock` in `GATEWAY_RUNTIME_DIR`. See [`Settings::upgrade_socket`].
     pub upgrade_socket: PathBuf,

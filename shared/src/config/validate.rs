@@ -123,6 +123,7 @@ impl Settings {
             );
         }
         self.validate_portal()?;
+        self.gateway.tls.validate(self.gateway.listen)?;
         for prefix in &self.gateway.identity_header_prefixes {
             if axum::http::HeaderName::from_bytes(prefix.as_bytes()).is_err() {
                 return invalid(format!(

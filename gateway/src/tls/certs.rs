@@ -1,0 +1,286 @@
+//! The certificates the HTTPS listener serves: read from PEM files, checked (the
+//! key belongs to the certificate, it is valid now, it names its host), and
+//! chosen by the name the client asks for (SNI).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use shared::config::TlsSettings;
+use shared::domain::DomainName;
+
+/// The file-name prefix of a wildcard certificate: `_wildcard.example.com.pem`
+/// serves `*.example.com`.
+const WILDCARD_PREFIX: &str = "_wildcard.";
+
+/// Why a certificate could not be used; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CertError {
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds no usable certificate or key, or they do not fit.
+    #[error("{}: {why}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in a sentence.
+        why: String,
+    },
+}
+
+impl CertError {
+    fn invalid(path: &Path, why: impl Into<String>) -> CertError {
+        CertError::Invalid { path: path.to_owned(), why: why.into() }
+    }
+}
+
+/// One certificate chain with its key, ready to serve.
+#[derive(Debug)]
+pub(crate) struct Certificate {
+    /// What it is known by in metrics and logs: `default`, a host, `*.domain`.
+    pub label: String,
+    /// The certificate file.
+    pub path: PathBuf,
+    /// The chain and signing key rustls serves.
+    pub key: Arc<CertifiedKey>,
+    /// The leaf's last valid moment, Unix seconds.
+    pub not_after: i64,
+    /// The DNS names and IP addresses the leaf covers (its SANs).
+    pub names: Vec<String>,
+}
+
+impl Certificate {
+    /// Reads `cert` (the chain, leaf first) and `key` (PKCS#8, PKCS#1 or SEC1) and
+    /// checks them: the key signs for the leaf, the leaf is valid at `now` (Unix
+    /// seconds), and when `host` is given the leaf covers it.
+    ///
+    /// # Errors
+    /// [`CertError`] naming the file and the problem.
+    pub(crate) fn load(
+        label: String,
+        cert: &Path,
+        key: &Path,
+        host: Option<&str>,
+        now: i64,
+    ) -> Result<Certificate, CertError> {
+        let pem = std::fs::read(cert).map_err(|source| CertError::Read { path: cert.to_owned(), source })?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| CertError::invalid(cert, format!("not a PEM certificate chain ({e})")))?;
+        let Some(leaf) = chain.first() else {
+            return Err(CertError::invalid(cert, "holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)"));
+        };
+        let key_pem = std::fs::read(key).map_err(|source| CertError::Read { path: key.to_owned(), source })?;
+        let private = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| CertError::invalid(key, format!("holds no private key in PEM ({e})")))?;
+        let facts = leaf_facts(leaf).map_err(|why| CertError::invalid(cert, why))?;
+        if facts.not_after < now {
+            return Err(CertError::invalid(cert, format!("expired on {}", utc(facts.not_after))));
+        }
+        if facts.not_before > now {
+            return Err(CertError::invalid(cert, format!("is not valid before {}", utc(facts.not_before))));
+        }
+        if let Some(host) = host {
+            if !facts.names.iter().any(|name| covers(name, host)) {
+                return Err(CertError::invalid(
+                    cert,
+                    format!("does not cover {host} (it names {})", names_or_none(&facts.names)),
+                ));
+            }
+        }
+        let provider = rustls::crypto::ring::default_provider();
+        let key = CertifiedKey::from_der(chain, private, &provider).map_err(|e| {
+            CertError::invalid(key, format!("does not belong to the certificate {} ({e})", cert.display()))
+        })?;
+        Ok(Certificate {
+            label,
+            path: cert.to_owned(),
+            key: Arc::new(key),
+            not_after: facts.not_after,
+            names: facts.names,
+        })
+    }
+}
+
+/// What the gateway needs to know of a leaf certificate.
+struct LeafFacts {
+    not_before: i64,
+    not_after: i64,
+    names: Vec<String>,
+}
+
+fn leaf_facts(leaf: &CertificateDer<'_>) -> Result<LeafFacts, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("its first certificate does not parse ({e})"))?;
+    let validity = parsed.validity();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.push(dns.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => {
+                    let ip = match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                        _ => None,
+                    };
+                    names.extend(ip);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(LeafFacts { not_before: validity.not_before.timestamp(), not_after: validity.not_after.timestamp(), names })
+}
+
+/// Whether a certificate name (`example.com`, `*.example.com`, an IP address)
+/// covers `host` (lowercase): a wildcard stands for exactly one label.
+pub(crate) fn covers(name: &str, host: &str) -> bool {
+    match name.strip_prefix("*.") {
+        Some(parent) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+        None => name == host,
+    }
+}
+
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "no DNS name or IP address".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Unix seconds as an RFC 3339 UTC time, for messages.
+pub(crate) fn utc(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(|| seconds.to_string(), |t| t.to_rfc3339())
+}
+
+/// Every certificate the listener serves, indexed for the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct CertSet {
+    /// `GATEWAY_TLS_CERT`: for clients that name no host or one without its own.
+    default: Option<Arc<Certificate>>,
+    /// `<host>.pem` by host.
+    exact: HashMap<String, Arc<Certificate>>,
+    /// `_wildcard.<domain>.pem` by domain.
+    wildcard: HashMap<String, Arc<Certificate>>,
+}
+
+impl CertSet {
+    /// Reads the default pair and every pair in the folder, checking each.
+    ///
+    /// # Errors
+    /// The first [`CertError`]: one bad file refuses the whole set, so a reload
+    /// never serves half a renewal.
+    pub(crate) fn load(settings: &TlsSettings, now: i64) -> Result<CertSet, CertError> {
+        let mut set = CertSet::default();
+        if !settings.cert.as_os_str().is_empty() {
+            let cert = Certificate::load("default".into(), &settings.cert, &settings.key, None, now)?;
+            set.default = Some(Arc::new(cert));
+        }
+        if !settings.certs_dir.as_os_str().is_empty() {
+            set.load_folder(&settings.certs_dir, now)?;
+        }
+        Ok(set)
+    }
+
+    fn load_folder(&mut self, dir: &Path, now: i64) -> Result<(), CertError> {
+        let read_err = |source| CertError::Read { path: dir.to_owned(), source };
+        let mut stems = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_err)? {
+            let path = entry.map_err(read_err)?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Hidden files are editors' and Kubernetes' (`..data`) bookkeeping.
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".pem") {
+                stems.push(stem.to_owned());
+            } else if let Some(stem) = name.strip_suffix(".key") {
+                if !dir.join(format!("{stem}.pem")).exists() {
+                    return Err(CertError::invalid(&path, format!("has no certificate beside it ({stem}.pem)")));
+                }
+            }
+        }
+        stems.sort();
+        for stem in stems {
+            let cert = dir.join(format!("{stem}.pem"));
+            let key = dir.join(format!("{stem}.key"));
+            if !key.exists() {
+                return Err(CertError::invalid(&cert, format!("has no key beside it ({stem}.key)")));
+            }
+            let (domain, wildcard) = match stem.strip_prefix(WILDCARD_PREFIX) {
+                Some(domain) => (domain, true),
+                None => (stem.as_str(), false),
+            };
+            let domain = match DomainName::parse(domain) {
+                Ok(name) => name.as_str().to_owned(),
+                Err(_) if domain.eq_ignore_ascii_case("localhost") => "localhost".to_owned(),
+                Err(_) => {
+                    return Err(CertError::invalid(
+                        &cert,
+                        "is not named <host>.pem or _wildcard.<domain>.pem (with a DNS name)",
+                    ))
+                }
+            };
+            let (label, probe) = if wildcard {
+                (format!("*.{domain}"), format!("x.{domain}"))
+            } else {
+                (domain.clone(), domain.clone())
+            };
+            let loaded = Arc::new(Certificate::load(label, &cert, &key, Some(&probe), now)?);
+            let index = if wildcard { &mut self.wildcard } else { &mut self.exact };
+            if index.insert(domain, loaded).is_some() {
+                return Err(CertError::invalid(&cert, "names the same host as another file (case differs?)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The certificate for a client that asked for `sni` (lowercase): its own
+    /// host's, else its parent domain's wildcard, else the default.
+    pub(crate) fn pick(&self, sni: Option<&str>) -> Option<&Arc<Certificate>> {
+        let Some(host) = sni else { return self.default.as_ref() };
+        self.exact
+            .get(host)
+            .or_else(|| host.split_once('.').and_then(|(_, parent)| self.wildcard.get(parent)))
+            .or(self.default.as_ref())
+    }
+
+    /// Every certificate, for metrics and `check-config`.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Certificate>> {
+        self.default.iter().chain(self.exact.values()).chain(self.wildcard.values())
+    }
+
+    /// How many certificates there are.
+    pub(crate) fn len(&self) -> usize {
+        self.all().count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(!covers("*.example.com", "a.b.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", ".example.com"));
+        assert!(covers("example.com", "example.com"));
+        assert!(!covers("example.com", "www.example.com"));
+        assert!(covers("127.0.0.1", "127.0.0.1"));
+    }
+}
