@@ -19,7 +19,8 @@
 # assertion with HMAC instead of the default Ed25519. GATEWAY_ENV (read when the
 # proxies start) adds NAME=value settings to the gateway's environment: the gateway
 # runs scaled out (this machine's Redis and RabbitMQ) unless it says
-# "REDIS_URL= RABBITMQ_URL=" (single-node mode).
+# "REDIS_URL= RABBITMQ_URL=" (single-node mode). BARE_ARGS (likewise) adds arguments
+# to the bare proxy's command line (tls.sh: --tls ADDR CERT KEY).
 
 source scripts/lib/ensure.sh
 ensure_tools
@@ -87,7 +88,8 @@ TOML
 start_proxies() {
     local threads=$1
     local gateway_env; read -r -a gateway_env <<<"${GATEWAY_ENV:-}"
-    "${wrap[@]}" ./target/release/examples/bare_proxy "$BARE" "$UP" "$threads" >"$WORK/bare.log" 2>&1 &
+    local bare_args; read -r -a bare_args <<<"${BARE_ARGS:-}"
+    "${wrap[@]}" ./target/release/examples/bare_proxy "$BARE" "$UP" "$threads" "${bare_args[@]}" >"$WORK/bare.log" 2>&1 &
     BARE_PID=$!
     env -i PATH="$PATH" APP_ENV=production \
         JWT_SECRET=$JWT_SECRET JWT_ACCESS_TTL=1h \

@@ -1,12 +1,23 @@
-//! The baseline for `bench/gateway/run.sh`: a bare Pingora reverse proxy with no
-//! authentication, forwarding everything to one upstream. The gateway's overhead is
-//! measured against this, on the same machine in the same run.
+//! The baseline for `bench/gateway/run.sh` and `bench/gateway/tls.sh`: a bare
+//! Pingora reverse proxy with no authentication, forwarding everything to one
+//! upstream. The gateway's overhead is measured against this, on the same machine
+//! in the same run.
 //!
 //! ```text
 //! cargo run --release -p tenantgate-gateway --example bare_proxy -- 127.0.0.1:8181 127.0.0.1:3000 1
+//! cargo run --release -p tenantgate-gateway --example bare_proxy -- 127.0.0.1:8181 127.0.0.1:3000 1 \
+//!     --tls 127.0.0.1:8182 var/tls/localhost.pem var/tls/localhost.key
 //! ```
+//!
+//! With `--tls ADDR CERT KEY` it also serves HTTPS on ADDR as the gateway's
+//! `GATEWAY_TLS_LISTEN` does: Pingora's rustls backend (ring), TLS 1.2 and 1.3,
+//! ALPN `h2` then `http/1.1`. One difference in the gateway's favour of the
+//! baseline: this serves the one certificate (rustls' single-cert resolver) where
+//! the gateway picks one by SNI from its reloadable set and counts handshakes in a
+//! callback.
 
 use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use pingora::server::RunArgs;
@@ -37,20 +48,47 @@ impl ProxyHttp for Bare {
     }
 }
 
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: bare_proxy [LISTEN [UPSTREAM [THREADS]]] [--tls ADDR CERT KEY]");
+    std::process::exit(2);
+}
+
 fn main() {
+    let mut positional = Vec::new();
+    let mut tls = None;
     let mut args = std::env::args().skip(1);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8181".into());
-    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
+    while let Some(arg) = args.next() {
+        if arg == "--tls" {
+            let (Some(addr), Some(cert), Some(key)) = (args.next(), args.next(), args.next()) else {
+                usage("--tls needs ADDR CERT KEY");
+            };
+            tls = Some((addr, cert, key));
+        } else {
+            positional.push(arg);
+        }
+    }
+    if positional.len() > 3 {
+        usage("too many arguments");
+    }
+    let mut positional = positional.into_iter();
+    let listen = positional.next().unwrap_or_else(|| "127.0.0.1:8181".into());
+    let upstream = positional.next().unwrap_or_else(|| "127.0.0.1:3000".into());
     let Ok(upstream) = upstream.parse() else {
-        eprintln!("the upstream must be ip:port, not {upstream:?}");
-        std::process::exit(2);
+        usage(&format!("the upstream must be ip:port, not {upstream:?}"));
     };
-    let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let threads = positional.next().and_then(|t| t.parse().ok()).unwrap_or(1);
     let conf = ServerConf { threads, ..ServerConf::default() };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Bare { upstream });
     proxy.add_tcp(&listen);
+    if let Some((addr, cert, key)) = tls {
+        // The gateway's listener settings (`CertStore::listener`) with a single
+        // certificate: rustls, TLS 1.2 + 1.3, ALPN h2 then http/1.1.
+        let mut settings = TlsSettings::intermediate(&cert, &key).unwrap_or_else(|e| usage(&format!("--tls: {e}")));
+        settings.enable_h2();
+        proxy.add_tls_with_settings(&addr, None, settings);
+    }
     server.add_service(proxy);
     server.run(RunArgs::default());
 }

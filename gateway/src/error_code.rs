@@ -147,6 +147,14 @@ error_codes! {
     Conflict => (CONFLICT, "conflict", "that value is already taken"),
 
     // The gateway and what is behind it.
+    /// The host asked for is not covered by the certificate of the TLS connection
+    /// the request came on (HTTP/2 connection reuse, or a forged Host): the client
+    /// opens a new connection for it (RFC 9110, 421).
+    MisdirectedRequest => (
+        MISDIRECTED_REQUEST,
+        "misdirected_request",
+        "this connection's certificate does not cover the host asked for; connect to it anew"
+    ),
     /// The upstream app could not be reached.
     BadGateway => (BAD_GATEWAY, "bad_gateway", "the upstream is unavailable"),
     /// The HTTPS upstream's certificate was not accepted (untrusted, expired, for

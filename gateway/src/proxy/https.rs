@@ -6,6 +6,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use shared::config::TlsSettings;
 
+use crate::tls::Served;
+
 /// ACME HTTP-01 challenges are answered over plain HTTP: never redirected.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
@@ -55,6 +57,21 @@ impl SchemePolicy {
 /// Whether the request came over the gateway's own TLS listener.
 pub fn over_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// Whether a request came on a TLS connection whose certificate does not cover
+/// the host it asks for. Browsers reuse an HTTP/2 connection for every host its
+/// certificate covers, so that much is legitimate; beyond it, the TLS name and the
+/// HTTP host are two readings of one request that disagree: 421, and the client
+/// connects anew (RFC 9110, 15.5.20). A request without a valid host is left to
+/// the usual host check.
+pub fn misdirected(session: &Session, req: &RequestHeader) -> bool {
+    let served = session.digest().and_then(|d| d.ssl_digest.as_ref()).and_then(|tls| tls.extension.get::<Served>());
+    let Some(served) = served else { return false };
+    match super::routing::request_host(req) {
+        Ok(host) if !host.is_empty() => !served.covers(host.trim_start_matches('[').trim_end_matches(']')),
+        _ => false,
+    }
 }
 
 /// The 308 to HTTPS (the method and body are kept, unlike with 301).

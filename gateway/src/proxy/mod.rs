@@ -156,6 +156,9 @@ impl ProxyHttp for Gateway {
         ctx.client = self.client_of(session);
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
         ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, https::over_tls(session));
+        if https::misdirected(session, session.req_header()) {
+            return Box::pin(self.refuse(session, ctx, &Refusal::of(ErrorCode::MisdirectedRequest))).await;
+        }
         if let Some(location) = self.https_location(session.req_header(), ctx) {
             return Box::pin(self.redirect_to_https(session, ctx, &location)).await;
         }

@@ -26,7 +26,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use shared::config::TlsSettings;
 
-use self::certs::{CertError, CertSet};
+use self::certs::{CertError, CertSet, Certificate};
 use crate::file_watch::{folder_of, watch_folders};
 
 /// The certificates being served, swapped whole on reload: a handshake reads one
@@ -95,7 +95,8 @@ impl CertStore {
 
     /// The pingora settings of an HTTPS listener serving these certificates.
     pub(crate) fn listener(self: &Arc<Self>) -> pingora::Result<ListenerTls> {
-        let mut tls = ListenerTls::with_callbacks(Box::new(Handshakes { meters: self.meters.clone() }))?;
+        let callbacks = Handshakes { meters: self.meters.clone(), store: Arc::downgrade(self) };
+        let mut tls = ListenerTls::with_callbacks(Box::new(callbacks))?;
         tls.set_cert_resolver(self.clone());
         tls.enable_h2();
         Ok(tls)
@@ -149,16 +150,33 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// Counts completed handshakes.
+/// Counts completed handshakes, and remembers on each connection which
+/// certificate it was served ([`Served`]).
 struct Handshakes {
     meters: TlsMeters,
+    store: std::sync::Weak<CertStore>,
 }
 
 #[async_trait]
 impl TlsAccept for Handshakes {
     async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         self.meters.handshakes.with_label_values(&[tls.version().unwrap_or("unknown")]).inc();
-        None
+        let store = self.store.upgrade()?;
+        let set = store.current.load();
+        let sni = tls.server_name().map(str::to_ascii_lowercase);
+        let cert = set.pick(sni.as_deref())?.clone();
+        Some(Arc::new(Served(cert)))
+    }
+}
+
+/// The certificate a TLS connection was served (in Pingora's `SslDigest`
+/// extension): a request on it must ask for a host it covers.
+pub(crate) struct Served(pub Arc<Certificate>);
+
+impl Served {
+    /// Whether `host` (lowercase, no port) is one the certificate names.
+    pub(crate) fn covers(&self, host: &str) -> bool {
+        self.0.names.iter().any(|name| certs::covers(name, host))
     }
 }
 

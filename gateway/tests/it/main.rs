@@ -23,3 +23,4 @@ mod single_node;
 mod streams;
 mod tenants;
 mod tls;
+mod upstream_tls;

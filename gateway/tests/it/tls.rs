@@ -221,6 +221,22 @@ async fn sni_picks_the_certificate_and_a_reload_swaps_it_without_dropping_connec
 }
 
 #[tokio::test]
+async fn a_request_for_a_host_its_connection_certificate_does_not_cover_is_misdirected() {
+    let t = spawn_tls(ROUTES, &[]).await;
+    let config = client_config(&t.ca.cert_pem(), &[b"http/1.1"]);
+    let mut a = connect(t.addr(), "a.test", config.clone()).await.unwrap();
+    assert_eq!(get_on(&mut a, "a.test", "/public/x").await, 200);
+    assert_eq!(get_on(&mut a, "default.test", "/public/x").await, 421, "a.test's certificate does not cover it");
+    assert_eq!(get_on(&mut a, "a.test:443", "/auth/nothing").await, 404, "a port does not matter");
+    // One wildcard connection serves every host the wildcard covers (HTTP/2 reuse).
+    let mut w = connect(t.addr(), "b.w.test", config).await.unwrap();
+    assert_eq!(get_on(&mut w, "c.w.test", "/public/x").await, 200);
+    assert_eq!(get_on(&mut w, "a.test", "/public/x").await, 421);
+    let res = t.client(true).get(t.url("a.test", "/public/x")).header("host", "default.test").send().await.unwrap();
+    assert_error(res, 421, "misdirected_request").await;
+}
+
+#[tokio::test]
 async fn failed_handshakes_are_counted_by_reason() {
     // Per-host certificates only: a name without one gets no certificate.
     let ca = TestCa::new("ca");
