@@ -383,12 +383,15 @@ async fn seen(res: reqwest::Response) -> (u16, Value, Value, Value) {
     (status, body["error"].clone(), body["path"].clone(), identity)
 }
 
+/// A request: path, bearer token, headers.
+type Case<'a> = (&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>);
+
 #[tokio::test]
 async fn http2_gets_the_same_answers_as_http11() {
     let t = spawn_tls(ROUTES, &[]).await;
     let m = member(&t.app, "Acme").await;
     let (h1, h2) = (t.client(true), t.client(false));
-    let cases: Vec<(&str, Option<&str>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("/app/reports?x=1", Some(&m.token), vec![("x-tenant-id", &m.tenant_id)]),
         ("/app/reports", None, vec![("x-tenant-id", &m.tenant_id)]),
         ("/app/reports", Some("not-a-token"), vec![("x-tenant-id", &m.tenant_id)]),
