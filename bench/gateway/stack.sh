@@ -1,4 +1,4 @@
-# Sourced by the gateway benchmarks (run.sh, instructions.sh, identities.sh):
+# Sourced by the gateway benchmarks (run.sh, instructions.sh, identities.sh, tls.sh):
 # starts the demo upstream, a bare Pingora proxy and the gateway on this machine,
 # registers a user and warms the gateway's cache.
 #

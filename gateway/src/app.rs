@@ -41,7 +41,6 @@ use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
 use crate::relay::{InProcessJobs, OutboxRelay};
 use crate::revocation::Revocations;
-use crate::routes::RouteTable;
 use crate::tls::CertStore;
 use crate::web_session::cookies::CookiePolicy;
 use crate::web_session::rotation::Sessions;
@@ -78,7 +77,7 @@ impl Application {
         let _context = support.enter();
         let pool = shared::db::pool(&settings.database).context("building the database pool")?;
         let metrics = Metrics::new().context("registering metrics")?;
-        let routes = RouteTable::load(&settings.gateway.routes)
+        let routes = crate::routes::load(&settings.gateway.routes)
             .with_context(|| format!("loading GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
         metrics.routes_loaded.set(routes.len() as i64);
         let routes = Arc::new(ArcSwap::from_pointee(routes));

@@ -146,7 +146,11 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("  listen {}  admin {}", settings.gateway.listen, settings.gateway.admin_listen);
     println!("  {} route(s) from {}", routes.len(), settings.gateway.routes.display());
     for route in routes.routes().iter().filter(|r| r.upstream_tls().is_some_and(|tls| !tls.verify())) {
-        println!("note: route {} ({}) has tls_verify = false: its upstream is not authenticated", route.name(), route.origin());
+        println!(
+            "note: route {} ({}) has tls_verify = false: its upstream is not authenticated",
+            route.name(),
+            route.origin()
+        );
     }
     println!(
         "  {}; {}",

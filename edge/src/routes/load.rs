@@ -467,12 +467,15 @@ struct RawTls {
 impl RawTls {
     /// The first key that is set, for the refusal on a plain-HTTP route.
     fn first_set(&self) -> Option<(&'static str, Range<usize>)> {
-        let paths = [("tls_ca", &self.ca), ("tls_client_cert", &self.client_cert), ("tls_client_key", &self.client_key)];
-        let named = paths.into_iter().chain([("tls_server_name", &self.server_name)]);
-        named
-            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.span())))
-            .chain(self.verify.as_ref().map(|v| ("tls_verify", v.span())))
-            .min_by_key(|(_, span)| span.start)
+        let strings = [
+            ("tls_ca", &self.ca),
+            ("tls_client_cert", &self.client_cert),
+            ("tls_client_key", &self.client_key),
+            ("tls_server_name", &self.server_name),
+        ];
+        let strings = strings.into_iter().filter_map(|(key, value)| value.as_ref().map(|v| (key, v.span())));
+        let verify = self.verify.as_ref().map(|v| ("tls_verify", v.span()));
+        strings.chain(verify).min_by_key(|(_, span)| span.start)
     }
 }
 

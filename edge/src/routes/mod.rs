@@ -20,8 +20,8 @@ mod identity;
 mod load;
 mod route;
 mod table;
-mod upstream;
 pub mod tenant;
+mod upstream;
 
 pub use host::host_name;
 pub use identity::{IdentityHeader, IdentityHeaders};

@@ -169,15 +169,9 @@ impl ProxyHttp for Gateway {
             ctx.route_label = Arc::from(label);
             let client_ip = ctx.client.as_ref().map(|c| c.ip);
             let hsts = self.scheme.hsts(ctx.forwarded_proto);
-            let served = Box::pin(api_bridge::serve(
-                session,
-                router,
-                self.body_limit,
-                ctx.request_id.as_str(),
-                client_ip,
-                hsts,
-            ))
-            .await?;
+            let served =
+                Box::pin(api_bridge::serve(session, router, self.body_limit, ctx.request_id.as_str(), client_ip, hsts))
+                    .await?;
             ctx.status = Some(served);
             return Ok(true);
         }
@@ -512,6 +506,9 @@ impl Gateway {
         }
         if refusal.close_connection {
             headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+            // Pingora would otherwise answer `keep-alive` over our `close`, then
+            // close anyway: a client reusing the socket would see a reset.
+            session.set_keepalive(None);
         }
         if let Some(secs) = refusal.retry_after {
             headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));

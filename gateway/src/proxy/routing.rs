@@ -277,18 +277,28 @@ fn upstream_tls_failure(e: &pingora::Error) -> bool {
     if matches!(e.etype(), TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup) {
         return true;
     }
-    let mut next: Option<&(dyn std::error::Error + 'static)> = e.cause.as_deref().map(|c| c as _);
+    let mut next = e.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static));
     while let Some(cause) = next {
-        let io_inner = cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
-        if cause.is::<rustls::Error>() || io_inner.is_some_and(|inner| inner.is::<rustls::Error>()) {
+        if cause.is::<rustls::Error>() {
             return true;
         }
-        next = match cause.downcast_ref::<pingora::Error>() {
-            Some(wrapped) => wrapped.cause.as_deref().map(|c| c as _),
-            None => cause.source(),
-        };
+        next = inner_error(cause);
     }
     false
+}
+
+/// The error `e` wraps: the cause of a Pingora error (boxed once more when
+/// Pingora passed a `Box<Error>` as a cause), the payload of an I/O error (where
+/// tokio-rustls puts the rustls error), else its `source`.
+fn inner_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e (dyn std::error::Error + 'static)> {
+    let pingora = e.downcast_ref::<pingora::Error>().or_else(|| e.downcast_ref::<Box<pingora::Error>>().map(|b| &**b));
+    if let Some(pingora) = pingora {
+        return pingora.cause.as_deref().map(|c| c as _);
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.get_ref().map(|c| c as _);
+    }
+    e.source()
 }
 
 #[cfg(test)]
@@ -351,8 +361,9 @@ mod tests {
         let mut read = upstream(ErrorType::ReadError);
         read.cause = Some(Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, alert)));
         assert_eq!(code(&read), Some(ErrorCode::UpstreamTls));
-        let mut wrapped = upstream(ErrorType::ReadError);
-        wrapped.cause = Some(read);
+        // As Pingora wraps it: a `Box<Error>` cause, boxed again.
+        let mut wrapped = pingora::Error::because(ErrorType::ReadError, "while reading response headers", read);
+        wrapped.esource = ErrorSource::Upstream;
         assert_eq!(code(&wrapped), Some(ErrorCode::UpstreamTls));
 
         let mut reset = upstream(ErrorType::ReadError);

@@ -270,8 +270,11 @@ mod tests {
         ca.issue_client("one").write(dir.path(), "one");
         let two = ca.issue_client("two");
         std::fs::write(dir.path().join("two.key"), &two.key_pem).unwrap();
-        std::fs::write(dir.path().join("garbage.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("garbage.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let cases = [
             ("tls_client_cert = \"one.pem\"\ntls_client_key = \"two.key\"", "5:18: tls_client_key", "does not match"),
             ("tls_ca = \"garbage.pem\"", "4:10: tls_ca", "not valid X.509"),

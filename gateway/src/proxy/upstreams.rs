@@ -106,8 +106,10 @@ impl Pools {
             None => (first_upstream(route).ok_or_else(no_healthy_upstream)?, None),
         };
         // Not found only for a pick built from another upstream list (the route
-        // was reloaded since the last refresh): its first upstream's name.
-        let host = host.or_else(|| route.upstreams().first().map(Upstream::host)).unwrap_or_default();
+        // was reloaded since the last refresh): its first upstream's name. Never
+        // an empty one: Pingora would not verify the certificate at all.
+        let host = host.or_else(|| route.upstreams().first().map(Upstream::host)).filter(|h| !h.is_empty());
+        let host = host.ok_or_else(|| Error::explain(ErrorType::InvalidCert, "no name to verify the upstream by"))?;
         Ok((addr, settings.peer(addr, host)))
     }
 
@@ -169,7 +171,8 @@ fn no_healthy_upstream() -> Box<Error> {
 }
 
 async fn build(upstreams: &[Upstream]) -> Option<Pool> {
-    let wanted: Vec<(String, Arc<str>)> = upstreams.iter().map(|u| (u.as_str().to_owned(), Arc::from(u.host()))).collect();
+    let wanted: Vec<(String, Arc<str>)> =
+        upstreams.iter().map(|u| (u.as_str().to_owned(), Arc::from(u.host()))).collect();
     // Resolving names may block; keep it off the async threads.
     let hosts = match tokio::task::spawn_blocking(move || resolve(&wanted)).await.ok()? {
         Ok(hosts) => hosts,

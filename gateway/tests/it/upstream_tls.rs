@@ -54,8 +54,13 @@ async fn until_proxied(app: &TestApp, path: &str) -> Value {
     get(app, path, None, &[]).await.1
 }
 
+/// Asserts `path` answers 502 `upstream_tls` with `Connection: close` (the
+/// gateway does not reuse a connection after a failed proxy attempt), on the
+/// app's pooled client: the next request must open a new connection, not hit a
+/// closed one.
 async fn assert_upstream_tls(app: &TestApp, path: &str) {
     let res = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
     assert_error(res, 502, "upstream_tls").await;
 }
 
@@ -182,8 +187,8 @@ async fn a_reload_with_unusable_tls_files_keeps_the_previous_table() {
     let upstream = vec![format!("https://localhost:{port}")];
     let trust = ca_key(certs.path(), &ca, "ca");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let gw = spawn_gateway_logging(&route("app", &upstream, &trust), SINGLE_NODE, None, Some(log.reopen().unwrap()))
-        .await;
+    let gw =
+        spawn_gateway_logging(&route("app", &upstream, &trust), SINGLE_NODE, None, Some(log.reopen().unwrap())).await;
     until_proxied(&gw, "/app").await;
 
     // A client key that does not match its certificate: refused, the route stays.
