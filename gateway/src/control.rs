@@ -128,6 +128,7 @@ impl ControlPlane {
             self.limits.refresh(&table);
             self.pools.refresh(&table, &self.metrics.upstream_healthy).await;
             self.reload_assertion_keys();
+            self.metrics.tenants.rotate_if_due(std::time::Instant::now());
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(self.health_interval) => {}

@@ -6,7 +6,11 @@ use std::sync::{Arc, RwLock};
 
 use http::{Method, StatusCode};
 
+use crate::tenant_labels::TenantLabels;
 use crate::tls::TlsMeters;
+
+/// `METRICS_TENANT_LABELS`' default.
+const DEFAULT_TENANT_LABELS: usize = 50;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -49,6 +53,10 @@ pub struct Metrics {
     pub memo: MemoCounters,
     /// The HTTPS listener's handshakes and certificates.
     pub tls: TlsMeters,
+    /// Which tenants keep their slug as a label.
+    pub tenants: Arc<TenantLabels>,
+    /// The tenant label of requests that named no tenant.
+    pub no_tenant: Arc<str>,
     /// Each route's request metrics, resolved on its first request.
     routes: Arc<RwLock<MetersByRoute>>,
 }
@@ -66,20 +74,25 @@ pub struct RouteMeters {
     pub upstream_duration: Histogram,
     requests: IntCounterVec,
     route: Arc<str>,
-    /// `tenantgate_http_requests_total{route, method, status}` by method and status.
-    by_answer: RwLock<HashMap<(&'static str, u16), IntCounter, ahash::RandomState>>,
+    /// `tenantgate_http_requests_total{route, method, status, tenant}` by method,
+    /// status and tenant label.
+    by_answer: RwLock<HashMap<AnswerKey, IntCounter, ahash::RandomState>>,
 }
 
+/// Method label, status, tenant label.
+type AnswerKey = (&'static str, u16, Arc<str>);
+
 impl RouteMeters {
-    /// Counts one request of `method` answered with `status`.
-    pub fn count(&self, method: &Method, status: StatusCode) {
-        let key = (method_label(method), status.as_u16());
+    /// Counts one request of `method` answered with `status`, for the tenant
+    /// labelled `tenant` (see `tenant_labels`).
+    pub fn count(&self, method: &Method, status: StatusCode, tenant: Arc<str>) {
+        let key = (method_label(method), status.as_u16(), tenant);
         // The usual case: counted under the read lock, no handle cloned.
         if let Some(counter) = self.by_answer.read().ok().as_ref().and_then(|m| m.get(&key)) {
             counter.inc();
             return;
         }
-        let counter = self.requests.with_label_values(&[&*self.route, key.0, status.as_str()]);
+        let counter = self.requests.with_label_values(&[&*self.route, key.0, status.as_str(), &key.2]);
         counter.inc();
         if let Ok(mut m) = self.by_answer.write() {
             m.insert(key, counter);
@@ -129,8 +142,12 @@ impl Metrics {
         };
         let metrics = Metrics {
             requests: IntCounterVec::new(
-                Opts::new("tenantgate_http_requests_total", "Requests handled, by route, method and status."),
-                &["route", "method", "status"],
+                Opts::new(
+                    "tenantgate_http_requests_total",
+                    "Requests handled, by route, method, status and tenant (the busiest METRICS_TENANT_LABELS \
+                     tenants by slug, the others as other, none empty).",
+                ),
+                &["route", "method", "status", "tenant"],
             )?,
             duration: histogram(
                 "tenantgate_http_request_duration_seconds",
@@ -143,9 +160,10 @@ impl Metrics {
             auth_failures: IntCounterVec::new(
                 Opts::new(
                     "tenantgate_auth_failures_total",
-                    "Requests refused by authentication or authorization, by reason.",
+                    "Requests refused by authentication or authorization, by reason and tenant (as in \
+                     tenantgate_http_requests_total; empty when the refusal named no known tenant).",
                 ),
-                &["reason"],
+                &["reason", "tenant"],
             )?,
             route_reloads: IntCounterVec::new(
                 Opts::new("tenantgate_route_reloads_total", "Route file reloads, by result."),
@@ -218,6 +236,8 @@ impl Metrics {
                 )?,
                 certificates: IntGauge::new("tenantgate_tls_certificates", "Certificates the HTTPS listener serves.")?,
             },
+            tenants: Arc::new(TenantLabels::new(DEFAULT_TENANT_LABELS)),
+            no_tenant: Arc::from(""),
             routes: Arc::default(),
             registry,
         };
@@ -242,6 +262,21 @@ impl Metrics {
         m.registry.register(Box::new(crate::tls::failures::FAILURES.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)
+    }
+
+    /// The same metrics, with `limit` tenants labelled by slug (`METRICS_TENANT_LABELS`).
+    #[must_use]
+    pub fn with_tenant_labels(mut self, limit: usize) -> Metrics {
+        self.tenants = Arc::new(TenantLabels::new(limit));
+        self
+    }
+
+    /// The `tenant` label for a request of `slug`'s tenant (none: empty).
+    pub fn tenant_label(&self, slug: Option<&str>) -> Arc<str> {
+        match slug {
+            Some(slug) => self.tenants.label(slug),
+            None => self.no_tenant.clone(),
+        }
     }
 
     /// The request metrics of the route named `route`.
@@ -273,12 +308,15 @@ mod tests {
         let name: Arc<str> = Arc::from("app");
         let meters = metrics.route(&name);
         assert!(Arc::ptr_eq(&meters, &metrics.route(&name)), "resolved once per name");
-        meters.count(&Method::GET, StatusCode::OK);
-        meters.count(&Method::GET, StatusCode::OK);
-        meters.count(&Method::from_bytes(b"BREW").unwrap(), StatusCode::NOT_FOUND);
+        let none = metrics.tenant_label(None);
+        meters.count(&Method::GET, StatusCode::OK, none.clone());
+        meters.count(&Method::GET, StatusCode::OK, none.clone());
+        meters.count(&Method::from_bytes(b"BREW").unwrap(), StatusCode::NOT_FOUND, none);
+        meters.count(&Method::GET, StatusCode::OK, metrics.tenant_label(Some("acme")));
         meters.duration.observe(0.001);
-        assert_eq!(metrics.requests.with_label_values(&["app", "GET", "200"]).get(), 2);
-        assert_eq!(metrics.requests.with_label_values(&["app", "other", "404"]).get(), 1);
+        assert_eq!(metrics.requests.with_label_values(&["app", "GET", "200", ""]).get(), 2);
+        assert_eq!(metrics.requests.with_label_values(&["app", "other", "404", ""]).get(), 1);
+        assert_eq!(metrics.requests.with_label_values(&["app", "GET", "200", "other"]).get(), 1);
         assert_eq!(metrics.duration.with_label_values(&["app"]).get_sample_count(), 1);
     }
 }

@@ -49,17 +49,25 @@ pub struct Refusal {
     pub retry_after: Option<u64>,
     /// Send `Connection: close` (after an upstream failure).
     pub close_connection: bool,
+    /// The tenant the refused request was for, when it exists (metrics only).
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Refusal {
     /// `code` with its own message, without `Retry-After`.
     pub const fn new(code: ErrorCode, message: &'static str) -> Refusal {
-        Refusal { code, message, retry_after: None, close_connection: false }
+        Refusal { code, message, retry_after: None, close_connection: false, tenant: None }
     }
 
     /// `code` with its default message.
     pub const fn of(code: ErrorCode) -> Refusal {
         Refusal::new(code, code.message())
+    }
+
+    /// The same refusal, counted for `tenant` in the metrics.
+    #[must_use]
+    pub fn for_tenant(self, tenant: &CachedTenant) -> Refusal {
+        Refusal { tenant: Some(Arc::from(tenant.slug.as_str())), ..self }
     }
 
     /// The HTTP status: the code's.
@@ -215,13 +223,15 @@ impl AccessControl {
             match (&user, &tenant, role) {
                 (None, _, _) => return Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
                 (Some(_), None, _) => return Err(Refusal::of(ErrorCode::TenantRequired)),
-                (Some(_), Some(_), None) => return Err(Refusal::of(ErrorCode::NotAMember)),
-                (Some(_), Some(_), Some(role)) if role < min => return Err(Refusal::of(ErrorCode::InsufficientRole)),
+                (Some(_), Some(t), None) => return Err(Refusal::of(ErrorCode::NotAMember).for_tenant(t)),
+                (Some(_), Some(t), Some(role)) if role < min => {
+                    return Err(Refusal::of(ErrorCode::InsufficientRole).for_tenant(t))
+                }
                 _ => {}
             }
-        } else if let (Some(_), Some(_), None) = (&user, &tenant, role) {
+        } else if let (Some(_), Some(t), None) = (&user, &tenant, role) {
             // A tenant-scoped route without a minimum role still needs membership.
-            return Err(Refusal::of(ErrorCode::NotAMember));
+            return Err(Refusal::of(ErrorCode::NotAMember).for_tenant(t));
         }
         let headers = identity_headers::block(user.as_deref(), tenant.as_deref(), role, route.identity_headers())
             .ok_or(Refusal::new(ErrorCode::InternalError, "an identity value is not a valid header value"))?;

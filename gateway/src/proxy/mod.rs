@@ -79,6 +79,8 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// The status the gateway answered itself, if it did.
     pub status: Option<StatusCode>,
+    /// The existing tenant a refused request was for (metrics only).
+    pub refused_tenant: Option<Arc<str>>,
     /// `Set-Cookie` values for the answer (a silently refreshed browser session).
     pub set_cookies: Vec<HeaderValue>,
     /// A long-lived request (WebSocket upgrade, event stream) of a user: what it
@@ -144,6 +146,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             upstream_started: None,
             status: None,
+            refused_tenant: None,
             set_cookies: Vec::new(),
             stream_grant: None,
             stream_watch: None,
@@ -494,15 +497,17 @@ impl Gateway {
 
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
+        ctx.refused_tenant.clone_from(&refusal.tenant);
+        let tenant = self.metrics.tenant_label(refusal.tenant.as_deref());
         let mut headers = vec![(request_id::HEADER, ctx.request_id.header())];
         if let Some(hsts) = self.scheme.hsts(ctx.forwarded_proto) {
             headers.push((http::header::STRICT_TRANSPORT_SECURITY, hsts.clone()));
         }
         if refusal.status() == StatusCode::UNAUTHORIZED {
-            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
+            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str(), &tenant]).inc();
             headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         } else if refusal.status() == StatusCode::FORBIDDEN {
-            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str()]).inc();
+            self.metrics.auth_failures.with_label_values(&[refusal.code.as_str(), &tenant]).inc();
         }
         if refusal.close_connection {
             headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
@@ -533,14 +538,17 @@ impl Gateway {
         };
         let req = session.req_header();
         let elapsed = ctx.started.elapsed();
+        let slug = ctx.identity.tenant.as_ref().map(|t| t.slug.as_str()).or(ctx.refused_tenant.as_deref());
+        let tenant = self.metrics.tenant_label(slug);
         match &ctx.meters {
             Some(meters) => {
-                meters.count(&req.method, status);
+                meters.count(&req.method, status, tenant);
                 meters.duration.observe(elapsed.as_secs_f64());
             }
             None => {
                 let method = crate::metrics::method_label(&req.method);
-                self.metrics.requests.with_label_values(&[&*ctx.route_label, method, status.as_str()]).inc();
+                let labels = [&*ctx.route_label, method, status.as_str(), &*tenant];
+                self.metrics.requests.with_label_values(&labels).inc();
                 self.metrics.duration.with_label_values(&[&*ctx.route_label]).observe(elapsed.as_secs_f64());
             }
         }

@@ -362,6 +362,16 @@ impl TestApp {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every sample whose series starts with `prefix` (e.g. a series
+    /// without its last labels, `name{method="GET",route="app",status="200",`).
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        let text = self.client.get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse::<f64>().ok()))
+            .sum()
+    }
+
     /// Polls `check` every 25 ms until it is true or `timeout` passes; returns
     /// whether it became true.
     pub async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool

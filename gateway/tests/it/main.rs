@@ -21,6 +21,7 @@ mod proxy;
 mod sessions;
 mod single_node;
 mod streams;
+mod tenant_metrics;
 mod tenants;
 mod tls;
 mod upstream_tls;

@@ -335,11 +335,11 @@ tenant = "none"
     socket.set_linger(Some(Duration::ZERO)).unwrap();
     drop(socket);
 
-    let hung_up = r#"tenantgate_http_requests_total{method="GET",route="slow",status="499"}"#;
-    assert!(app.eventually(Duration::from_secs(10), || async { app.metric(hung_up).await == 1.0 }).await);
+    let hung_up = r#"tenantgate_http_requests_total{method="GET",route="slow",status="499",tenant="#;
+    assert!(app.eventually(Duration::from_secs(10), || async { app.metric_sum(hung_up).await == 1.0 }).await);
     for status in ["500", "502", "504"] {
-        let series = format!(r#"tenantgate_http_requests_total{{method="GET",route="slow",status="{status}"}}"#);
-        assert_eq!(app.metric(&series).await, 0.0, "counted as {status}");
+        let series = format!(r#"tenantgate_http_requests_total{{method="GET",route="slow",status="{status}",tenant="#);
+        assert_eq!(app.metric_sum(&series).await, 0.0, "counted as {status}");
     }
 }
 

@@ -91,6 +91,7 @@ impl Default for Settings {
                 pid_file: PathBuf::new(),
             },
             portal: PortalSettings { product_name: String::new(), logo_url: None, primary_color: Colour::default() },
+            metrics: super::MetricsSettings { tenant_labels: 50 },
             cache: CacheSettings { l1_max_entries: 100_000, negative_ttl: Duration::from_secs(30) },
             tenants: TenantSettings { invitation_ttl: Duration::from_secs(7 * 86_400) },
             worker: WorkerSettings {

@@ -115,6 +115,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PORTAL_PRIMARY_COLOR", "portal.primary_color"),
     ("CACHE_L1_MAX_ENTRIES", "cache.l1_max_entries"),
     ("CACHE_NEGATIVE_TTL", "cache.negative_ttl"),
+    ("METRICS_TENANT_LABELS", "metrics.tenant_labels"),
     ("INVITATION_TTL", "tenants.invitation_ttl"),
     ("WORKER_ADMIN_LISTEN", "worker.admin_listen"),
     ("WORKER_CONCURRENCY", "worker.concurrency"),
@@ -218,6 +219,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     /// The role cache.
     pub cache: CacheSettings,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
     /// Tenant management.
     pub tenants: TenantSettings,
     /// The gateway binary.
@@ -433,6 +436,16 @@ pub struct CacheSettings {
     /// `CACHE_NEGATIVE_TTL`: how long "not a member" and "no such tenant" are cached.
     #[serde(with = "duration")]
     pub negative_ttl: Duration,
+}
+
+/// Prometheus metrics settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `METRICS_TENANT_LABELS`: how many tenants, the busiest, keep their slug in
+    /// the request and refusal metrics' `tenant` label; the rest count as
+    /// `other` (0: all of them).
+    pub tenant_labels: usize,
 }
 
 /// Tenant management settings.

@@ -8,6 +8,8 @@ use super::ParseError;
 pub const RESERVED: &[&str] = &[
     "www", "api", "auth", "admin", "app", "mail", "static", "assets", "gateway", "status", "help", "support", "login",
     "logout", "register", "metrics", "health", "root", "system",
+    // The metrics' label for the tenants past METRICS_TENANT_LABELS.
+    "other",
 ];
 
 /// A tenant slug: lowercase `a-z0-9-`, 3 to 63 characters, starting and ending with a
