@@ -169,7 +169,18 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     }
     if let Some(listen) = settings.gateway.tls.listen {
         let now = crate::tls::unix_now();
-        let certs = crate::tls::certs::CertSet::load(&settings.gateway.tls, now).context("TLS certificates")?;
+        let loaded = crate::tls::certs::CertSet::load(&settings.gateway.tls, now).context("TLS certificates")?;
+        if let Some(first) = loaded.refused.first() {
+            for refusal in &loaded.refused {
+                eprintln!("{}", refusal.error);
+            }
+            anyhow::bail!(
+                "{} TLS certificate file(s) refused, first {}: the gateway would serve their hosts without them",
+                loaded.refused.len(),
+                first.error
+            );
+        }
+        let certs = loaded.set;
         println!("  HTTPS on {listen} (HTTP/2 and HTTP/1.1; TLS 1.2 and 1.3), {} certificate(s):", certs.len());
         let mut all: Vec<_> = certs.all().collect();
         all.sort_by(|a, b| a.label.cmp(&b.label));

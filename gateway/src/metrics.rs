@@ -235,6 +235,11 @@ impl Metrics {
                     &["result"],
                 )?,
                 certificates: IntGauge::new("tenantgate_tls_certificates", "Certificates the HTTPS listener serves.")?,
+                refused: IntGauge::new(
+                    "tenantgate_tls_certificate_files_refused",
+                    "Certificate files the last load refused (invalid, expired, not naming their host); their \
+                     hosts keep the certificate they had.",
+                )?,
             },
             tenants: Arc::new(TenantLabels::new(DEFAULT_TENANT_LABELS)),
             no_tenant: Arc::from(""),
@@ -259,6 +264,7 @@ impl Metrics {
         m.registry.register(Box::new(m.tls.expiry.clone()))?;
         m.registry.register(Box::new(m.tls.reloads.clone()))?;
         m.registry.register(Box::new(m.tls.certificates.clone()))?;
+        m.registry.register(Box::new(m.tls.refused.clone()))?;
         m.registry.register(Box::new(crate::tls::failures::FAILURES.clone()))?;
         m.route_reload_success.set(1);
         Ok(metrics)

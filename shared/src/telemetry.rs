@@ -96,10 +96,15 @@ impl tracing::field::Visit for LogFields {
 /// # Errors
 /// [`Error`] on a bad filter or a second call.
 pub fn init_tracing_with(settings: &LogSettings, intercepts: Vec<Intercept>) -> Result<(), Error> {
-    let filter = match std::env::var("RUST_LOG") {
+    let mut filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         _ => EnvFilter::try_new(&settings.level)?,
     };
+    // What an intercept counts must reach it whatever the log level says (its
+    // lines are errors, and the ones it consumes are not printed anyway).
+    for intercept in &intercepts {
+        filter = filter.add_directive(format!("{}=error", intercept.target).parse()?);
+    }
     let registry =
         tracing_subscriber::registry().with(intercepts).with(filter).with(filter_fn(|meta| !dumps_headers(meta)));
     match settings.format {

@@ -6,10 +6,22 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use shared::config::TlsSettings;
 
+use super::access::Refusal;
+use crate::error_code::ErrorCode;
 use crate::tls::Served;
 
 /// ACME HTTP-01 challenges are answered over plain HTTP: never redirected.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// Whether `path` is exactly an ACME HTTP-01 challenge: the prefix and one
+/// token of base64url characters (RFC 8555, 8.3), nothing else. Checked on the
+/// raw path, so no spelling (`..`, `%2e`, more segments) that routing would
+/// normalize to another path escapes the redirect.
+fn is_acme_challenge(path: &str) -> bool {
+    path.strip_prefix(ACME_CHALLENGE).is_some_and(|token| {
+        !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
 
 /// The scheme policy, from `GATEWAY_TLS_*`, `GATEWAY_HTTP_REDIRECT` and
 /// `GATEWAY_HSTS_*`.
@@ -18,7 +30,7 @@ pub struct SchemePolicy {
     /// `Strict-Transport-Security` for HTTPS answers.
     hsts: Option<HeaderValue>,
     /// Whether plain-HTTP requests are redirected.
-    redirect: bool,
+    pub redirect: bool,
     /// The port in redirects (`None`: 443, left out).
     https_port: Option<u16>,
 }
@@ -43,10 +55,11 @@ impl SchemePolicy {
     /// with `GATEWAY_HTTP_REDIRECT`, never ACME challenges, and only for a host the
     /// gateway would accept (`host`, already checked, lowercase, port dropped).
     pub fn redirect_target(&self, req: &RequestHeader, proto: &str, host: &str) -> Option<String> {
-        if !self.redirect || proto == "https" || req.uri.path().starts_with(ACME_CHALLENGE) {
+        if !self.redirect || proto == "https" || is_acme_challenge(req.uri.path()) {
             return None;
         }
-        let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        // Origin-form targets only: `OPTIONS *` (and anything else) goes to `/`.
+        let target = req.uri.path_and_query().map(|pq| pq.as_str()).filter(|t| t.starts_with('/')).unwrap_or("/");
         Some(match self.https_port {
             Some(port) => format!("https://{host}:{port}{target}"),
             None => format!("https://{host}{target}"),
@@ -59,19 +72,29 @@ pub fn over_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
-/// Whether a request came on a TLS connection whose certificate does not cover
-/// the host it asks for. Browsers reuse an HTTP/2 connection for every host its
+/// The request's host (lowercase, no port), which must be there and valid: on
+/// HTTPS (checked against the connection's certificate) and on a plain listener
+/// that redirects (the redirect's target). Elsewhere an empty host is left to the
+/// route match, as HTTP/1.0 allows it.
+///
+/// # Errors
+/// 400 `invalid_host`.
+pub fn required_host(req: &RequestHeader) -> Result<String, Refusal> {
+    match super::routing::request_host(req) {
+        Ok(host) if !host.is_empty() => Ok(host),
+        _ => Err(Refusal::new(ErrorCode::InvalidHost, "a valid Host is required")),
+    }
+}
+
+/// Whether a request for `host` came on a TLS connection whose certificate does
+/// not cover it. Browsers reuse an HTTP/2 connection for every host its
 /// certificate covers, so that much is legitimate; beyond it, the TLS name and the
 /// HTTP host are two readings of one request that disagree: 421, and the client
-/// connects anew (RFC 9110, 15.5.20). A request without a valid host is left to
-/// the usual host check.
-pub fn misdirected(session: &Session, req: &RequestHeader) -> bool {
+/// connects anew (RFC 9110, 15.5.20). A TLS connection that carries no record of
+/// its certificate (none should) is refused too: the check fails closed.
+pub fn misdirected(session: &Session, host: &str) -> bool {
     let served = session.digest().and_then(|d| d.ssl_digest.as_ref()).and_then(|tls| tls.extension.get::<Served>());
-    let Some(served) = served else { return false };
-    match super::routing::request_host(req) {
-        Ok(host) if !host.is_empty() => !served.covers(host.trim_start_matches('[').trim_end_matches(']')),
-        _ => false,
-    }
+    served.is_none_or(|served| !served.covers(host.trim_start_matches('[').trim_end_matches(']')))
 }
 
 /// The 308 to HTTPS (the method and body are kept, unlike with 301).
@@ -122,8 +145,18 @@ mod tests {
     #[test]
     fn acme_challenges_and_a_policy_without_redirect_stay_plain() {
         let p = policy(Some("0.0.0.0:443"), true);
-        assert_eq!(p.redirect_target(&request("/.well-known/acme-challenge/tok"), "http", "h.test"), None);
-        assert!(p.redirect_target(&request("/.well-known/acme"), "http", "h.test").is_some());
+        assert_eq!(p.redirect_target(&request("/.well-known/acme-challenge/tok_EN-1"), "http", "h.test"), None);
+        for escape in [
+            "/.well-known/acme",
+            "/.well-known/acme-challenge/",
+            "/.well-known/acme-challenge/../../app",
+            "/.well-known/acme-challenge/%2e%2e/app",
+            "/.well-known/acme-challenge/tok/more",
+        ] {
+            let target = p.redirect_target(&request(escape), "http", "h.test");
+            assert!(target.is_some_and(|t| t.starts_with("https://h.test/")), "{escape} is redirected");
+        }
+        assert_eq!(p.redirect_target(&request("*"), "http", "h.test").as_deref(), Some("https://h.test/"));
         let p = policy(Some("0.0.0.0:443"), false);
         assert_eq!(p.redirect_target(&request("/"), "http", "h.test"), None);
     }

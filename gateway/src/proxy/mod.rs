@@ -158,12 +158,12 @@ impl ProxyHttp for Gateway {
         ctx.request_id = request_id::assign(session);
         ctx.client = self.client_of(session);
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
-        ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, https::over_tls(session));
-        if https::misdirected(session, session.req_header()) {
-            return Box::pin(self.refuse(session, ctx, &Refusal::of(ErrorCode::MisdirectedRequest))).await;
-        }
-        if let Some(location) = self.https_location(session.req_header(), ctx) {
-            return Box::pin(self.redirect_to_https(session, ctx, &location)).await;
+        let over_tls = https::over_tls(session);
+        ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, over_tls);
+        if over_tls || self.scheme.redirect {
+            if let Some(answered) = Box::pin(self.check_scheme(session, ctx, over_tls)).await {
+                return answered;
+            }
         }
         let path = session.req_header().uri.path();
         if api::owns(path) {
@@ -474,15 +474,19 @@ impl Gateway {
         Ok(true)
     }
 
-    /// Where to send a plain-HTTP request to have it over HTTPS
-    /// (`GATEWAY_HTTP_REDIRECT`); `None` to serve it as it is. A request whose host
-    /// the gateway would refuse is not redirected (it is refused as usual).
-    fn https_location(&self, req: &RequestHeader, ctx: &RequestCtx) -> Option<String> {
-        if ctx.forwarded_proto == "https" {
-            return None;
+    /// On HTTPS and on a plain listener that redirects: the host must be valid,
+    /// covered by the connection's certificate, and a plain request is sent to
+    /// HTTPS. `Some` when the request was answered here.
+    async fn check_scheme(&self, session: &mut Session, ctx: &mut RequestCtx, over_tls: bool) -> Option<Result<bool>> {
+        let host = match https::required_host(session.req_header()) {
+            Ok(host) => host,
+            Err(refusal) => return Some(self.refuse(session, ctx, &refusal).await),
+        };
+        if over_tls && https::misdirected(session, &host) {
+            return Some(self.refuse(session, ctx, &Refusal::of(ErrorCode::MisdirectedRequest)).await);
         }
-        let host = routing::request_host(req).ok().filter(|h| !h.is_empty())?;
-        self.scheme.redirect_target(req, ctx.forwarded_proto, &host)
+        let location = self.scheme.redirect_target(session.req_header(), ctx.forwarded_proto, &host)?;
+        Some(self.redirect_to_https(session, ctx, &location).await)
     }
 
     /// Answers a plain-HTTP request with a 308 to its HTTPS address.
@@ -610,9 +614,18 @@ fn grant_of(route: &Route, identity: &Identity) -> Option<Grant> {
 
 /// The scheme the client used, for `X-Forwarded-Proto`, HSTS and the redirect to
 /// HTTPS: what a trusted proxy said (`https` or `http`: it saw the client), else
-/// the gateway's own listener's (`https` over TLS).
+/// the gateway's own listener's (`https` over TLS). The proxy's word is the last
+/// value (a proxy appends; what comes before it is the client's), as for
+/// `X-Forwarded-For`.
 fn forwarded_proto(req: &RequestHeader, trusted_peer: bool, over_tls: bool) -> &'static str {
-    let said = req.headers.get("x-forwarded-proto").filter(|_| trusted_peer).map(|v| v.as_bytes());
+    let said = req
+        .headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
+        .filter(|_| trusted_peer)
+        .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+        .map(<[u8]>::trim_ascii);
     match said {
         Some(proto) if proto.eq_ignore_ascii_case(b"https") => "https",
         Some(proto) if proto.eq_ignore_ascii_case(b"http") => "http",

@@ -74,15 +74,16 @@ impl Certificate {
         now: i64,
     ) -> Result<Certificate, CertError> {
         let pem = std::fs::read(cert).map_err(|source| CertError::Read { path: cert.to_owned(), source })?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| CertError::invalid(cert, format!("not a PEM certificate chain ({e})")))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| {
+                CertError::invalid(cert, format!("not a complete PEM certificate chain ({})", pem_problem(&e)))
+            })?;
         let Some(leaf) = chain.first() else {
             return Err(CertError::invalid(cert, "holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)"));
         };
         let key_pem = std::fs::read(key).map_err(|source| CertError::Read { path: key.to_owned(), source })?;
         let private = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| CertError::invalid(key, format!("holds no private key in PEM ({e})")))?;
+            .map_err(|e| CertError::invalid(key, format!("holds no private key in PEM ({})", pem_problem(&e))))?;
         let facts = leaf_facts(leaf).map_err(|why| CertError::invalid(cert, why))?;
         if facts.not_after < now {
             return Err(CertError::invalid(cert, format!("expired on {}", utc(facts.not_after))));
@@ -109,6 +110,18 @@ impl Certificate {
             not_after: facts.not_after,
             names: facts.names,
         })
+    }
+}
+
+/// A PEM parse error in words (its own display lists raw bytes).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a section has no END line",
+        Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        Error::Base64Decode(_) => "a section is not valid base64",
+        Error::NoItemsFound => "no PEM section of the expected kind",
+        _ => "unreadable",
     }
 }
 
@@ -178,74 +191,38 @@ pub(crate) struct CertSet {
 }
 
 impl CertSet {
-    /// Reads the default pair and every pair in the folder, checking each.
+    /// Reads the default pair and every pair in the folder, checking each. A
+    /// per-host file that fails its checks is left out and reported in
+    /// [`Loaded::refused`], so one tenant's failed renewal never blocks the
+    /// others (see [`CertSet::keeping`] for reloads).
     ///
     /// # Errors
-    /// The first [`CertError`]: one bad file refuses the whole set, so a reload
-    /// never serves half a renewal.
-    pub(crate) fn load(settings: &TlsSettings, now: i64) -> Result<CertSet, CertError> {
-        let mut set = CertSet::default();
+    /// An unusable default pair or an unreadable folder: nothing can be served.
+    pub(crate) fn load(settings: &TlsSettings, now: i64) -> Result<Loaded, CertError> {
+        let mut loaded = Loaded { set: CertSet::default(), refused: Vec::new() };
         if !settings.cert.as_os_str().is_empty() {
             let cert = Certificate::load("default".into(), &settings.cert, &settings.key, None, now)?;
-            set.default = Some(Arc::new(cert));
+            loaded.set.default = Some(Arc::new(cert));
         }
         if !settings.certs_dir.as_os_str().is_empty() {
-            set.load_folder(&settings.certs_dir, now)?;
+            loaded.load_folder(&settings.certs_dir, now)?;
         }
-        Ok(set)
+        Ok(loaded)
     }
 
-    fn load_folder(&mut self, dir: &Path, now: i64) -> Result<(), CertError> {
-        let read_err = |source| CertError::Read { path: dir.to_owned(), source };
-        let mut stems = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(read_err)? {
-            let path = entry.map_err(read_err)?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            // Hidden files are editors' and Kubernetes' (`..data`) bookkeeping.
-            if name.starts_with('.') {
-                continue;
-            }
-            if let Some(stem) = name.strip_suffix(".pem") {
-                stems.push(stem.to_owned());
-            } else if let Some(stem) = name.strip_suffix(".key") {
-                if !dir.join(format!("{stem}.pem")).exists() {
-                    return Err(CertError::invalid(&path, format!("has no certificate beside it ({stem}.pem)")));
-                }
+    /// This set, where a host whose new files were refused keeps the
+    /// certificate `previous` served it (a failed renewal leaves the old one in
+    /// place until it expires, rather than the default).
+    pub(crate) fn keeping(mut self, refused: &[Refused], previous: &CertSet) -> CertSet {
+        for refusal in refused {
+            let Some((domain, wildcard)) = &refusal.host else { continue };
+            let (index, old) =
+                if *wildcard { (&mut self.wildcard, &previous.wildcard) } else { (&mut self.exact, &previous.exact) };
+            if let Some(cert) = old.get(domain) {
+                index.entry(domain.clone()).or_insert_with(|| cert.clone());
             }
         }
-        stems.sort();
-        for stem in stems {
-            let cert = dir.join(format!("{stem}.pem"));
-            let key = dir.join(format!("{stem}.key"));
-            if !key.exists() {
-                return Err(CertError::invalid(&cert, format!("has no key beside it ({stem}.key)")));
-            }
-            let (domain, wildcard) = match stem.strip_prefix(WILDCARD_PREFIX) {
-                Some(domain) => (domain, true),
-                None => (stem.as_str(), false),
-            };
-            let domain = match DomainName::parse(domain) {
-                Ok(name) => name.as_str().to_owned(),
-                Err(_) if domain.eq_ignore_ascii_case("localhost") => "localhost".to_owned(),
-                Err(_) => {
-                    return Err(CertError::invalid(
-                        &cert,
-                        "is not named <host>.pem or _wildcard.<domain>.pem (with a DNS name)",
-                    ))
-                }
-            };
-            let (label, probe) = if wildcard {
-                (format!("*.{domain}"), format!("x.{domain}"))
-            } else {
-                (domain.clone(), domain.clone())
-            };
-            let loaded = Arc::new(Certificate::load(label, &cert, &key, Some(&probe), now)?);
-            let index = if wildcard { &mut self.wildcard } else { &mut self.exact };
-            if index.insert(domain, loaded).is_some() {
-                return Err(CertError::invalid(&cert, "names the same host as another file (case differs?)"));
-            }
-        }
-        Ok(())
+        self
     }
 
     /// The certificate for a client that asked for `sni` (lowercase): its own
@@ -267,6 +244,98 @@ impl CertSet {
     pub(crate) fn len(&self) -> usize {
         self.all().count()
     }
+}
+
+/// What a load gives: the set to serve and the per-host files left out.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    /// The certificates that passed.
+    pub set: CertSet,
+    /// The files that did not, and why.
+    pub refused: Vec<Refused>,
+}
+
+/// A per-host certificate file that failed its checks.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// The host (or wildcard domain, `true`) the file is for, if its name says.
+    pub host: Option<(String, bool)>,
+    /// What is wrong.
+    pub error: CertError,
+}
+
+impl Loaded {
+    fn load_folder(&mut self, dir: &Path, now: i64) -> Result<(), CertError> {
+        let read_err = |source| CertError::Read { path: dir.to_owned(), source };
+        let mut stems = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_err)? {
+            let path = entry.map_err(read_err)?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Hidden files are editors' and Kubernetes' (`..data`) bookkeeping.
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(stem) = name.strip_suffix(".pem") {
+                stems.push(stem.to_owned());
+            } else if let Some(stem) = name.strip_suffix(".key") {
+                if !dir.join(format!("{stem}.pem")).exists() {
+                    let error = CertError::invalid(&path, format!("has no certificate beside it ({stem}.pem)"));
+                    self.refused.push(Refused { host: host_of(stem), error });
+                }
+            }
+        }
+        stems.sort();
+        for stem in stems {
+            if let Err(error) = self.load_pair(dir, &stem, now) {
+                self.refused.push(Refused { host: host_of(&stem), error });
+            }
+        }
+        Ok(())
+    }
+
+    fn load_pair(&mut self, dir: &Path, stem: &str, now: i64) -> Result<(), CertError> {
+        let cert = dir.join(format!("{stem}.pem"));
+        let key = dir.join(format!("{stem}.key"));
+        if !key.exists() {
+            return Err(CertError::invalid(&cert, format!("has no key beside it ({stem}.key)")));
+        }
+        let Some((domain, wildcard)) = host_of(stem) else {
+            return Err(CertError::invalid(
+                &cert,
+                "is not named <host>.pem or _wildcard.<domain>.pem (with a DNS name)",
+            ));
+        };
+        // A wildcard file must hold the wildcard itself, not one name under it.
+        let label = if wildcard { format!("*.{domain}") } else { domain.clone() };
+        let loaded = Certificate::load(label.clone(), &cert, &key, None, now)?;
+        let named =
+            if wildcard { loaded.names.contains(&label) } else { loaded.names.iter().any(|n| covers(n, &label)) };
+        if !named {
+            let names = names_or_none(&loaded.names);
+            return Err(CertError::invalid(&cert, format!("does not cover {label} (it names {names})")));
+        }
+        let index = if wildcard { &mut self.set.wildcard } else { &mut self.set.exact };
+        if index.contains_key(&domain) {
+            return Err(CertError::invalid(&cert, "names the same host as another file (case differs?)"));
+        }
+        index.insert(domain, Arc::new(loaded));
+        Ok(())
+    }
+}
+
+/// The host a per-host file is for, from its name: `(host, false)` for
+/// `<host>.pem`, `(domain, true)` for `_wildcard.<domain>.pem`; lowercase.
+fn host_of(stem: &str) -> Option<(String, bool)> {
+    let (domain, wildcard) = match stem.strip_prefix(WILDCARD_PREFIX) {
+        Some(domain) => (domain, true),
+        None => (stem, false),
+    };
+    let name = match DomainName::parse(domain) {
+        Ok(name) => name.as_str().to_owned(),
+        Err(_) if domain.eq_ignore_ascii_case("localhost") => "localhost".to_owned(),
+        Err(_) => return None,
+    };
+    Some((name, wildcard))
 }
 
 #[cfg(test)]

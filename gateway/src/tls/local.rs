@@ -33,18 +33,21 @@ pub(crate) fn write(dir: &Path, hosts: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The key file, readable by its owner only.
+/// The key file, readable by its owner only: written to a new file (never
+/// through an existing one, whatever its mode, or a symlink), then renamed over
+/// the old.
 fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let fresh = path.with_extension(format!("key.new-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(pem.as_bytes()).with_context(|| format!("writing {}", path.display()))
+        .open(&fresh)
+        .with_context(|| format!("writing {}", fresh.display()))?;
+    file.write_all(pem.as_bytes()).with_context(|| format!("writing {}", fresh.display()))?;
+    std::fs::rename(&fresh, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 /// The authority's certificate, the leaf's and the leaf's key, in PEM.
@@ -92,6 +95,10 @@ mod tests {
     fn the_local_certificate_loads_and_covers_its_names() {
         let dir = tempfile::tempdir().unwrap();
         let hosts: Vec<String> = ["localhost", "*.localhost", "127.0.0.1"].map(String::from).to_vec();
+        // An existing, world-readable key file is replaced, not written through.
+        let key = dir.path().join("localhost.key");
+        std::fs::write(&key, "old").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         write(dir.path(), &hosts).unwrap();
         let now = crate::tls::unix_now();
         let cert = Certificate::load(

@@ -47,6 +47,8 @@ pub(crate) struct TlsMeters {
     pub reloads: IntCounterVec,
     /// Certificates being served.
     pub certificates: IntGauge,
+    /// Certificate files the last load refused (their hosts keep what they had).
+    pub refused: IntGauge,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -60,28 +62,46 @@ impl CertStore {
     ///
     /// # Errors
     /// The first file that cannot be served, and why.
+    /// Reads every certificate `settings` names. A per-host file that fails its
+    /// checks is left out (an ERROR says why, `tenantgate_tls_certificate_files_refused`
+    /// counts it): one tenant's bad file must not keep the gateway from starting.
+    ///
+    /// # Errors
+    /// An unusable default certificate or an unreadable folder.
     pub(crate) fn load(settings: &TlsSettings, meters: TlsMeters) -> Result<CertStore, CertError> {
-        let set = CertSet::load(settings, unix_now())?;
+        let loaded = CertSet::load(settings, unix_now())?;
         let store = CertStore { current: ArcSwap::from_pointee(CertSet::default()), meters };
-        store.publish(set);
+        store.report(&loaded.refused);
+        store.publish(loaded.set);
         Ok(store)
     }
 
-    /// Reads the files again; on success serves the new set, else keeps the
-    /// current one and says why.
+    /// Reads the files again and serves what passes; a host whose new files fail
+    /// keeps the certificate it had, and a default that fails keeps the whole
+    /// current set. Either way an ERROR names the file.
     pub(crate) fn reload(&self, settings: &TlsSettings) {
         match CertSet::load(settings, unix_now()) {
-            Ok(set) => {
-                let count = set.len();
+            Ok(loaded) => {
+                let result = if loaded.refused.is_empty() { "ok" } else { "error" };
+                self.meters.reloads.with_label_values(&[result]).inc();
+                self.report(&loaded.refused);
+                let set = loaded.set.keeping(&loaded.refused, &self.current.load());
+                tracing::info!(certificates = set.len(), refused = loaded.refused.len(), "TLS certificates reloaded");
                 self.publish(set);
-                self.meters.reloads.with_label_values(&["ok"]).inc();
-                tracing::info!(certificates = count, "TLS certificates reloaded");
             }
             Err(error) => {
                 self.meters.reloads.with_label_values(&["error"]).inc();
-                tracing::error!(%error, "TLS certificates are invalid; keeping the ones being served");
+                self.meters.refused.set(1);
+                tracing::error!(%error, "the default TLS certificate is invalid; keeping the certificates being served");
             }
         }
+    }
+
+    fn report(&self, refused: &[certs::Refused]) {
+        for refusal in refused {
+            tracing::error!(error = %refusal.error, "TLS certificate refused; its host keeps the certificate it had, if any");
+        }
+        self.meters.refused.set(refused.len() as i64);
     }
 
     fn publish(&self, set: CertSet) {

@@ -167,6 +167,15 @@ fn read_der(path: &Path) -> Vec<u8> {
 /// One HTTP/1.1 request on an open connection; the status line's code.
 async fn get_on(stream: &mut TlsStream<TcpStream>, host: &str, path: &str) -> u16 {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
+    send_on(stream, &request).await.0
+}
+
+/// Sends `request` (raw bytes, nothing normalized) on an open connection; the
+/// status and the answer's head.
+async fn send_on<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &str,
+) -> (u16, String) {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -181,7 +190,7 @@ async fn get_on(stream: &mut TlsStream<TcpStream>, host: &str, path: &str) -> u1
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await.unwrap();
-    head[9..12].parse().unwrap()
+    (head[9..12].parse().unwrap(), head)
 }
 
 #[tokio::test]
@@ -217,7 +226,19 @@ async fn sni_picks_the_certificate_and_a_reload_swaps_it_without_dropping_connec
         })
         .await;
     assert!(refused, "the expired certificate is refused");
-    assert_eq!(served(&t, "a.test").await, der_of(&renewed));
+    assert_eq!(served(&t, "a.test").await, der_of(&renewed), "a.test keeps the certificate it had");
+    assert_eq!(t.app.metric("tenantgate_tls_certificate_files_refused").await, 1.0);
+    // It does not hold up the others: a new host beside it is served.
+    let b = t.ca.issue(&["b.test"]);
+    b.write(&hosts, "b.test");
+    let added = t.app.eventually(Duration::from_secs(10), || async { served(&t, "b.test").await == der_of(&b) }).await;
+    assert!(added, "b.test is served while a.test's renewal is refused");
+    // A wildcard file must hold the wildcard itself.
+    t.ca.issue(&["x.v.test"]).write(&hosts, "_wildcard.v.test");
+    let counted = t.app.eventually(Duration::from_secs(10), || async {
+        t.app.metric("tenantgate_tls_certificate_files_refused").await == 2.0
+    });
+    assert!(counted.await, "a wildcard file naming one host under it is refused");
 }
 
 #[tokio::test]
@@ -244,8 +265,9 @@ async fn failed_handshakes_are_counted_by_reason() {
     ca.issue(&["a.test"]).write(certs.path(), "a.test");
     let port = free_port();
     let (listen, dir) = (format!("127.0.0.1:{port}"), certs.path().display().to_string());
-    let app =
-        spawn_gateway(DEFAULT_ROUTES, &[("GATEWAY_TLS_LISTEN", &listen), ("GATEWAY_TLS_CERTS_DIR", &dir)], None).await;
+    // Counted whatever the log level: here, no logging at all.
+    let env = [("GATEWAY_TLS_LISTEN", listen.as_str()), ("GATEWAY_TLS_CERTS_DIR", dir.as_str()), ("LOG_LEVEL", "off")];
+    let app = spawn_gateway(DEFAULT_ROUTES, &env, None).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let trusted = client_config(&ca.cert_pem(), &[b"h2", b"http/1.1"]);
 
@@ -333,7 +355,20 @@ async fn bad_certificates_are_refused_at_load_with_a_clear_message() {
     let (ok, text) = check_config(&cert, &key, Some(&hosts));
     assert!(!ok && text.contains("has no key beside it"), "{text}");
 
-    // And the gateway itself refuses to start on a bad pair.
+    // A bad per-host file does not keep the gateway from starting: it serves the
+    // others (and says so); a bad default certificate does.
+    let good_hosts = dir.path().join("mixed");
+    std::fs::create_dir(&good_hosts).unwrap();
+    ca.issue(&["fine.test"]).write(&good_hosts, "fine.test");
+    ca.issue_with_validity(&["stale.test"], -60, -2).write(&good_hosts, "stale.test");
+    let (listen, hosts_dir) = (format!("127.0.0.1:{}", free_port()), good_hosts.display().to_string());
+    let app =
+        spawn_gateway(ROUTES, &[("GATEWAY_TLS_LISTEN", &listen), ("GATEWAY_TLS_CERTS_DIR", &hosts_dir)], None).await;
+    assert_eq!(app.metric("tenantgate_tls_certificate_files_refused").await, 1.0);
+    assert_eq!(app.metric("tenantgate_tls_certificates").await, 1.0);
+    drop(app);
+
+    // And the gateway itself refuses to start on a bad default pair.
     let db = testkit::TestDb::create().await;
     let mut env = base_env(&db, free_port(), free_port());
     env.push(("GATEWAY_TLS_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
@@ -512,6 +547,25 @@ async fn plain_http_redirects_to_https_and_https_answers_carry_hsts() {
     let res = t.app.client.get(format!("{plain}/app")).header("host", "bad_host!").send().await.unwrap();
     assert_error(res, 400, "invalid_host").await;
 
+    // Only an exact challenge path stays plain: no spelling that routing would
+    // read as another path escapes the redirect (raw bytes: a client library
+    // would resolve the dots itself).
+    let plain_addr = t.app.base.trim_start_matches("http://").to_owned();
+    for target in ["/.well-known/acme-challenge/../../public/x", "/.well-known/acme-challenge/%2e%2e/public/x"] {
+        let mut socket = TcpStream::connect(&plain_addr).await.unwrap();
+        let (status, head) = send_on(&mut socket, &format!("GET {target} HTTP/1.1\r\nHost: a.test\r\n\r\n")).await;
+        assert_eq!(status, 308, "{target}: {head}");
+    }
+    // A plain request without a valid host is refused, not served over HTTP.
+    for request in ["GET /public/x HTTP/1.0\r\n\r\n", "GET /auth/ui/login HTTP/1.1\r\nHost: a_b.test\r\n\r\n"] {
+        let mut socket = TcpStream::connect(&plain_addr).await.unwrap();
+        let (status, head) = send_on(&mut socket, request).await;
+        assert_eq!(status, 400, "{request:?}: {head}");
+    }
+    // Nor over TLS.
+    let mut tls = connect(t.addr(), "a.test", client_config(&t.ca.cert_pem(), &[b"http/1.1"])).await.unwrap();
+    assert_eq!(send_on(&mut tls, "GET /public/x HTTP/1.0\r\n\r\n").await.0, 400);
+
     let h2 = t.client(false);
     for (path, status) in
         [("/public/page", 200), ("/app/x", 401), ("/auth/.well-known/nothing", 404), ("/.well-known/jwks.json", 200)]
@@ -526,6 +580,23 @@ async fn plain_http_redirects_to_https_and_https_answers_carry_hsts() {
     }
     let echo: Value = h2.get(t.url("a.test", "/public/page")).send().await.unwrap().json().await.unwrap();
     assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_word_on_the_scheme_is_its_last_value() {
+    let t = spawn_tls(ROUTES, &[("GATEWAY_HTTP_REDIRECT", "true"), ("GATEWAY_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let plain = t.app.base.trim_start_matches("http://").to_owned();
+    // The client said https, the proxy appended http: plain, so redirected.
+    for said in ["X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http", "X-Forwarded-Proto: https, http"] {
+        let mut socket = TcpStream::connect(&plain).await.unwrap();
+        let (status, _) =
+            send_on(&mut socket, &format!("GET /public/x HTTP/1.1\r\nHost: a.test\r\n{said}\r\n\r\n")).await;
+        assert_eq!(status, 308, "{said}");
+    }
+    let mut socket = TcpStream::connect(&plain).await.unwrap();
+    let request = "GET /public/x HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: http, https\r\n\r\n";
+    let (status, head) = send_on(&mut socket, request).await;
+    assert_eq!(status, 200, "the proxy saw HTTPS: served, {head}");
 }
 
 #[tokio::test]
