@@ -71,10 +71,14 @@ impl Browser {
     /// Whether a cookie-authenticated request passes the CSRF check: safe methods
     /// always do; unsafe ones need a same-site Origin (or Referer), whatever else
     /// the request carries (an `Authorization` header with the same token does not
-    /// excuse a cookie).
-    pub fn csrf_ok(&self, req: &RequestHeader, host: &str) -> bool {
+    /// excuse a cookie). Over HTTPS the source page must be HTTPS too.
+    pub fn csrf_ok(&self, req: &RequestHeader, host: &str, https: bool) -> bool {
         let safe = matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-        safe || self.site.same_site_request(&req.headers, host)
+        safe || if https {
+            self.site.same_site_https_request(&req.headers, host)
+        } else {
+            self.site.same_site_request(&req.headers, host)
+        }
     }
 
     /// Where to send a browser instead of answering `refusal` with JSON, if

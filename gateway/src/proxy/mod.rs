@@ -312,7 +312,8 @@ impl Gateway {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
         };
-        if identity.via_cookie && !self.browser.csrf_ok(session.req_header(), &target.host) {
+        let https = ctx.forwarded_proto == "https";
+        if identity.via_cookie && !self.browser.csrf_ok(session.req_header(), &target.host, https) {
             return Err(browser::CSRF_REJECTED);
         }
         let client_ip = ctx.client.as_ref().map(|c| c.ip);

@@ -46,11 +46,23 @@ impl SitePolicy {
     /// is refused: browsers send `Origin` on every cross-origin POST, so only a
     /// stripped or non-browser request lacks both.
     pub fn same_site_request(&self, headers: &HeaderMap, request_host: &str) -> bool {
+        self.same_site_source(headers, request_host, false)
+    }
+
+    /// [`Self::same_site_request`] for a request that came over HTTPS: its source
+    /// must be an `https://` page too (a page over plain HTTP on the same host,
+    /// which anyone on the network can write into, is not this site).
+    pub fn same_site_https_request(&self, headers: &HeaderMap, request_host: &str) -> bool {
+        self.same_site_source(headers, request_host, true)
+    }
+
+    fn same_site_source(&self, headers: &HeaderMap, request_host: &str, https_only: bool) -> bool {
         // An `Origin: null` (sandboxed frames, some redirects) decides too: refused.
         let source = match headers.get(header::ORIGIN) {
             Some(origin) => origin.to_str().ok(),
             None => headers.get(header::REFERER).and_then(|v| v.to_str().ok()),
         };
+        let source = source.filter(|s| !https_only || s.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")));
         match source.and_then(url_host) {
             Some(host) => self.allows_host(&host, request_host),
             None => false,
@@ -145,5 +157,11 @@ mod tests {
         assert!(!p.same_site_request(&h, "gw.test"));
         h.insert(header::ORIGIN, "null".parse().unwrap());
         assert!(!p.same_site_request(&h, "gw.test"));
+        let mut plain = HeaderMap::new();
+        plain.insert(header::ORIGIN, "http://gw.test".parse().unwrap());
+        assert!(p.same_site_request(&plain, "gw.test"));
+        assert!(!p.same_site_https_request(&plain, "gw.test"), "over HTTPS, a plain-HTTP page is not this site");
+        plain.insert(header::ORIGIN, "HTTPS://gw.test".parse().unwrap());
+        assert!(p.same_site_https_request(&plain, "gw.test"));
     }
 }

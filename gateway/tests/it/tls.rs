@@ -496,6 +496,20 @@ async fn http2_gets_the_same_answers_as_http11() {
     assert_eq!(identity["user"], m.user_id.as_str());
     assert_eq!(identity["role"], "owner");
 
+    // A cookie-authenticated write over HTTPS must come from an HTTPS page.
+    let cookie = format!("tg_access={}", m.token);
+    for (origin, status) in [("http://a.test", 403), ("https://a.test", 200)] {
+        let res = h1
+            .post(t.url("a.test", "/app/reports"))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .header("x-tenant-id", &m.tenant_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "Origin {origin}");
+    }
+
     // The auth API answers over HTTP/2 as well.
     let res = h2
         .post(t.url("a.test", "/auth/login"))
