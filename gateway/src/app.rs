@@ -76,8 +76,7 @@ impl Application {
             .context("starting the support runtime")?;
         let _context = support.enter();
         let pool = shared::db::pool(&settings.database).context("building the database pool")?;
-        let metrics =
-            Metrics::new().context("registering metrics")?.with_tenant_labels(settings.metrics.tenant_labels);
+        let metrics = Metrics::new().context("registering metrics")?.with_tenant_labels(settings.metrics.tenant_labels);
         let routes = crate::routes::load(&settings.gateway.routes)
             .with_context(|| format!("loading GATEWAY_ROUTES {}", settings.gateway.routes.display()))?;
         metrics.routes_loaded.set(routes.len() as i64);

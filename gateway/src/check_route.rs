@@ -4,7 +4,9 @@
 //! path rules, tenant facts and access decision, against the same database), so
 //! what it prints is what a real request would get: which route matches, how the
 //! tenant is found, what role is required, whether the user would be allowed and
-//! which identity headers the app would receive.
+//! which identity headers the app would receive. On a route with
+//! `[[route.rule]]` entries it names the rule that applied to the method and
+//! path, and prints the policy that rule makes.
 //!
 //! With `--user` it signs an access token for that user with the configured
 //! `JWT_SECRET` (printed nowhere) and decides with it; without, it decides for the
@@ -176,6 +178,15 @@ fn redacted(url: &secrecy::SecretString) -> String {
 fn describe_route(out: &mut String, target: &Target) {
     let route = &target.route;
     let _ = writeln!(out, "route      {} ({})", route.name(), route.origin());
+    match route.rule() {
+        Some(rule) => {
+            let _ = writeln!(out, "rule       {rule}");
+        }
+        None if !route.rules().is_empty() => {
+            let _ = writeln!(out, "rule       none of {} applies: the route's own policy", route.rules().len());
+        }
+        None => {}
+    }
     let upstreams: Vec<String> = route.upstreams().iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "upstream   {} {}", upstreams.join(", "), target.upstream_uri);
     let _ = writeln!(out, "auth       {}", route.auth().as_str());

@@ -147,6 +147,16 @@ error_codes! {
     Conflict => (CONFLICT, "conflict", "that value is already taken"),
 
     // The gateway and what is behind it.
+    /// `/auth/verify` from a peer outside `GATEWAY_TRUSTED_PROXIES`.
+    UntrustedProxy => (
+        FORBIDDEN,
+        "untrusted_proxy",
+        "forward-auth answers only the proxies in GATEWAY_TRUSTED_PROXIES"
+    ),
+    /// Forward-auth for nginx, whose `auth_request` understands only 401 and
+    /// 403: any other refusal (its code in `X-Auth-Error`, its status in
+    /// `X-Auth-Status`).
+    ForwardAuthDenied => (FORBIDDEN, "forward_auth_denied", "the original request would be refused; see X-Auth-Error"),
     /// The host asked for is not covered by the certificate of the TLS connection
     /// the request came on (HTTP/2 connection reuse, or a forged Host): the client
     /// opens a new connection for it (RFC 9110, 421).

@@ -19,7 +19,7 @@ pub(crate) mod portal;
 pub(crate) mod proxy;
 pub(crate) mod relay;
 pub(crate) mod revocation;
-pub(crate) mod tenant_labels;
 pub mod routes;
+pub(crate) mod tenant_labels;
 pub(crate) mod tls;
 pub(crate) mod web_session;

@@ -8,7 +8,8 @@
 //!   ([`shared::cache::Stamp`]: role changes, removals, tenant changes, logout-all,
 //!   slug and domain changes, on this instance or announced by another), and
 //! - its route is the one in force (the key holds the route's id, which a reload
-//!   renews), and
+//!   renews, and which each of a route's rules has its own of: the key has no
+//!   method or path, so two policies of one route must never share it), and
 //! - it is younger than [`TTL`], so it never outlives the cache entries behind it
 //!   by more than that when an invalidation could not be delivered.
 //!

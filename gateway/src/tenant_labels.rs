@@ -102,7 +102,7 @@ impl TenantLabels {
         let mut ranked: Vec<(Arc<str>, u64)> =
             current.iter().map(|(name, n)| (name.clone(), n.load(Ordering::Relaxed))).collect();
         ranked.extend(others);
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|(_, traffic)| std::cmp::Reverse(*traffic));
         let next: HashMap<Arc<str>, AtomicU64> =
             ranked.into_iter().take(self.limit).map(|(name, _)| (name, AtomicU64::new(0))).collect();
         self.labelled.store(Arc::new(next));

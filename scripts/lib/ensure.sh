@@ -14,11 +14,14 @@ ensure_tools() {
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks our /metrics
     command -v curl >/dev/null 2>&1 || missing+=(curl)   # the TLS tests' HTTP/2 client
+    # nginx with auth_request, for the forward-auth tests (their own nginx on a
+    # free port; RUNLEVEL=1 below keeps the package from starting the system's).
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing ${missing[*]}"
         if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 

@@ -18,6 +18,7 @@ use super::route::{
     EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
     TenantSource,
 };
+use super::rule::{self, RawRule};
 use super::upstream::{self, ClientCert, PemFile, Scheme, Upstream, UpstreamTls};
 use crate::headers::{canonical, HeaderRules};
 
@@ -174,7 +175,7 @@ pub(super) fn parse_file(file: &Path, text: &str, seen: &mut Seen, out: &mut Vec
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn locate(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn locate(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
@@ -220,6 +221,7 @@ struct RawRoute {
     tls_client_key: Option<Spanned<String>>,
     tls_server_name: Option<Spanned<String>>,
     tls_verify: Option<Spanned<bool>>,
+    rule: Option<Vec<Spanned<RawRule>>>,
 }
 
 /// The route file being read: where relative paths start, and the text spans
@@ -245,12 +247,12 @@ struct RawRateLimit {
 }
 
 /// A semantic problem and the span it points at.
-struct Problem {
+pub(super) struct Problem {
     span: Range<usize>,
     message: String,
 }
 
-fn problem<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Problem> {
+pub(super) fn problem<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Problem> {
     Err(Problem { span, message: message.into() })
 }
 
@@ -337,16 +339,7 @@ fn build(raw: RawRoute, origin: String, source: &Source<'_>) -> Result<Route, Pr
     let tenant = raw.tenant.as_ref().map_or(Requirement::None, |t| *t.get_ref());
     let tenant_from = tenant_sources(tenant, raw.tenant.map(|t| t.span()), raw.tenant_from, &name_span)?;
 
-    let min_role = match raw.min_role {
-        None => None,
-        Some(role) if tenant == Requirement::None => {
-            return problem(role.span(), "min_role needs a tenant: set tenant = \"required\" or \"optional\"")
-        }
-        Some(role) if auth == Requirement::None => {
-            return problem(role.span(), "min_role needs a user: set auth = \"required\" or \"optional\"")
-        }
-        Some(role) => Some(role.into_inner()),
-    };
+    let min_role = min_role(raw.min_role, auth, tenant)?;
 
     let methods = match raw.methods {
         None => None,
@@ -401,7 +394,8 @@ fn build(raw: RawRoute, origin: String, source: &Source<'_>) -> Result<Route, Pr
     };
 
     let identity_headers = identity_headers(raw.identity_headers)?;
-    Ok(Route {
+    let id = super::route::next_route_id();
+    let mut route = Route {
         name: Arc::from(name),
         origin,
         hosts,
@@ -426,8 +420,34 @@ fn build(raw: RawRoute, origin: String, source: &Source<'_>) -> Result<Route, Pr
         encoded_slashes: raw.encoded_slashes.unwrap_or_default(),
         forward_credentials: raw.forward_credentials.unwrap_or(false),
         identity_headers,
-        id: super::route::next_route_id(),
-    })
+        id,
+        base_id: id,
+        rules: Box::new([]),
+        rule: None,
+    };
+    if let Some(rules) = raw.rule {
+        route.rules = rule::variants(&route, rules, source.text)?;
+    }
+    Ok(route)
+}
+
+/// `min_role`, of a route or of a rule's policy (`auth` and `tenant` being the
+/// policy's): only where a user is looked at and a tenant resolved.
+pub(super) fn min_role(
+    raw: Option<Spanned<Role>>,
+    auth: Requirement,
+    tenant: Requirement,
+) -> Result<Option<Role>, Problem> {
+    match raw {
+        None => Ok(None),
+        Some(role) if tenant == Requirement::None => {
+            problem(role.span(), "min_role needs a tenant: set tenant = \"required\" or \"optional\" on the route")
+        }
+        Some(role) if auth == Requirement::None => {
+            problem(role.span(), "min_role needs a user: set auth = \"required\" or \"optional\"")
+        }
+        Some(role) => Ok(Some(role.into_inner())),
+    }
 }
 
 /// `upstreams`: at least one, all of one scheme (a route's TLS settings apply to
@@ -580,7 +600,8 @@ fn tenant_sources(
     }
 }
 
-fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> {
+/// `methods`, of a route or a rule: HTTP methods (uppercased), each once, at least one.
+pub(super) fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> {
     let span = list.span();
     let mut methods = Vec::new();
     for raw in list.into_inner() {
@@ -595,7 +616,7 @@ fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> 
         methods.push(method);
     }
     if methods.is_empty() {
-        return problem(span, "methods is empty, so nothing could use this route; leave it out to allow every method");
+        return problem(span, "methods is empty, so nothing could match it; leave it out for every method");
     }
     Ok(methods)
 }

@@ -6,6 +6,9 @@
 //! - [`RouteTable::match_request`] picks the route for a Host and a parsed path
 //!   ([`crate::path::RequestPath`]), on its decoded view, without regard to case
 //!   unless a route is `case_sensitive`;
+//! - [`Route::for_request`] picks, among a route's `[[route.rule]]` entries, the
+//!   first that applies to the request's method and path ([`Rule`]): the route
+//!   with that rule's policy, or the route itself;
 //! - [`tenant`] finds a tenant slug in a Host or path;
 //! - [`Upstream`] and [`UpstreamTls`] say where a route's requests go, and for
 //!   `https://` upstreams how their certificates are checked (the PEM files the
@@ -19,6 +22,7 @@ mod host;
 mod identity;
 mod load;
 mod route;
+mod rule;
 mod table;
 pub mod tenant;
 mod upstream;
@@ -31,5 +35,6 @@ pub use route::{
     EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
     TenantSource,
 };
+pub use rule::Rule;
 pub use table::{Match, PathLookup, RouteTable};
 pub use upstream::{ClientCert, PemFile, Scheme, Upstream, UpstreamTls};

@@ -11,6 +11,8 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use shared::domain::Role;
 
+use super::rule::Rule;
+use super::table::PathLookup;
 use super::upstream::{Upstream, UpstreamTls};
 use super::IdentityHeaders;
 use crate::path::RequestPath;
@@ -259,6 +261,13 @@ impl PathPrefix {
         self.segments
     }
 
+    /// Whether every path `other` matches is one this prefix matches too (it is
+    /// this prefix or lies under it), compared as a route with `case_sensitive`
+    /// compares.
+    pub fn covers(&self, other: &PathPrefix, case_sensitive: bool) -> bool {
+        self.matches(&other.view, Some(&other.folded), case_sensitive)
+    }
+
     /// Whether the prefix matches whole segments of a request `path` (a view).
     /// `folded` is the view lowercased, needed only when it is not ASCII.
     pub fn matches(&self, view: &str, folded: Option<&str>, case_sensitive: bool) -> bool {
@@ -329,6 +338,12 @@ pub struct Route {
     pub(super) forward_credentials: bool,
     pub(super) identity_headers: IdentityHeaders,
     pub(super) id: u64,
+    /// The id of the route as written, shared by its rules' variants.
+    pub(super) base_id: u64,
+    /// One variant per `[[route.rule]]`, in file order (empty on variants).
+    pub(super) rules: Box<[Arc<Route>]>,
+    /// The rule this variant applies; `None` for the route's own policy.
+    pub(super) rule: Option<Arc<Rule>>,
 }
 
 impl Route {
@@ -467,11 +482,56 @@ impl Route {
         self.identity_headers
     }
 
-    /// A number no other route built by this process has, a reload's included:
-    /// what is remembered per route (decisions) is keyed by it, so a reloaded
-    /// route starts with nothing remembered.
+    /// A number no other route built by this process has, a reload's included,
+    /// and no other policy either: each rule's variant has its own. What is
+    /// remembered per decision is keyed by it, so a reloaded route starts with
+    /// nothing remembered, and two policies of one route never share an entry.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The [`Route::id`] of the route as written, the same for each of its
+    /// rules' variants: for what belongs to the route whatever the policy (its
+    /// upstreams' TLS settings). New on every load, like the id.
+    pub fn base_id(&self) -> u64 {
+        self.base_id
+    }
+
+    /// The route's `[[route.rule]]` entries in file order, each as the route it
+    /// makes (the route with the rule's policy, its own [`Route::id`], the same
+    /// name and everything else). Empty on those variants.
+    pub fn rules(&self) -> &[Arc<Route>] {
+        &self.rules
+    }
+
+    /// The rule this route is the variant of; `None` for the route's own policy.
+    pub fn rule(&self) -> Option<&Rule> {
+        self.rule.as_deref()
+    }
+
+    /// The first rule that applies to a request with `method` and `path` (the
+    /// path the route matched: its view, after a `/t/{slug}` prefix on routes that
+    /// resolve tenants by path), as its variant; `None` when none does and the
+    /// route's own policy applies. A route without rules answers after one
+    /// branch; rules are tried in order, without allocating.
+    #[inline]
+    pub fn rule_for(&self, method: &Method, path: PathLookup<'_>) -> Option<&Arc<Route>> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        self.first_rule(method, path)
+    }
+
+    fn first_rule(&self, method: &Method, path: PathLookup<'_>) -> Option<&Arc<Route>> {
+        self.rules
+            .iter()
+            .find(|variant| variant.rule.as_ref().is_some_and(|rule| rule.applies(method, path, self.case_sensitive)))
+    }
+
+    /// The route whose policy decides a request with `method` and `path`: the
+    /// first rule's variant that applies ([`Route::rule_for`]), else this route.
+    pub fn for_request<'a>(self: &'a Arc<Route>, method: &Method, path: PathLookup<'_>) -> &'a Arc<Route> {
+        self.rule_for(method, path).unwrap_or(self)
     }
 }
 

@@ -63,6 +63,12 @@ impl<'p> PathLookup<'p> {
         self.view
     }
 
+    /// The view lowercased, when it is not ASCII (else `None`: compare the view
+    /// ignoring ASCII case).
+    pub fn folded(&self) -> Option<&'p str> {
+        self.folded
+    }
+
     /// The wire form.
     pub fn wire(&self) -> &'p str {
         self.wire

@@ -115,7 +115,12 @@ pub(super) fn header_value(text: &str) -> Result<HeaderValue> {
 /// app (`aud`) and this request (`htm`, `htu`: the method and the path the app
 /// receives). A signing failure refuses the request rather than forwarding it
 /// without the proof the route promised its app.
-fn sign_assertion(method: &http::Method, ctx: &RequestCtx, route: &Route, assertions: &Assertions) -> Result<String> {
+pub(super) fn sign_assertion(
+    method: &http::Method,
+    ctx: &RequestCtx,
+    route: &Route,
+    assertions: &Assertions,
+) -> Result<String> {
     let identity = &ctx.identity;
     let subject = Subject {
         user: identity.user.as_ref().map(|u| (u.id, &u.email, u.email_verified)),

@@ -17,6 +17,7 @@ pub mod respond;
 pub(crate) mod routing;
 pub(crate) mod upstream_tls;
 pub mod upstreams;
+mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -160,6 +161,11 @@ impl ProxyHttp for Gateway {
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
         let over_tls = https::over_tls(session);
         ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, over_tls);
+        // Forward-auth asks about another request: this one's scheme does not matter.
+        if verify::owns(session.req_header().uri.path()) {
+            ctx.route_label = Arc::from("forward-auth");
+            return Box::pin(self.verify(session, ctx)).await;
+        }
         if over_tls || self.scheme.redirect {
             if let Some(answered) = Box::pin(self.check_scheme(session, ctx, over_tls)).await {
                 return answered;
@@ -180,7 +186,7 @@ impl ProxyHttp for Gateway {
         }
         // Paths off the proxied hot path are boxed: this hook's future is moved
         // whole into a box on every request, so it must not carry their state.
-        match self.admit(session, ctx).await {
+        match self.admit(session.req_header(), ctx).await {
             Ok(()) => Ok(false),
             Err(refusal) => match self.browser_redirect(session.req_header(), &refusal) {
                 Some(location) => Box::pin(self.redirect(session, ctx, &location)).await,
@@ -289,31 +295,31 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Matches the route and decides access; on success `ctx` holds the route, the
     /// identity and the upstream path.
-    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> std::result::Result<(), Refusal> {
+    async fn admit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), Refusal> {
         let table = self.routes.load();
-        let target = routing::resolve(&table, session.req_header())?;
+        let target = routing::resolve(&table, req)?;
         ctx.route_label = target.route.name().clone();
         ctx.meters = Some(self.metrics.route(target.route.name()));
-        if !target.route.allows_method(&session.req_header().method) {
+        if !target.route.allows_method(&req.method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
-        let facts = routing::facts(session.req_header(), &target, &self.browser.cookies.tenant)?;
-        let mut decision = self.access.decide(&target.route, &session.req_header().headers, &facts).await;
-        if let Some(refresh) = self.browser.refresh_candidate(&session.req_header().headers, &target.route, &decision) {
-            let retried = Box::pin(self.refresh_and_decide(session, ctx, &target, &facts, refresh.to_owned())).await;
+        let facts = routing::facts(req, &target, &self.browser.cookies.tenant)?;
+        let mut decision = self.access.decide(&target.route, &req.headers, &facts).await;
+        if let Some(refresh) = self.browser.refresh_candidate(&req.headers, &target.route, &decision) {
+            let retried = Box::pin(self.refresh_and_decide(req, ctx, &target, &facts, refresh.to_owned())).await;
             // On an optional route, an ended session still browses anonymously.
             if !(matches!(retried, Decision::Deny(_)) && matches!(decision, Decision::Allow(_))) {
                 decision = retried;
             }
         }
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
-        ctx.spoofed = self.spoofed(session.req_header(), &target.route, trusted_peer, ctx.request_id.as_str());
+        ctx.spoofed = self.spoofed(req, &target.route, trusted_peer, ctx.request_id.as_str());
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Deny(refusal) => return Err(refusal),
         };
         let https = ctx.forwarded_proto == "https";
-        if identity.via_cookie && !self.browser.csrf_ok(session.req_header(), &target.host, https) {
+        if identity.via_cookie && !self.browser.csrf_ok(req, &target.host, https) {
             return Err(browser::CSRF_REJECTED);
         }
         let client_ip = ctx.client.as_ref().map(|c| c.ip);
@@ -322,9 +328,9 @@ impl Gateway {
             return Err(routing::rate_limited(wait));
         }
         ctx.strip_authorization = identity.via_header
-            || (target.route.auth() == Requirement::None && self.access.is_own_bearer(&session.req_header().headers));
+            || (target.route.auth() == Requirement::None && self.access.is_own_bearer(&req.headers));
         ctx.upstream_uri = target.upstream_uri;
-        ctx.stream_grant = stream_grant(session.req_header(), &target.route, &identity);
+        ctx.stream_grant = stream_grant(req, &target.route, &identity);
         ctx.route = Some(target.route);
         ctx.identity = identity;
         Ok(())
@@ -413,13 +419,13 @@ impl Gateway {
     /// new cookies (or, when the session has ended, cleared ones) go on the answer.
     async fn refresh_and_decide(
         &self,
-        session: &Session,
+        req: &RequestHeader,
         ctx: &mut RequestCtx,
         target: &routing::Target,
         facts: &access::RequestFacts<'_>,
         refresh: String,
     ) -> Decision {
-        let headers = &session.req_header().headers;
+        let headers = &req.headers;
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         let presenter = Presenter { user_agent, ip: ctx.client.as_ref().map(|c| c.ip) };
         match self.browser.refresh(&refresh, ctx.request_id.as_str(), presenter).await {
@@ -502,9 +508,21 @@ impl Gateway {
 
     /// Answers with a JSON error and stops the request.
     async fn refuse(&self, session: &mut Session, ctx: &mut RequestCtx, refusal: &Refusal) -> Result<bool> {
+        self.refuse_with(session, ctx, refusal, Vec::new()).await
+    }
+
+    /// [`Self::refuse`], with `extra` headers on the answer.
+    async fn refuse_with(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        refusal: &Refusal,
+        extra: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<bool> {
         ctx.refused_tenant.clone_from(&refusal.tenant);
         let tenant = self.metrics.tenant_label(refusal.tenant.as_deref());
-        let mut headers = vec![(request_id::HEADER, ctx.request_id.header())];
+        let mut headers = extra;
+        headers.push((request_id::HEADER, ctx.request_id.header()));
         if let Some(hsts) = self.scheme.hsts(ctx.forwarded_proto) {
             headers.push((http::header::STRICT_TRANSPORT_SECURITY, hsts.clone()));
         }

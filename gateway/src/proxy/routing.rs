@@ -109,9 +109,11 @@ fn request_target(req: &RequestHeader) -> std::result::Result<(&str, Option<&str
     Ok((req.uri.path(), req.uri.query()))
 }
 
-/// Finds the route for `req`. A `/t/{slug}/rest` path is matched as `rest` when the
-/// route found for `rest` resolves tenants by path; otherwise the whole path is
-/// matched as it is.
+/// Finds the route for `req`, as the first of its rules that applies to the
+/// request's method and path makes it (the route itself when none does, see
+/// [`Route::for_request`]), so that what follows decides under that policy. A
+/// `/t/{slug}/rest` path is matched as `rest` when the route found for `rest`
+/// resolves tenants by path; otherwise the whole path is matched as it is.
 ///
 /// # Errors
 /// 400 for a host or path that cannot be read one way only, 404 when no route
@@ -120,12 +122,17 @@ pub fn resolve(table: &RouteTable, req: &RequestHeader) -> std::result::Result<T
     let host = request_host(req)?;
     let (raw_path, query) = request_target(req)?;
     let path = RequestPath::parse(raw_path).map_err(path_refusal)?;
-    let (path_slug, found) = route_for(table, &host, PathLookup::of(&path)).ok_or(NOT_FOUND)?;
-    if path.has_encoded_slash() {
-        encoded_slashes_allowed(table, &host, &path, &found.route, path_slug.as_ref())?;
-    }
+    let (path_slug, found, matched) = route_for(table, &host, PathLookup::of(&path)).ok_or(NOT_FOUND)?;
     let upstream_uri = upstream_uri(req, raw_path, query, found.upstream_path())?;
-    Ok(Target { route: found.route, upstream_uri, host, path_slug })
+    // Most routes have no rules: their Arc is moved, not counted again.
+    let route = match found.route.rule_for(&req.method, matched) {
+        Some(variant) => Arc::clone(variant),
+        None => found.route,
+    };
+    if path.has_encoded_slash() {
+        encoded_slashes_allowed(table, &host, &req.method, &path, &route, path_slug.as_ref())?;
+    }
+    Ok(Target { route, upstream_uri, host, path_slug })
 }
 
 /// The path and query to send upstream: the request's own URI (a reference count)
@@ -152,25 +159,28 @@ fn upstream_uri(
         .map_err(|_| Refusal::new(ErrorCode::InvalidPath, "the request target is not a valid URI"))
 }
 
-/// The route for a path, trying a `/t/{slug}/` prefix first.
+/// The route for a path, trying a `/t/{slug}/` prefix first, and the path it
+/// matched (what its rules are matched against).
 fn route_for<'p>(
     table: &RouteTable,
     host: &str,
     path: PathLookup<'p>,
-) -> Option<(Option<Slug>, crate::routes::Match<'p>)> {
+) -> Option<(Option<Slug>, crate::routes::Match<'p>, PathLookup<'p>)> {
     let by_tenant_path = tenant::path_slug(path).and_then(|(slug, rest)| {
         let found = table.match_request(host, rest)?;
-        found.route.tenant_from().contains(&TenantSource::Path).then_some((Some(slug), found))
+        found.route.tenant_from().contains(&TenantSource::Path).then_some((Some(slug), found, rest))
     });
-    by_tenant_path.or_else(|| table.match_request(host, path).map(|found| (None, found)))
+    by_tenant_path.or_else(|| table.match_request(host, path).map(|found| (None, found, path)))
 }
 
 /// A path with `%2F` passes only on a route that keeps encoded slashes, and only
-/// when reading them as separators gives a clean path that selects the same route
-/// (and tenant): then an app that decodes them acts under the same rules.
+/// when reading them as separators gives a clean path that selects the same route,
+/// rule (`route` is the rule's variant, if one applied) and tenant: then an app
+/// that decodes them acts under the same policy.
 fn encoded_slashes_allowed(
     table: &RouteTable,
     host: &str,
+    method: &http::Method,
     path: &RequestPath<'_>,
     route: &Arc<Route>,
     slug: Option<&Slug>,
@@ -181,8 +191,11 @@ fn encoded_slashes_allowed(
     }
     let read = path.slash_view().map_err(path_refusal)?;
     let folded = path::fold(&read).map_err(path_refusal)?;
-    let same = route_for(table, host, PathLookup::new(&read, folded.as_deref(), &read))
-        .is_some_and(|(other_slug, other)| Arc::ptr_eq(&other.route, route) && other_slug.as_ref() == slug);
+    let same = route_for(table, host, PathLookup::new(&read, folded.as_deref(), &read)).is_some_and(
+        |(other_slug, other, matched)| {
+            Arc::ptr_eq(other.route.for_request(method, matched), route) && other_slug.as_ref() == slug
+        },
+    );
     if same {
         Ok(())
     } else {

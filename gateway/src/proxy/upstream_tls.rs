@@ -150,8 +150,8 @@ fn placeholder_ca(route: &Route) -> Result<Arc<CaType>, LoadError> {
 /// route costs one build per load, not one per request).
 type Built = Result<Arc<PeerTls>, Arc<str>>;
 
-/// Each HTTPS route's [`PeerTls`], by [`Route::id`] (so a reloaded route never
-/// sees its predecessor's settings): built by [`TlsPeers::refresh`] for the
+/// Each HTTPS route's [`PeerTls`], by [`Route::base_id`] (so a reloaded route
+/// never sees its predecessor's settings, and a route's rules share its own): built by [`TlsPeers::refresh`] for the
 /// current table (the control plane's first round runs at start), or by the
 /// first request of a route loaded since.
 #[derive(Default)]
@@ -166,13 +166,13 @@ impl TlsPeers {
     /// Why its files cannot be used; only for a table loaded without
     /// [`crate::routes::load`]'s checks.
     pub fn get(&self, route: &Route, tls: &UpstreamTls) -> Result<Arc<PeerTls>, Arc<str>> {
-        if let Some(built) = self.by_route.load().get(&route.id()) {
+        if let Some(built) = self.by_route.load().get(&route.base_id()) {
             return built.clone();
         }
         let built = build(route, tls);
         self.by_route.rcu(|current| {
             let mut next = HashMap::clone(current);
-            next.insert(route.id(), built.clone());
+            next.insert(route.base_id(), built.clone());
             next
         });
         built
@@ -185,11 +185,11 @@ impl TlsPeers {
         let mut next = HashMap::new();
         for route in table.routes() {
             let Some(tls) = route.upstream_tls() else { continue };
-            let built = match current.get(&route.id()) {
+            let built = match current.get(&route.base_id()) {
                 Some(built) => built.clone(),
                 None => build(route, tls),
             };
-            next.insert(route.id(), built);
+            next.insert(route.base_id(), built);
         }
         self.by_route.store(Arc::new(next));
     }
@@ -249,6 +249,26 @@ mod tests {
         assert_ne!(peer.group_key, 0);
         // Cached: the same settings for the route's next request.
         assert!(Arc::ptr_eq(&tls, &peers.get(route, route.upstream_tls().unwrap()).unwrap()));
+    }
+
+    #[test]
+    fn a_routes_rules_share_its_settings_built_once_per_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = "tls_verify = false
+[[route.rule]]
+methods = [\"DELETE\"]
+auth = \"none\"";
+        let table = table(dir.path(), rule).unwrap();
+        let route = table.get("r").unwrap();
+        let variant = &route.rules()[0];
+        let peers = TlsPeers::default();
+        peers.refresh(&table);
+        let tls = peers.get(route, route.upstream_tls().unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&tls, &peers.get(variant, variant.upstream_tls().unwrap()).unwrap()));
+        // A refresh keeps them: a rule's request never rebuilds them.
+        peers.refresh(&table);
+        assert!(Arc::ptr_eq(&tls, &peers.get(variant, variant.upstream_tls().unwrap()).unwrap()));
+        assert_eq!(peers.by_route.load().len(), 1);
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! Forward-auth through a real nginx (Debian's nginx-light, `auth_request`), as
+//! docs/forward-auth.md configures it: nginx asks `/auth/verify`, passes the
+//! identity headers tenantgate answers with to the app, sends browsers to the
+//! login page, and never lets a client's own identity headers through.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::proxy::member;
+
+const ROUTES: &str = r#"
+[[route]]
+name = "app"
+path_prefix = "/app"
+upstreams = ["{upstream}"]
+auth = "required"
+tenant = "required"
+tenant_from = ["header"]
+min_role = "viewer"
+
+[[route]]
+name = "web"
+path_prefix = "/web"
+upstreams = ["{upstream}"]
+auth = "required"
+on_unauthenticated = "redirect"
+
+[[route]]
+name = "public"
+path_prefix = "/public"
+upstreams = ["{upstream}"]
+auth = "none"
+"#;
+
+/// nginx in front of the echo upstream, asking the gateway; it connects to the
+/// gateway from 127.0.0.2, the only trusted proxy.
+struct Nginx {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nginx configuration docs/forward-auth.md gives, with test addresses.
+fn nginx_conf(dir: &std::path::Path, port: u16, gateway: &str, app: &str) -> String {
+    let snippet = include_str!("../../../docs/examples/nginx-forward-auth.conf");
+    let snippet = snippet.replace("127.0.0.1:8080", gateway).replace("127.0.0.1:3000", app);
+    let snippet = snippet.replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+    // The test's own process: no daemon, no workers, everything under `dir`.
+    format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{snippet}\n}}\n",
+        d = dir.display()
+    )
+}
+
+async fn start_nginx(gateway: &str, app: &str) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("nginx.conf");
+    let verify = format!("proxy_pass http://{gateway}/auth/verify;");
+    let conf_text = nginx_conf(dir.path(), port, gateway, app);
+    assert!(conf_text.contains(&verify), "the documented snippet asks /auth/verify");
+    let text = conf_text.replace(&verify, &format!("proxy_bind 127.0.0.2;\n        {verify}"));
+    std::fs::write(&conf, text).unwrap();
+    let nginx = if std::path::Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx is installed (scripts/test.sh installs nginx-light)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "nginx did not start: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Nginx { port, child, _dir: dir }
+}
+
+#[tokio::test]
+async fn nginx_auth_request_allows_denies_redirects_and_passes_only_our_identity() {
+    let app = spawn_gateway(ROUTES, &[("GATEWAY_TRUSTED_PROXIES", "127.0.0.2")], None).await;
+    let gateway = app.base.trim_start_matches("http://").to_owned();
+    let nginx = start_nginx(&gateway, &app.upstream.addr).await;
+    let m = member(&app, "Acme").await;
+    let other = member(&app, "Globex").await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", nginx.port);
+
+    // Allowed: the app gets tenantgate's identity, not the client's.
+    let res = client
+        .get(url("/app/reports?x=1"))
+        .bearer_auth(&m.token)
+        .header("x-tenant-id", &m.tenant_id)
+        .header("x-tenant-role", "viewer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let echo: Value = res.json().await.unwrap();
+    assert_eq!(echo["path"], "/app/reports");
+    assert_eq!(echo["headers"]["x-user-id"], m.user_id.as_str(), "{echo}");
+    assert_eq!(echo["headers"]["x-tenant-slug"], m.slug.as_str());
+    assert_eq!(echo["headers"]["x-tenant-role"], "owner", "ours, not the client's 'viewer'");
+
+    // Denied: no token, another tenant's member, an ambiguous path.
+    let res = client.get(url("/app/reports")).header("x-tenant-id", &m.tenant_id).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res =
+        client.get(url("/app/reports")).bearer_auth(&other.token).header("x-tenant-id", &m.tenant_id).send().await;
+    assert_eq!(res.unwrap().status(), 403);
+    // A path the gateway finds ambiguous: 403 (nginx passes on only 401 and 403).
+    assert_eq!(client.get(url("/public/a%2Fb")).send().await.unwrap().status(), 403);
+    // One that climbs above the root: nginx refuses it itself.
+    assert_eq!(client.get(url("/public/..%2F..%2Fapp/reports")).send().await.unwrap().status(), 400);
+    // nginx normalizes `..` for its own location match, and the gateway judges
+    // the raw URI it was given the same way: /app, which needs a token.
+    let res = client.get(url("/public/../app/reports")).header("x-tenant-id", &m.tenant_id).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Browsers on a redirect route go to the login page.
+    let res = client.get(url("/web/page?a=1")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.ends_with("/auth/ui/login?return_to=%2Fweb%2Fpage%3Fa%3D1"), "{location}");
+
+    // Anonymous routes: allowed, and a client's identity headers never reach the app.
+    let res = client
+        .get(url("/public/page"))
+        .header("x-user-id", "00000000-0000-0000-0000-000000000000")
+        .header("x-tenant-role", "owner")
+        .header("x-tenantgate-assertion", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let echo: Value = res.json().await.unwrap();
+    for name in ["x-user-id", "x-tenant-role", "x-tenantgate-assertion"] {
+        assert!(echo["headers"].get(name).is_none(), "{name} leaked: {echo}");
+    }
+
+    // The endpoint itself answers only the trusted proxy.
+    let res = client
+        .get(format!("{}/auth/verify", app.base))
+        .header("x-original-uri", "/public/page")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 403, "untrusted_proxy").await;
+}
+
+#[tokio::test]
+async fn traefik_caddy_and_envoy_requests_are_read_as_they_send_them() {
+    let app = spawn_gateway(ROUTES, &[("GATEWAY_TRUSTED_PROXIES", "127.0.0.1")], None).await;
+    let m = member(&app, "Acme").await;
+    let verify = |path: &str| app.client.get(format!("{}{path}", app.base));
+
+    // Traefik ForwardAuth / Caddy forward_auth: X-Forwarded-Method, -Uri, -Host.
+    let res = verify("/auth/verify")
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-uri", "/app/reports?x=1")
+        .header("x-forwarded-host", "shop.test")
+        .header("x-forwarded-proto", "https")
+        .bearer_auth(&m.token)
+        .header("x-tenant-id", &m.tenant_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-user-id"], m.user_id.as_str());
+    assert_eq!(res.headers()["x-tenant-role"], "owner");
+    assert!(res.headers().get("x-request-id").is_some());
+    // A browser on a redirect route: a 302 the proxy passes on.
+    let res = verify("/auth/verify")
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-uri", "/web/page")
+        .header("x-forwarded-host", "shop.test")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert!(res.headers()["location"].to_str().unwrap().starts_with("/auth/ui/login?return_to=%2Fweb%2Fpage"));
+    // The method counts: a route rule or `methods` sees the original one.
+    let res = verify("/auth/verify")
+        .header("x-forwarded-method", "DELETE")
+        .header("x-forwarded-uri", "/app/reports")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "missing_token").await;
+
+    // Envoy ext_authz (HTTP service): the original path after the check path.
+    let res = verify("/auth/verify/app/reports?x=1")
+        .bearer_auth(&m.token)
+        .header("x-tenant-id", &m.tenant_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-tenant-slug"], m.slug.as_str());
+    let res = verify("/auth/verify/app/a%2Fb").bearer_auth(&m.token).send().await.unwrap();
+    assert_error(res, 400, "ambiguous_path").await;
+
+    // No original request, or two of them: refused.
+    assert_error(verify("/auth/verify").send().await.unwrap(), 400, "invalid_request").await;
+    let res = verify("/auth/verify")
+        .header("x-forwarded-uri", "/app/a")
+        .header("x-forwarded-host", "a.test")
+        .header("x-forwarded-host", "b.test")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "invalid_request").await;
+}
