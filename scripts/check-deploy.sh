@@ -49,6 +49,13 @@ for name in $(grep -rhoE 'tenantgate_[a-z_]+' deploy/prometheus deploy/grafana |
     fi
 done
 [ "$missing" = 0 ]
+# docs/metrics.md lists exactly the metrics the code defines.
+documented=$(grep -oE '^\| `tenantgate_[a-z_]+`' docs/metrics.md | grep -oE 'tenantgate_[a-z_]+' | sort -u)
+if [ "$documented" != "$defined" ]; then
+    echo "!! docs/metrics.md and the code disagree:"
+    diff <(echo "$documented") <(echo "$defined") || true
+    exit 1
+fi
 
 # docker-compose.yml and the Dockerfile, statically (no Docker engine here).
 ./scripts/check-compose.sh
