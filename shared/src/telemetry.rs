@@ -51,18 +51,25 @@ pub struct Intercept {
     pub consume: fn(&str) -> bool,
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Intercept {
+/// The intercepts, as one layer. Not a `Vec<Intercept>` layer: an empty one
+/// would register no interest in any callsite and silence every log line.
+struct Intercepts(Vec<Intercept>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Intercepts {
     fn event_enabled(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
         // A `log` record arrives as an event of the `log` target carrying its own
         // target in the `log.target` field (tracing-log).
         let own = event.metadata().target();
-        if own != self.target && own != "log" {
+        if own != "log" && !self.0.iter().any(|i| i.target == own) {
             return true;
         }
         let mut fields = LogFields::default();
         event.record(&mut fields);
         let target = if own == "log" { fields.target.as_str() } else { own };
-        target != self.target || !(self.consume)(&fields.message)
+        self.0.iter().filter(|i| i.target == target).all(|i| !(i.consume)(&fields.message))
     }
 }
 
@@ -105,8 +112,10 @@ pub fn init_tracing_with(settings: &LogSettings, intercepts: Vec<Intercept>) -> 
     for intercept in &intercepts {
         filter = filter.add_directive(format!("{}=error", intercept.target).parse()?);
     }
-    let registry =
-        tracing_subscriber::registry().with(intercepts).with(filter).with(filter_fn(|meta| !dumps_headers(meta)));
+    let registry = tracing_subscriber::registry()
+        .with(Intercepts(intercepts))
+        .with(filter)
+        .with(filter_fn(|meta| !dumps_headers(meta)));
     match settings.format {
         LogFormat::Json => registry
             .with(

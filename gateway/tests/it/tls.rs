@@ -290,6 +290,13 @@ async fn failed_handshakes_are_counted_by_reason() {
     // And a good one.
     let ok = connect(addr, "a.test", trusted).await.unwrap();
     assert_eq!(ok.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "HTTP/2 first");
+    // The server counts it once its side is done, which may be just after ours.
+    let counted = app
+        .eventually(Duration::from_secs(5), || async {
+            app.metric_sum("tenantgate_tls_handshakes_total{version=\"TLSv1").await >= 1.0
+        })
+        .await;
+    assert!(counted, "a completed TLS handshake is counted by version");
     let text = app.client.get(format!("{}/metrics", app.admin)).send().await.unwrap().text().await.unwrap();
     assert!(
         text.contains("tenantgate_tls_handshakes_total{version=\"TLSv1_3\"}")
