@@ -186,7 +186,7 @@ impl ProxyHttp for Gateway {
         }
         // Paths off the proxied hot path are boxed: this hook's future is moved
         // whole into a box on every request, so it must not carry their state.
-        match self.admit(session.req_header(), ctx).await {
+        match self.admit(session.req_header(), ctx, Rotate::Yes).await {
             Ok(()) => Ok(false),
             Err(refusal) => match self.browser_redirect(session.req_header(), &refusal) {
                 Some(location) => Box::pin(self.redirect(session, ctx, &location)).await,
@@ -295,7 +295,12 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Matches the route and decides access; on success `ctx` holds the route, the
     /// identity and the upstream path.
-    async fn admit(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), Refusal> {
+    async fn admit(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+        rotate: Rotate,
+    ) -> std::result::Result<(), Refusal> {
         let table = self.routes.load();
         let target = routing::resolve(&table, req)?;
         ctx.route_label = target.route.name().clone();
@@ -305,7 +310,9 @@ impl Gateway {
         }
         let facts = routing::facts(req, &target, &self.browser.cookies.tenant)?;
         let mut decision = self.access.decide(&target.route, &req.headers, &facts).await;
-        if let Some(refresh) = self.browser.refresh_candidate(&req.headers, &target.route, &decision) {
+        let candidate =
+            self.browser.refresh_candidate(&req.headers, &target.route, &decision).filter(|_| rotate == Rotate::Yes);
+        if let Some(refresh) = candidate {
             let retried = Box::pin(self.refresh_and_decide(req, ctx, &target, &facts, refresh.to_owned())).await;
             // On an optional route, an ended session still browses anonymously.
             if !(matches!(retried, Decision::Deny(_)) && matches!(decision, Decision::Allow(_))) {
@@ -599,6 +606,14 @@ impl Gateway {
             "request"
         );
     }
+}
+
+/// Whether `admit` may rotate a browser's refresh cookie (silent refresh): not
+/// where the answer's cookies might not reach the browser (forward-auth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rotate {
+    Yes,
+    No,
 }
 
 /// Distinct group keys for the upstream connections of long-lived requests.

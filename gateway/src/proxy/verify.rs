@@ -4,10 +4,22 @@
 //! headers: the same route table, tenant resolution, cache and decision as a
 //! proxied request, on the original request rebuilt from what the proxy sends.
 //!
-//! Those forwarding headers say what the original request was, so they are
-//! believed only from `GATEWAY_TRUSTED_PROXIES`; anyone else gets a 403. The
-//! original path goes through the same normalization and ambiguity rules as a
-//! proxied one (it is matched by the same `routing::resolve`).
+//! Each proxy has its own endpoint, so which headers describe the original
+//! request is never guessed from the headers themselves (a client can add the
+//! other proxy's): `/auth/verify` reads Traefik's and Caddy's `X-Forwarded-*`,
+//! `/auth/verify/nginx` nginx's `X-Original-*` and `Host`, and
+//! `/auth/verify/envoy/<path>` Envoy's path suffix; a check carrying another
+//! family's headers is refused. Those headers are believed only from
+//! `GATEWAY_TRUSTED_PROXIES`; anyone else gets a 403.
+//!
+//! The proxy forwards the request as the client sent it, where the gateway's own
+//! proxy would forward what it judged; so what the gateway cannot make safe it
+//! refuses: a path not in its canonical form (the app would read `..`, `//` or
+//! `%61` its own way), and identity or override headers (`X-User-*`,
+//! `X-HTTP-Method-Override`, `X-Original-URL`, `Forwarded`...) the app would
+//! receive. Sessions are not rotated here either: a proxy cannot be relied on to
+//! pass both new cookies back, and a lost refresh cookie would end the session as
+//! reuse.
 
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -15,12 +27,20 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
 
-use super::access::Refusal;
-use super::{forward, request_id, respond, Gateway, RequestCtx};
-use crate::error_code::ErrorCode;
+use edge::headers::{HeaderRules, Kind};
+use edge::path::RequestPath;
 
-/// The forward-auth endpoint; Envoy appends the original path to it.
+use super::access::Refusal;
+use super::{forward, request_id, respond, Gateway, RequestCtx, Rotate};
+use crate::error_code::ErrorCode;
+use crate::routes::TenantSource;
+
+/// The forward-auth endpoint for Traefik and Caddy.
 pub const PATH: &str = "/auth/verify";
+/// nginx's (`auth_request`, ingress-nginx).
+const NGINX: &str = "/auth/verify/nginx";
+/// Envoy's: it appends the original path (`path_prefix`).
+const ENVOY: &str = "/auth/verify/envoy";
 
 /// nginx `auth_request` (set in the documented snippet).
 const ORIGINAL_URI: &str = "x-original-uri";
@@ -37,9 +57,26 @@ pub const AUTH_REDIRECT: HeaderName = HeaderName::from_static("x-auth-redirect")
 const AUTH_ERROR: HeaderName = HeaderName::from_static("x-auth-error");
 const AUTH_STATUS: HeaderName = HeaderName::from_static("x-auth-status");
 
-/// Whether `path` is the forward-auth endpoint (or Envoy's form of it).
+/// Whether `path` is one of the forward-auth endpoints.
 pub fn owns(path: &str) -> bool {
     path.strip_prefix(PATH).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Which proxy a check comes from, by the endpoint it asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proxy {
+    Traefik,
+    Nginx,
+    Envoy,
+}
+
+fn proxy_of(path: &str) -> Option<Proxy> {
+    match path {
+        PATH => Some(Proxy::Traefik),
+        NGINX => Some(Proxy::Nginx),
+        _ if path.strip_prefix(ENVOY).is_some_and(|rest| rest.starts_with('/')) => Some(Proxy::Envoy),
+        _ => None,
+    }
 }
 
 /// The request the proxy asks about, and how it wants a browser redirect said.
@@ -51,37 +88,46 @@ pub struct Original {
     pub nginx: bool,
 }
 
-/// Rebuilds the original request from a forward-auth request: the method and
-/// target from nginx's `X-Original-*`, Traefik's and Caddy's `X-Forwarded-*`, or
-/// Envoy's path suffix; the host from `X-Forwarded-Host` or `Host`; every other
-/// header as sent (credentials, cookies, tenant headers), without those.
+/// Rebuilds the original request from a forward-auth request, as the proxy
+/// its endpoint names describes it: the method and target from Traefik's and
+/// Caddy's `X-Forwarded-Method`/`-Uri` (host `X-Forwarded-Host`), nginx's
+/// `X-Original-Method`/`-URI` (host `Host`), or Envoy's path suffix and method
+/// (host `Host`); every other header as sent (credentials, cookies, tenant
+/// headers), without those.
 ///
 /// # Errors
-/// 400 `invalid_request` when the original request is not said once and clearly.
+/// 400 `invalid_request` when the original request is not said once and
+/// clearly, or the check carries another proxy's headers.
 pub fn original(req: &RequestHeader) -> std::result::Result<Original, Refusal> {
-    let nginx = req.headers.contains_key(ORIGINAL_URI);
-    let (method, target) = if nginx {
-        (one(req, ORIGINAL_METHOD)?, one(req, ORIGINAL_URI)?)
-    } else if req.headers.contains_key(FORWARDED_URI) {
-        (one(req, FORWARDED_METHOD)?, one(req, FORWARDED_URI)?)
-    } else {
-        // Envoy: `/auth/verify/app/x?y=1` asks about `/app/x?y=1`, same method.
-        let suffix = req.uri.path().strip_prefix(PATH).filter(|s| !s.is_empty());
-        let target = suffix.map(|path| match req.uri.query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path.to_owned(),
-        });
-        (Some(req.method.as_str().to_owned()), target)
-    };
     let bad = |why: &'static str| Refusal::new(ErrorCode::InvalidRequest, why);
+    let proxy = proxy_of(req.uri.path()).ok_or(bad("no such forward-auth endpoint"))?;
+    let has = |names: &[&str]| names.iter().any(|n| req.headers.contains_key(*n));
+    let foreign = match proxy {
+        Proxy::Traefik => has(&[ORIGINAL_URI, ORIGINAL_METHOD]),
+        Proxy::Nginx => has(&[FORWARDED_URI, FORWARDED_METHOD, FORWARDED_HOST]),
+        Proxy::Envoy => has(&[ORIGINAL_URI, ORIGINAL_METHOD, FORWARDED_URI, FORWARDED_METHOD, FORWARDED_HOST]),
+    };
+    if foreign {
+        return Err(bad("the check carries another proxy's forward-auth headers"));
+    }
+    let (method, target, host) = match proxy {
+        Proxy::Traefik => (one(req, FORWARDED_METHOD)?, one(req, FORWARDED_URI)?, one(req, FORWARDED_HOST)?),
+        Proxy::Nginx => (one(req, ORIGINAL_METHOD)?, one(req, ORIGINAL_URI)?, one(req, "host")?),
+        Proxy::Envoy => {
+            // `/auth/verify/envoy/app/x?y=1` asks about `/app/x?y=1`, same method.
+            let path = req.uri.path().strip_prefix(ENVOY).unwrap_or_default();
+            let target = match req.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+            (Some(req.method.as_str().to_owned()), Some(target), one(req, "host")?)
+        }
+    };
+    let nginx = proxy == Proxy::Nginx;
     let target = target.filter(|t| t.starts_with('/')).ok_or(bad("the forward-auth request names no original path"))?;
     // Never a default: judging a DELETE by the GET rules would be a bypass.
     let method = method.ok_or(bad("the forward-auth request names no original method"))?;
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| bad("the original method is not a method"))?;
-    let host = match one(req, FORWARDED_HOST)? {
-        Some(host) => Some(host),
-        None => req.headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    };
     let mut original = RequestHeader::build(method, target.as_bytes(), Some(req.headers.len()))
         .map_err(|_| bad("the original path is not a valid request target"))?;
     for (name, value) in &req.headers {
@@ -93,6 +139,25 @@ pub fn original(req: &RequestHeader) -> std::result::Result<Original, Refusal> {
         original.insert_header(header::HOST, host).map_err(|_| bad("the original host is not a header value"))?;
     }
     Ok(Original { req: original, nginx })
+}
+
+/// Override headers a proxy sets itself (and an app reads only as the client's
+/// address or scheme): let through. Any other override header (`Forwarded`,
+/// `X-Forwarded-Host`, `X-Original-URL`, method overrides...) would reach the
+/// app as the client wrote it.
+const PROXY_SET: &[&str] =
+    &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-server", "x-real-ip"];
+
+/// The first identity or override header in `original` that the app behind a
+/// forward-auth proxy would receive as the client sent it, by its metrics label.
+fn smuggled(original: &RequestHeader, rules: &HeaderRules, tenant_input: bool) -> Option<&'static str> {
+    original.headers.keys().find_map(|name| match rules.classify(name) {
+        Kind::Ordinary => None,
+        Kind::Identity(_) if tenant_input && matches!(name.as_str(), "x-tenant-id" | "x-tenant-slug") => None,
+        Kind::Identity(label) => Some(label),
+        Kind::Override { label, exact: true } if PROXY_SET.contains(&label) => None,
+        Kind::Override { label, .. } => Some(label),
+    })
 }
 
 /// The proxy's own headers about the original request (and the subrequest's
@@ -111,7 +176,8 @@ fn one(req: &RequestHeader, name: &str) -> std::result::Result<Option<String>, R
     let Some(first) = values.next() else { return Ok(None) };
     let text =
         first.to_str().map_err(|_| Refusal::new(ErrorCode::InvalidRequest, "a forward-auth header is not text"))?;
-    if values.next().is_some() || text.contains(',') && name != ORIGINAL_URI && name != FORWARDED_URI {
+    let listy = name != ORIGINAL_URI && name != FORWARDED_URI;
+    if values.next().is_some() || (listy && text.contains(',')) {
         return Err(Refusal::new(ErrorCode::InvalidRequest, "a forward-auth header is sent twice"));
     }
     Ok(Some(text.trim().to_owned()))
@@ -133,10 +199,37 @@ impl Gateway {
             Ok(original) => original,
             Err(refusal) => return self.refuse(session, ctx, &refusal).await,
         };
-        match self.admit(&original.req, ctx).await {
+        let admitted = match self.admit(&original.req, ctx, Rotate::No).await {
+            Ok(()) => self.forwardable(&original.req, ctx),
+            Err(refusal) => Err(refusal),
+        };
+        match admitted {
             Ok(()) => self.allow(session, ctx, &original.req).await,
             Err(refusal) => self.deny(session, ctx, &original, &refusal).await,
         }
+    }
+
+    /// What the proxy will forward as sent must be what was judged: the path in
+    /// its canonical form, and no identity or override header the app would read
+    /// (the gateway's own proxy removes those; here it cannot).
+    fn forwardable(&self, original: &RequestHeader, ctx: &RequestCtx) -> std::result::Result<(), Refusal> {
+        let raw = original.uri.path();
+        if RequestPath::parse(raw).map_or(true, |path| path.wire() != raw) {
+            return Err(Refusal::new(
+                ErrorCode::AmbiguousPath,
+                "behind a forward-auth proxy the path must be in its canonical form (no dot or empty segments, no \
+                 needless percent-encoding): the app would receive it as sent",
+            ));
+        }
+        let tenant_input = ctx.route.as_ref().is_some_and(|r| r.tenant_from().contains(&TenantSource::Header));
+        if let Some(label) = smuggled(original, &self.header_rules, tenant_input) {
+            self.metrics.spoofed_headers.with_label_values(&[label]).inc();
+            return Err(Refusal::new(
+                ErrorCode::InvalidRequest,
+                "the request carries an identity or override header that the app behind the proxy would receive",
+            ));
+        }
+        Ok(())
     }
 
     /// Says no as the asking proxy understands it: a browser on a route that
@@ -217,7 +310,7 @@ mod tests {
     #[test]
     fn each_proxy_s_way_of_saying_the_original_request_is_read() {
         let nginx = original(&request(
-            "/auth/verify",
+            "/auth/verify/nginx",
             &[
                 ("host", "app.test"),
                 ("x-original-uri", "/app/x?y=1"),
@@ -246,7 +339,7 @@ mod tests {
         assert_eq!((traefik.req.method.as_str(), traefik.req.uri.path()), ("POST", "/app/y"));
         assert_eq!(traefik.req.headers["host"], "shop.test");
 
-        let envoy = original(&request("/auth/verify/app/z?q=1", &[("host", "shop.test")])).unwrap();
+        let envoy = original(&request("/auth/verify/envoy/app/z?q=1", &[("host", "shop.test")])).unwrap();
         assert_eq!((envoy.req.method.as_str(), envoy.req.uri.to_string().as_str()), ("GET", "/app/z?q=1"));
     }
 
@@ -265,6 +358,17 @@ mod tests {
             let refused = original(&request("/auth/verify", &headers)).err();
             assert_eq!(refused.map(|r| r.code), Some(ErrorCode::InvalidRequest), "{headers:?}");
         }
-        assert!(owns("/auth/verify") && owns("/auth/verify/app") && !owns("/auth/verifyx"));
+        for (path, headers) in [
+            (
+                "/auth/verify/nginx",
+                vec![("x-original-uri", "/a"), ("x-original-method", "GET"), ("x-forwarded-host", "b.test")],
+            ),
+            ("/auth/verify/envoy/a", vec![("x-original-uri", "/b")]),
+            ("/auth/verify/other", vec![("x-original-uri", "/b"), ("x-original-method", "GET")]),
+        ] {
+            let refused = original(&request(path, &headers)).err();
+            assert_eq!(refused.map(|r| r.code), Some(ErrorCode::InvalidRequest), "{path} {headers:?}");
+        }
+        assert!(owns("/auth/verify") && owns("/auth/verify/nginx") && !owns("/auth/verifyx"));
     }
 }

@@ -68,7 +68,7 @@ async fn start_nginx(gateway: &str, app: &str) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let conf = dir.path().join("nginx.conf");
-    let verify = format!("proxy_pass http://{gateway}/auth/verify;");
+    let verify = format!("proxy_pass http://{gateway}/auth/verify/nginx;");
     let conf_text = nginx_conf(dir.path(), port, gateway, app);
     assert!(conf_text.contains(&verify), "the documented snippet asks /auth/verify");
     let text = conf_text.replace(&verify, &format!("proxy_bind 127.0.0.2;\n        {verify}"));
@@ -107,7 +107,6 @@ async fn nginx_auth_request_allows_denies_redirects_and_passes_only_our_identity
         .get(url("/app/reports?x=1"))
         .bearer_auth(&m.token)
         .header("x-tenant-id", &m.tenant_id)
-        .header("x-tenant-role", "viewer")
         .send()
         .await
         .unwrap();
@@ -116,7 +115,7 @@ async fn nginx_auth_request_allows_denies_redirects_and_passes_only_our_identity
     assert_eq!(echo["path"], "/app/reports");
     assert_eq!(echo["headers"]["x-user-id"], m.user_id.as_str(), "{echo}");
     assert_eq!(echo["headers"]["x-tenant-slug"], m.slug.as_str());
-    assert_eq!(echo["headers"]["x-tenant-role"], "owner", "ours, not the client's 'viewer'");
+    assert_eq!(echo["headers"]["x-tenant-role"], "owner");
 
     // Denied: no token, another tenant's member, an ambiguous path.
     let res = client.get(url("/app/reports")).header("x-tenant-id", &m.tenant_id).send().await.unwrap();
@@ -139,30 +138,58 @@ async fn nginx_auth_request_allows_denies_redirects_and_passes_only_our_identity
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.ends_with("/auth/ui/login?return_to=%2Fweb%2Fpage%3Fa%3D1"), "{location}");
 
-    // Anonymous routes: allowed, and a client's identity headers never reach the app.
-    let res = client
-        .get(url("/public/page"))
-        .header("x-user-id", "00000000-0000-0000-0000-000000000000")
-        .header("x-tenant-role", "owner")
-        .header("x-tenantgate-assertion", "forged")
-        .send()
-        .await
-        .unwrap();
+    // A client's own identity headers would reach the app as sent (nginx passes
+    // them on, and the gateway cannot remove them here): refused, on every route.
+    for (name, value) in [("x-user-id", "00000000-0000-0000-0000-000000000000"), ("x-tenant-role", "owner")] {
+        let res = client.get(url("/public/page")).header(name, value).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{name}");
+        let res = client
+            .get(url("/app/reports"))
+            .bearer_auth(&m.token)
+            .header("x-tenant-id", &m.tenant_id)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{name} beside a valid token");
+    }
+    assert_eq!(client.get(url("/public/page")).send().await.unwrap().status(), 200, "anonymous is fine");
+
+    // What nginx forwards as the client sent it must be what was judged: a path
+    // in canonical form only, and no identity or override header the app reads.
+    for target in ["/public//x", "/public/%61", "/public/./x", "/app/..//public/x"] {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", nginx.port)).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403") || answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+    }
+    for (name, value) in [
+        ("x-http-method-override", "DELETE"),
+        ("x-original-url", "/app/reports"),
+        ("remote-user", "root"),
+        ("forwarded", "host=admin.test"),
+    ] {
+        let res = client.get(url("/public/page")).header(name, value).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{name} would reach the app as sent");
+    }
+    // A client's X-Forwarded-Host neither picks the host judged nor reaches the app.
+    let res = client.get(url("/public/page")).header("x-forwarded-host", "admin.test").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let echo: Value = res.json().await.unwrap();
-    for name in ["x-user-id", "x-tenant-role", "x-tenantgate-assertion"] {
-        assert!(echo["headers"].get(name).is_none(), "{name} leaked: {echo}");
-    }
+    assert!(echo["headers"].get("x-forwarded-host").is_none(), "{echo}");
 
-    // The endpoint itself answers only the trusted proxy.
+    // The endpoints answer only the trusted proxy, and nginx never passes them on.
     let res = client
-        .get(format!("{}/auth/verify", app.base))
+        .get(format!("{}/auth/verify/nginx", app.base))
         .header("x-original-uri", "/public/page")
         .header("x-original-method", "GET")
         .send()
         .await
         .unwrap();
     assert_error(res, 403, "untrusted_proxy").await;
+    assert_eq!(client.get(url("/auth/verify/nginx")).send().await.unwrap().status(), 404);
 }
 
 #[tokio::test]
@@ -206,8 +233,19 @@ async fn traefik_caddy_and_envoy_requests_are_read_as_they_send_them() {
         .unwrap();
     assert_error(res, 401, "missing_token").await;
 
+    // A client's X-Original-* copied into Traefik's check is not Traefik's word.
+    let res = verify("/auth/verify")
+        .header("x-forwarded-method", "DELETE")
+        .header("x-forwarded-uri", "/app/reports")
+        .header("x-original-uri", "/public/x")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "invalid_request").await;
+
     // Envoy ext_authz (HTTP service): the original path after the check path.
-    let res = verify("/auth/verify/app/reports?x=1")
+    let res = verify("/auth/verify/envoy/app/reports?x=1")
         .bearer_auth(&m.token)
         .header("x-tenant-id", &m.tenant_id)
         .send()
@@ -215,7 +253,7 @@ async fn traefik_caddy_and_envoy_requests_are_read_as_they_send_them() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-tenant-slug"], m.slug.as_str());
-    let res = verify("/auth/verify/app/a%2Fb").bearer_auth(&m.token).send().await.unwrap();
+    let res = verify("/auth/verify/envoy/app/a%2Fb").bearer_auth(&m.token).send().await.unwrap();
     assert_error(res, 400, "ambiguous_path").await;
 
     // No original request, or two of them: refused.
