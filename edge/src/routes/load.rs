@@ -8,69 +8,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use shared::domain::Role;
 use toml::Spanned;
 
+use super::fields::{methods, min_role};
+use super::host::HostPattern;
 use super::identity::{IdentityHeader, IdentityHeaders};
-use super::route::{
-    EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
-    TenantSource,
-};
-use super::rule::{self, RawRule};
+use super::policy::{EncodedSlashes, OnUnauthenticated, RateLimit, RateLimitKey, Requirement, TenantSource};
+use super::prefix::PathPrefix;
+use super::problem::{locate, problem, LoadError, Problem};
+use super::route::Route;
 use super::upstream::{self, ClientCert, PemFile, Scheme, Upstream, UpstreamTls};
+use super::variants::{self, RawRule};
 use crate::headers::{canonical, HeaderRules};
-
-/// Why a route file or folder was refused. The `Display` form is a message an
-/// operator can act on: `config/routes/app.toml:12:9: upstream "x" must be host:port`.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// A file or folder could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file or folder.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `GATEWAY_ROUTES` is a folder without any `*.toml` file.
-    #[error("{}: no route files (*.toml) in this folder", path.display())]
-    NoFiles {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// The files define no route at all, so every request would be a 404.
-    #[error("{}: no routes defined; add a [[route]] table", path.display())]
-    NoRoutes {
-        /// The file or folder.
-        path: PathBuf,
-    },
-    /// A syntax error or an invalid route.
-    #[error("{}:{line}:{column}: {message}", file.display())]
-    Invalid {
-        /// The route file.
-        file: PathBuf,
-        /// 1-based line of the offending value.
-        line: usize,
-        /// 1-based column (in characters) of the offending value.
-        column: usize,
-        /// What is wrong, as a sentence.
-        message: String,
-    },
-}
-
-impl LoadError {
-    /// The file and 1-based line and column the error points at, for structured
-    /// logs; `None` for errors about a whole file or folder.
-    pub fn location(&self) -> Option<(&Path, usize, usize)> {
-        match self {
-            LoadError::Invalid { file, line, column, .. } => Some((file, *line, *column)),
-            _ => None,
-        }
-    }
-}
 
 /// The files to read for `path`: the file itself, or the folder's `*.toml` files
 /// (not hidden ones, not recursively) sorted by name.
@@ -174,16 +126,6 @@ pub(super) fn parse_file(file: &Path, text: &str, seen: &mut Seen, out: &mut Vec
     Ok(())
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub(super) fn locate(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    // Count UTF-8 leading bytes, not continuation bytes, so columns are characters.
-    let column = before[line_start..].iter().filter(|b| (**b & 0xC0) != 0x80).count() + 1;
-    (line, column)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -244,16 +186,6 @@ struct RawRateLimit {
     requests: Spanned<u32>,
     window: Spanned<String>,
     key: Option<RateLimitKey>,
-}
-
-/// A semantic problem and the span it points at.
-pub(super) struct Problem {
-    span: Range<usize>,
-    message: String,
-}
-
-pub(super) fn problem<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, Problem> {
-    Err(Problem { span, message: message.into() })
 }
 
 /// Labels the proxy itself uses for requests that match no route.
@@ -426,28 +358,9 @@ fn build(raw: RawRoute, origin: String, source: &Source<'_>) -> Result<Route, Pr
         rule: None,
     };
     if let Some(rules) = raw.rule {
-        route.rules = rule::variants(&route, rules, source.text)?;
+        route.rules = variants::variants(&route, rules, source.text)?;
     }
     Ok(route)
-}
-
-/// `min_role`, of a route or of a rule's policy (`auth` and `tenant` being the
-/// policy's): only where a user is looked at and a tenant resolved.
-pub(super) fn min_role(
-    raw: Option<Spanned<Role>>,
-    auth: Requirement,
-    tenant: Requirement,
-) -> Result<Option<Role>, Problem> {
-    match raw {
-        None => Ok(None),
-        Some(role) if tenant == Requirement::None => {
-            problem(role.span(), "min_role needs a tenant: set tenant = \"required\" or \"optional\" on the route")
-        }
-        Some(role) if auth == Requirement::None => {
-            problem(role.span(), "min_role needs a user: set auth = \"required\" or \"optional\"")
-        }
-        Some(role) => Ok(Some(role.into_inner())),
-    }
 }
 
 /// `upstreams`: at least one, all of one scheme (a route's TLS settings apply to
@@ -598,27 +511,6 @@ fn tenant_sources(
             Ok(sources)
         }
     }
-}
-
-/// `methods`, of a route or a rule: HTTP methods (uppercased), each once, at least one.
-pub(super) fn methods(list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<Method>, Problem> {
-    let span = list.span();
-    let mut methods = Vec::new();
-    for raw in list.into_inner() {
-        let upper = raw.get_ref().to_ascii_uppercase();
-        let method = match Method::from_bytes(upper.as_bytes()) {
-            Ok(m) if !upper.is_empty() => m,
-            _ => return problem(raw.span(), format!("methods: {:?} is not an HTTP method", raw.get_ref())),
-        };
-        if methods.contains(&method) {
-            return problem(raw.span(), format!("methods lists {method} twice"));
-        }
-        methods.push(method);
-    }
-    if methods.is_empty() {
-        return problem(span, "methods is empty, so nothing could match it; leave it out for every method");
-    }
-    Ok(methods)
 }
 
 fn duration(key: &str, raw: Spanned<String>) -> Result<Duration, Problem> {

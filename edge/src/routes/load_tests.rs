@@ -5,7 +5,7 @@ use std::path::Path;
 use shared::domain::Role;
 
 use super::super::identity::{IdentityHeader, IdentityHeaders};
-use super::super::route::{EncodedSlashes, OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
+use super::super::policy::{EncodedSlashes, OnUnauthenticated, RateLimitKey, Requirement, TenantSource};
 use super::super::table::RouteTable;
 use super::super::upstream::Scheme;
 use super::LoadError;

@@ -18,23 +18,30 @@
 //! hooks never re-validate; and an invalid edit never replaces a valid table (the
 //! gateway's watcher keeps the previous one).
 
+mod fields;
 mod host;
 mod identity;
 mod load;
+mod lookup;
+mod policy;
+mod prefix;
+mod problem;
 mod route;
 mod rule;
 mod table;
 pub mod tenant;
 mod upstream;
+mod variants;
 
-pub use host::host_name;
+pub use host::{host_name, HostPattern};
 pub use identity::{IdentityHeader, IdentityHeaders};
 
-pub use load::{is_route_file_name, LoadError};
-pub use route::{
-    EncodedSlashes, HostPattern, OnUnauthenticated, PathPrefix, RateLimit, RateLimitKey, Requirement, Route,
-    TenantSource,
-};
+pub use load::is_route_file_name;
+pub use lookup::PathLookup;
+pub use policy::{EncodedSlashes, OnUnauthenticated, RateLimit, RateLimitKey, Requirement, TenantSource};
+pub use prefix::PathPrefix;
+pub use problem::LoadError;
+pub use route::Route;
 pub use rule::Rule;
-pub use table::{Match, PathLookup, RouteTable};
+pub use table::{Match, RouteTable};
 pub use upstream::{ClientCert, PemFile, Scheme, Upstream, UpstreamTls};

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use http::Method;
 use shared::domain::Role;
 
-use super::super::route::{OnUnauthenticated, Requirement, Route};
-use super::super::table::{PathLookup, RouteTable};
+use super::super::lookup::PathLookup;
+use super::super::policy::{OnUnauthenticated, Requirement};
+use super::super::route::Route;
+use super::super::table::RouteTable;
 use crate::path::RequestPath;
 
 /// The README's example; the rules' headers are at lines 11, 15 and 20.

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::host::host_name;
-use super::load::{self, LoadError, Seen};
+use super::load::{self, Seen};
+use super::lookup::PathLookup;
+use super::problem::LoadError;
 use super::route::Route;
-use crate::path::{after_segments, RequestPath};
+use crate::path::after_segments;
 
 /// Longest DNS name; longer Hosts can only match routes without `hosts`.
 const MAX_HOST: usize = 253;
@@ -26,53 +28,6 @@ pub struct RouteTable {
     wildcard: HashMap<Box<str>, Vec<usize>>,
     /// Routes without `hosts`, longest prefix first.
     any: Vec<usize>,
-}
-
-/// A request path as the matcher reads it, from some segment on: its view (what
-/// apps see, matched against prefixes), that view lowercased when it is not ASCII,
-/// and its wire form (what is sent upstream).
-#[derive(Debug, Clone, Copy)]
-pub struct PathLookup<'p> {
-    view: &'p str,
-    folded: Option<&'p str>,
-    wire: &'p str,
-}
-
-impl<'p> PathLookup<'p> {
-    /// The whole of `path`.
-    pub fn of(path: &'p RequestPath<'_>) -> PathLookup<'p> {
-        PathLookup { view: path.view(), folded: path.folded(), wire: path.wire() }
-    }
-
-    /// From its parts: `folded` is `view` lowercased when `view` is not ASCII.
-    pub fn new(view: &'p str, folded: Option<&'p str>, wire: &'p str) -> PathLookup<'p> {
-        PathLookup { view, folded, wire }
-    }
-
-    /// The same path after its first `n` segments.
-    pub fn skip(&self, n: usize) -> PathLookup<'p> {
-        PathLookup {
-            view: after_segments(self.view, n),
-            folded: self.folded.map(|f| after_segments(f, n)),
-            wire: after_segments(self.wire, n),
-        }
-    }
-
-    /// The view.
-    pub fn view(&self) -> &'p str {
-        self.view
-    }
-
-    /// The view lowercased, when it is not ASCII (else `None`: compare the view
-    /// ignoring ASCII case).
-    pub fn folded(&self) -> Option<&'p str> {
-        self.folded
-    }
-
-    /// The wire form.
-    pub fn wire(&self) -> &'p str {
-        self.wire
-    }
 }
 
 /// The route a request matched, and its path split at the route's prefix.
@@ -164,7 +119,7 @@ impl RouteTable {
     ///
     /// `host` is the Host header (or the URI authority); its port and a trailing dot
     /// are ignored, and so is its case. `path` is the request's parsed path
-    /// ([`RequestPath`]), matched on its view.
+    /// ([`RequestPath`](crate::path::RequestPath)), matched on its view.
     ///
     /// Hosts are tried from the most specific: routes listing the exact host, then
     /// routes with a matching `*.` wildcard, then routes without `hosts`. Within the
@@ -195,10 +150,10 @@ impl RouteTable {
         ids.iter().find_map(|&i| {
             let route = &self.routes[i];
             let prefix = route.path_prefix();
-            prefix.matches(path.view, path.folded, route.case_sensitive()).then(|| Match {
+            prefix.matches(path.view(), path.folded(), route.case_sensitive()).then(|| Match {
                 route: Arc::clone(route),
-                path: path.wire,
-                rest: after_segments(path.wire, prefix.segments()),
+                path: path.wire(),
+                rest: after_segments(path.wire(), prefix.segments()),
             })
         })
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::path::RequestPath;
 use proptest::prelude::*;
 
 fn table(text: &str) -> RouteTable {

@@ -4,7 +4,7 @@
 use shared::domain::{DomainName, Slug};
 
 use super::host::host_name;
-use super::table::PathLookup;
+use super::lookup::PathLookup;
 
 /// The tenant slug of a Host of the form `{slug}.{base_domain}` (one label only;
 /// port and case ignored), as in `acme.example.com` with base domain `example.com`.

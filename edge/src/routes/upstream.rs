@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::load::LoadError;
-use super::route::HostPattern;
+use super::host::HostPattern;
+use super::problem::LoadError;
 
 /// A PEM file larger than this is refused: certificate bundles are tens of KiB, and
 /// a route pointing at a huge file is a mistake to report, not to read.
