@@ -11,10 +11,10 @@
 //!
 //! With `--tls ADDR CERT KEY` it also serves HTTPS on ADDR as the gateway's
 //! `GATEWAY_TLS_LISTEN` does: Pingora's rustls backend (ring), TLS 1.2 and 1.3,
-//! ALPN `h2` then `http/1.1`. One difference in the gateway's favour of the
-//! baseline: this serves the one certificate (rustls' single-cert resolver) where
-//! the gateway picks one by SNI from its reloadable set and counts handshakes in a
-//! callback.
+//! ALPN `h2` then `http/1.1`. One difference is left, and it favours the baseline:
+//! this proxy serves its one certificate through rustls' single-certificate
+//! resolver, while the gateway picks one by SNI from its reloadable set and counts
+//! handshakes in a callback.
 
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;

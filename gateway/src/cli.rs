@@ -115,8 +115,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(settings: &Settings) -> anyhow::Result<()> {
-    shared::telemetry::init_tracing_with(&settings.log, vec![crate::tls::failures::INTERCEPT])
-        .context("initialising logging")
+    shared::telemetry::init_tracing_with(
+        &settings.log,
+        vec![crate::tls::failures::INTERCEPT, crate::tls::failures::SNI_NOISE],
+    )
+    .context("initialising logging")
 }
 
 /// Validates settings (already done by loading), the `.env` file's names and the
