@@ -62,17 +62,11 @@ pub(crate) struct Certificate {
 impl Certificate {
     /// Reads `cert` (the chain, leaf first) and `key` (PKCS#8, PKCS#1 or SEC1) and
     /// checks them: the key signs for the leaf, the leaf is valid at `now` (Unix
-    /// seconds), and when `host` is given the leaf covers it.
+    /// seconds). Which names it must cover is the caller's rule (`load_pair`).
     ///
     /// # Errors
     /// [`CertError`] naming the file and the problem.
-    pub(crate) fn load(
-        label: String,
-        cert: &Path,
-        key: &Path,
-        host: Option<&str>,
-        now: i64,
-    ) -> Result<Certificate, CertError> {
+    pub(crate) fn load(label: String, cert: &Path, key: &Path, now: i64) -> Result<Certificate, CertError> {
         let pem = std::fs::read(cert).map_err(|source| CertError::Read { path: cert.to_owned(), source })?;
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| {
@@ -90,14 +84,6 @@ impl Certificate {
         }
         if facts.not_before > now {
             return Err(CertError::invalid(cert, format!("is not valid before {}", utc(facts.not_before))));
-        }
-        if let Some(host) = host {
-            if !facts.names.iter().any(|name| covers(name, host)) {
-                return Err(CertError::invalid(
-                    cert,
-                    format!("does not cover {host} (it names {})", names_or_none(&facts.names)),
-                ));
-            }
         }
         let provider = rustls::crypto::ring::default_provider();
         let key = CertifiedKey::from_der(chain, private, &provider).map_err(|e| {
@@ -201,7 +187,7 @@ impl CertSet {
     pub(crate) fn load(settings: &TlsSettings, now: i64) -> Result<Loaded, CertError> {
         let mut loaded = Loaded { set: CertSet::default(), refused: Vec::new() };
         if !settings.cert.as_os_str().is_empty() {
-            let cert = Certificate::load("default".into(), &settings.cert, &settings.key, None, now)?;
+            let cert = Certificate::load("default".into(), &settings.cert, &settings.key, now)?;
             loaded.set.default = Some(Arc::new(cert));
         }
         if !settings.certs_dir.as_os_str().is_empty() {
@@ -307,7 +293,7 @@ impl Loaded {
         };
         // A wildcard file must hold the wildcard itself, not one name under it.
         let label = if wildcard { format!("*.{domain}") } else { domain.clone() };
-        let loaded = Certificate::load(label.clone(), &cert, &key, None, now)?;
+        let loaded = Certificate::load(label.clone(), &cert, &key, now)?;
         let named =
             if wildcard { loaded.names.contains(&label) } else { loaded.names.iter().any(|n| covers(n, &label)) };
         if !named {
