@@ -1,5 +1,6 @@
-//! The access token a request presents, from `Authorization: Bearer` or the
-//! gateway's access cookie, and only when there is exactly one.
+//! The access token a request presents, from `Authorization: Bearer`, the
+//! gateway's access cookie or (for tenant API keys, `tgk_...`) `X-Api-Key`, and
+//! only when there is exactly one.
 //!
 //! If the gateway authenticated one token and the app behind it read another (a
 //! second `Authorization` header, a second cookie tossed in by a sibling
@@ -18,6 +19,17 @@ pub enum CredentialError {
     /// cookie is sent twice with different values.
     #[error("the request carries two different access tokens")]
     Conflicting,
+    /// More than one `X-Api-Key` header, one of them an API key of ours.
+    #[error("the request has more than one X-Api-Key header")]
+    MultipleApiKeys,
+}
+
+/// The header an API key may come in (besides `Authorization: Bearer`).
+pub const X_API_KEY: &str = "x-api-key";
+
+/// Whether `token` is (shaped as) one of our tenant API keys rather than a JWT.
+pub fn is_api_key(token: &str) -> bool {
+    token.starts_with(shared::domain::API_KEY_PREFIX)
 }
 
 /// The access token a request presents and where it came from.
@@ -30,6 +42,9 @@ pub struct Presented<'h> {
     /// It came in the access cookie (also when the header carried the same token):
     /// a cookie authenticated the request, so the CSRF check applies.
     pub in_cookie: bool,
+    /// It came in `X-Api-Key` (an API key; also when `Authorization` carried the
+    /// same one).
+    pub in_api_key: bool,
 }
 
 /// The bearer token of an `Authorization` value, if its scheme is `Bearer`.
@@ -50,9 +65,34 @@ pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator
         .filter_map(|c| c.value_raw())
 }
 
+/// The API key in `X-Api-Key`, if that header holds one of ours (another value is
+/// the app's own business, forwarded as sent).
+///
+/// # Errors
+/// [`CredentialError::MultipleApiKeys`] when there are two such headers and one
+/// holds a key of ours: the gateway would check one, and the app might read the
+/// other.
+pub fn api_key_header(headers: &HeaderMap) -> Result<Option<&str>, CredentialError> {
+    let mut values = headers.get_all(X_API_KEY).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    fn ours(v: &http::HeaderValue) -> Option<&str> {
+        v.to_str().ok().map(str::trim).filter(|t| is_api_key(t))
+    }
+    let mut rest = values.peekable();
+    if rest.peek().is_some() {
+        return if ours(first).is_some() || rest.any(|v| ours(v).is_some()) {
+            Err(CredentialError::MultipleApiKeys)
+        } else {
+            Ok(None)
+        };
+    }
+    Ok(ours(first))
+}
+
 /// The access token of a request: the bearer token, the access cookie
-/// (`cookie_name`), or both when they are the same token. An `Authorization`
-/// header with another scheme (`Basic`...) is the app's business, not a token.
+/// (`cookie_name`), an API key in `X-Api-Key`, or several of them when they are
+/// the same token. An `Authorization` header with another scheme (`Basic`...) is
+/// the app's business, not a token.
 ///
 /// # Errors
 /// [`CredentialError`] when the request carries more than one `Authorization`
@@ -80,12 +120,21 @@ pub fn access_token<'h>(
             }
         }
     }
-    match (from_header, from_cookie) {
-        (Some(h), Some(c)) if h != c => Err(CredentialError::Conflicting),
-        (Some(h), c) => Ok(Some(Presented { token: h, in_header: true, in_cookie: c.is_some() })),
-        (None, Some(c)) => Ok(Some(Presented { token: c, in_header: false, in_cookie: true })),
-        (None, None) => Ok(None),
+    // Only requests with an X-Api-Key header pay for reading it.
+    let from_api_key = if headers.contains_key(X_API_KEY) { api_key_header(headers)? } else { None };
+    let mut token: Option<&str> = None;
+    for candidate in [from_header, from_cookie, from_api_key].into_iter().flatten() {
+        match token {
+            Some(seen) if seen != candidate => return Err(CredentialError::Conflicting),
+            _ => token = Some(candidate),
+        }
     }
+    Ok(token.map(|token| Presented {
+        token,
+        in_header: from_header.is_some(),
+        in_cookie: from_cookie.is_some(),
+        in_api_key: from_api_key.is_some(),
+    }))
 }
 
 #[cfg(test)]
@@ -105,13 +154,13 @@ mod tests {
         let h = headers(&[("cookie", "a=1; tg_access=abc.def.ghi; b=2")]);
         assert_eq!(
             access_token(&h, "tg_access"),
-            Ok(Some(Presented { token: "abc.def.ghi", in_header: false, in_cookie: true }))
+            Ok(Some(Presented { token: "abc.def.ghi", in_header: false, in_cookie: true, in_api_key: false }))
         );
         assert_eq!(access_token(&h, "other"), Ok(None));
         let h = headers(&[("authorization", "Bearer xyz")]);
         assert_eq!(
             access_token(&h, "tg_access"),
-            Ok(Some(Presented { token: "xyz", in_header: true, in_cookie: false }))
+            Ok(Some(Presented { token: "xyz", in_header: true, in_cookie: false, in_api_key: false }))
         );
         let h = headers(&[("authorization", "bearer  xyz ")]);
         assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| p.token), Some("xyz"));
@@ -137,9 +186,46 @@ mod tests {
     #[test]
     fn the_same_token_in_header_and_cookie_counts_as_a_cookie() {
         let h = headers(&[("authorization", "Bearer t"), ("cookie", "tg_access=t")]);
-        assert_eq!(access_token(&h, "tg_access"), Ok(Some(Presented { token: "t", in_header: true, in_cookie: true })));
+        assert_eq!(
+            access_token(&h, "tg_access"),
+            Ok(Some(Presented { token: "t", in_header: true, in_cookie: true, in_api_key: false }))
+        );
         let h = headers(&[("cookie", "tg_access=t"), ("cookie", "x=1; tg_access=t")]);
         assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| p.token), Some("t"));
+    }
+
+    const KEY: &str = "tgk_AbCdEf123456_0123456789abcdefghijABCDEFGHIJ0123456789abcde";
+
+    #[test]
+    fn an_api_key_comes_in_x_api_key_or_as_a_bearer_token() {
+        let h = headers(&[("x-api-key", KEY)]);
+        assert_eq!(
+            access_token(&h, "tg_access"),
+            Ok(Some(Presented { token: KEY, in_header: false, in_cookie: false, in_api_key: true }))
+        );
+        let bearer = format!("Bearer {KEY}");
+        let h = headers(&[("authorization", &bearer), ("X-API-KEY", KEY)]);
+        assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| (p.in_header, p.in_api_key)), Some((true, true)));
+        // The app's own X-Api-Key is not ours: no token, and a JWT still counts.
+        let h = headers(&[("x-api-key", "app-secret"), ("authorization", "Bearer a.b.c")]);
+        assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| (p.token, p.in_api_key)), Some(("a.b.c", false)));
+        assert_eq!(api_key_header(&headers(&[("x-api-key", "x"), ("x-api-key", "y")])), Ok(None));
+    }
+
+    #[test]
+    fn a_key_beside_another_credential_or_a_second_x_api_key_is_refused() {
+        let other = KEY.replace("AbCdEf", "ZyXwVu");
+        let other_bearer = format!("Bearer {other}");
+        for pairs in [
+            &[("x-api-key", KEY), ("authorization", "Bearer a.b.c")][..],
+            &[("x-api-key", KEY), ("cookie", "tg_access=a.b.c")],
+            &[("x-api-key", KEY), ("authorization", &other_bearer)],
+        ] {
+            assert_eq!(access_token(&headers(pairs), "tg_access"), Err(CredentialError::Conflicting), "{pairs:?}");
+        }
+        for pairs in [&[("x-api-key", KEY), ("x-api-key", "app")][..], &[("x-api-key", "app"), ("x-api-key", KEY)]] {
+            assert_eq!(access_token(&headers(pairs), "tg_access"), Err(CredentialError::MultipleApiKeys), "{pairs:?}");
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub const INJECTED: &[&str] = &[
     "x-tenant-id",
     "x-tenant-slug",
     "x-tenant-role",
+    "x-actor-type",
+    "x-api-key-id",
     "x-tenantgate-assertion",
 ];
 

@@ -1,8 +1,9 @@
 //! Token extraction: never panics, and a token is accepted only when every
-//! bearer header and access cookie of the request carries that same token.
+//! bearer header, access cookie and `X-Api-Key` holding an API key of the
+//! request carries that same token.
 #![no_main]
 
-use edge::credentials::{access_token, bearer, cookie_values};
+use edge::credentials::{access_token, bearer, cookie_values, is_api_key, X_API_KEY};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let Some((name, value)) = line.split_once(':') else { continue };
         let name = match name.trim().to_ascii_lowercase().as_str() {
             "a" | "authorization" => http::header::AUTHORIZATION,
+            "k" | "x-api-key" => http::HeaderName::from_static(X_API_KEY),
             _ => http::header::COOKIE,
         };
         if let Ok(value) = http::HeaderValue::from_str(value.trim()) {
@@ -26,5 +28,10 @@ fuzz_target!(|data: &[u8]| {
     }
     for value in cookie_values(&headers, "tg_access").filter(|v| !v.is_empty()) {
         assert_eq!(value, presented.token, "a second, different access cookie was accepted");
+    }
+    let keys: Vec<&str> = headers.get_all(X_API_KEY).iter().filter_map(|v| v.to_str().ok()).collect();
+    if keys.iter().any(|k| is_api_key(k.trim())) {
+        assert_eq!(keys.len(), 1, "an API key beside another X-Api-Key was accepted");
+        assert_eq!(keys[0].trim(), presented.token, "an API key beside another credential was accepted");
     }
 });

@@ -97,8 +97,10 @@ fn warm_decision(c: &mut Criterion) {
     // JWT-sized tokens, as clients send them.
     let tokens: Vec<String> = (0..20_000).map(|i| format!("eyJhbGciOiJIUzI1NiJ9.{i:0>280}.sig{i:0>40}")).collect();
     let tenant = "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-    let presented: Vec<_> =
-        tokens.iter().map(|t| edge::credentials::Presented { token: t, in_header: true, in_cookie: false }).collect();
+    let presented: Vec<_> = tokens
+        .iter()
+        .map(|t| edge::credentials::Presented { token: t, in_header: true, in_cookie: false, in_api_key: false })
+        .collect();
     let inputs = |p| Inputs {
         route: 1,
         token: Some(p),

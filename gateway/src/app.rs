@@ -29,6 +29,7 @@ use crate::api::tenants::domains::DomainRules;
 use crate::api::throttle::Throttle;
 use crate::api::{self, ApiState};
 use crate::control::ControlPlane;
+use crate::key_uses::KeyUses;
 use crate::memo::DecisionMemo;
 use crate::metrics::Metrics;
 use crate::portal::render::Pages;
@@ -131,6 +132,7 @@ impl Application {
             pages: Pages::new(settings).context("compiling the portal's templates")?,
         });
         let pools = Arc::new(Pools::default());
+        let key_uses = Arc::new(KeyUses::default());
         let limits = Arc::new(RateLimits::default());
         let gateway = Gateway {
             api: api_router,
@@ -145,6 +147,7 @@ impl Application {
                 base_domain: settings.gateway.base_domain.clone(),
                 memo: DecisionMemo::new(settings.cache.l1_max_entries),
                 memo_counters: metrics.memo.clone(),
+                key_uses: key_uses.clone(),
             },
             pools: pools.clone(),
             limits: limits.clone(),
@@ -164,6 +167,8 @@ impl Application {
             false => None,
         };
         let control = ControlPlane {
+            pool: pool.clone(),
+            key_uses,
             cache,
             routes,
             routes_path: settings.gateway.routes.clone(),

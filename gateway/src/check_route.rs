@@ -146,6 +146,8 @@ fn access_control(settings: &Settings) -> anyhow::Result<(AccessControl, PgPool)
         base_domain: settings.gateway.base_domain.clone(),
         memo: DecisionMemo::new(1),
         memo_counters: Metrics::new().context("metrics")?.memo,
+        // Nothing is written: a check is not a use.
+        key_uses: std::sync::Arc::default(),
     };
     Ok((access, pool))
 }
@@ -221,11 +223,14 @@ fn describe_facts(out: &mut String, route: &Route, facts: &RequestFacts<'_>) {
 
 fn allowed(out: &mut String, route: &Route, identity: &Identity) {
     let _ = writeln!(out, "decision   ALLOWED");
-    match &identity.user {
-        Some(user) => {
+    match (&identity.user, &identity.api_key) {
+        (Some(user), _) => {
             let _ = writeln!(out, "  user   {} <{}>", user.id, user.email.as_str());
         }
-        None => {
+        (None, Some(key)) => {
+            let _ = writeln!(out, "  API key {} (tgk_{}_...)", key.id, key.public_id);
+        }
+        (None, None) => {
             let _ = writeln!(out, "  user   (anonymous)");
         }
     }
@@ -243,6 +248,9 @@ fn allowed(out: &mut String, route: &Route, identity: &Identity) {
     let _ = writeln!(out, "  x-forwarded-for, x-forwarded-proto, x-request-id: set per request");
     if identity.via_header && !route.forward_credentials() {
         let _ = writeln!(out, "  (the gateway's Authorization header is removed)");
+    }
+    if identity.via_api_key_header && !route.forward_credentials() {
+        let _ = writeln!(out, "  (the X-Api-Key header with the API key is removed)");
     }
 }
 

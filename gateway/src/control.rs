@@ -1,7 +1,7 @@
 //! The gateway's control plane, as one Pingora background service: the Redis
 //! connection and the cache-invalidation subscriber (when there is a Redis), the
-//! route-file and TLS certificate watchers, and the loop that health-checks upstreams, refreshes rate
-//! limiters and re-reads the assertion keys.
+//! route-file and TLS certificate watchers, the loop that health-checks upstreams, refreshes rate
+//! limiters and re-reads the assertion keys, and the writer of API key uses.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use shared::assertion::Assertions;
 use shared::cache::{run_subscriber, Cache};
 use shared::config::TlsSettings;
 
+use crate::key_uses::{self, KeyUses};
 use crate::metrics::Metrics;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
@@ -23,6 +24,10 @@ use crate::tls::CertStore;
 
 /// What the control plane keeps up to date.
 pub struct ControlPlane {
+    /// The database, for API key uses.
+    pub pool: sqlx::PgPool,
+    /// API key uses to write.
+    pub key_uses: Arc<KeyUses>,
     /// The cache whose Redis tier it connects and whose L1 it evicts.
     pub cache: Cache,
     /// The live route table.
@@ -60,6 +65,7 @@ impl BackgroundService for ControlPlane {
             self.invalidations(shutdown.clone()),
             self.watch_routes(shutdown.clone()),
             self.watch_certificates(shutdown.clone()),
+            self.write_key_uses(shutdown.clone()),
             self.refresh_loop(shutdown)
         );
     }
@@ -116,6 +122,25 @@ impl ControlPlane {
                 error = %e,
                 "cannot watch the TLS certificates; renewed files need a restart"
             ),
+        }
+    }
+
+    /// Writes API key uses every [`key_uses::FLUSH_EVERY`], and once more on the
+    /// way out.
+    async fn write_key_uses(&self, shutdown: ShutdownWatch) {
+        let stop = stopped(shutdown);
+        tokio::pin!(stop);
+        loop {
+            let stopping = tokio::select! {
+                () = &mut stop => true,
+                () = tokio::time::sleep(key_uses::FLUSH_EVERY) => false,
+            };
+            if let Err(e) = self.key_uses.flush(&self.pool).await {
+                tracing::warn!(error = %shared::telemetry::error_chain(&e), "recording API key uses failed; will retry");
+            }
+            if stopping {
+                return;
+            }
         }
     }
 

@@ -117,6 +117,12 @@ error_codes! {
     NotAMember => (FORBIDDEN, "not_a_member", "you are not a member of this tenant"),
     /// The caller's role in the tenant is not enough.
     InsufficientRole => (FORBIDDEN, "insufficient_role", "your role is not enough here"),
+    /// An API key was used for a tenant other than its own.
+    ApiKeyWrongTenant => (FORBIDDEN, "api_key_wrong_tenant", "this API key belongs to another tenant"),
+    /// An API key cannot be given a role above its creator's.
+    ApiKeyRoleTooHigh => (FORBIDDEN, "api_key_role_too_high", "an API key's role cannot be above your own"),
+    /// No such API key in this tenant.
+    ApiKeyNotFound => (NOT_FOUND, "api_key_not_found", "no such API key in this tenant"),
     /// Only an owner grants, changes or removes the owner role.
     OwnerRequired => (FORBIDDEN, "owner_required", "only an owner grants, changes or removes the owner role"),
     /// Nobody raises their own role.

@@ -13,6 +13,7 @@ pub mod cli;
 pub(crate) mod control;
 pub(crate) mod error_code;
 pub(crate) mod file_watch;
+pub(crate) mod key_uses;
 pub mod memo;
 pub(crate) mod metrics;
 pub(crate) mod portal;

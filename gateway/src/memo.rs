@@ -166,7 +166,10 @@ fn encode(inputs: &Inputs<'_>, key: &mut Vec<u8>) {
     key.clear();
     key.extend_from_slice(&inputs.route.to_le_bytes());
     let (token, source) = match inputs.token {
-        Some(p) => (Some(p.token), 1 | (u8::from(p.in_header) << 1) | (u8::from(p.in_cookie) << 2)),
+        Some(p) => (
+            Some(p.token),
+            1 | (u8::from(p.in_header) << 1) | (u8::from(p.in_cookie) << 2) | (u8::from(p.in_api_key) << 3),
+        ),
         None => (None, 0),
     };
     key.push(source);
@@ -208,8 +211,8 @@ mod tests {
 
     #[test]
     fn different_inputs_never_share_a_key() {
-        let header = Presented { token: "a.b.c", in_header: true, in_cookie: false };
-        let cookie = Presented { token: "a.b.c", in_header: false, in_cookie: true };
+        let header = Presented { token: "a.b.c", in_header: true, in_cookie: false, in_api_key: false };
+        let cookie = Presented { token: "a.b.c", in_header: false, in_cookie: true, in_api_key: false };
         let slug = Slug::parse("acme").unwrap();
         let base = Inputs { route: 7, token: Some(&header), host: "app.test", ..Inputs::default() };
         let variants = [
@@ -230,7 +233,7 @@ mod tests {
     #[test]
     fn a_hit_needs_an_accepted_token_and_a_current_value() {
         let memo: DecisionMemo<u32> = DecisionMemo::new(100);
-        let token = Presented { token: "a.b.c", in_header: true, in_cookie: false };
+        let token = Presented { token: "a.b.c", in_header: true, in_cookie: false, in_api_key: false };
         let inputs = Inputs { route: 1, token: Some(&token), host: "h", ..Inputs::default() };
         let key = memo.get(&inputs, |_| true).unwrap_err().unwrap();
         memo.insert(key, 5, unix_now() + 60);

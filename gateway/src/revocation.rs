@@ -30,18 +30,31 @@ use shared::telemetry::error_chain;
 use tokio::sync::broadcast::error::RecvError;
 
 /// What a long-lived request was admitted with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    /// The user.
-    pub user: UserId,
-    /// The token version their access token carried (logout-all bumps it).
-    pub token_version: i32,
+    /// Who.
+    pub holder: Holder,
     /// The tenant and the least role the route needs there, if any (membership
     /// is needed either way).
     pub tenant: Option<(TenantId, Option<Role>)>,
-    /// When the access token it was admitted with expires (Unix seconds): the
-    /// stream ends then too, as a request with that token would be refused.
+    /// When the access token (or API key) it was admitted with expires (Unix
+    /// seconds): the stream ends then too, as a request with it would be refused.
     pub expires_at: i64,
+}
+
+/// Who a [`Grant`] was given to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A user, with the token version their access token carried (logout-all
+    /// bumps it).
+    User {
+        /// The user.
+        id: UserId,
+        /// The token's version.
+        token_version: i32,
+    },
+    /// A tenant API key (revoking it ends the grant), by public id.
+    ApiKey(Arc<str>),
 }
 
 /// Decides again, from the cache, whether grants still hold.
@@ -72,7 +85,12 @@ impl Revocations {
         // Whatever changed between the decision and this subscription.
         let mut event = Evicted::All;
         loop {
-            if event.concerns(grant.user, grant.tenant.map(|(t, _)| t)) && !self.holds(&grant).await {
+            let tenant = grant.tenant.map(|(t, _)| t);
+            let concerns = match &grant.holder {
+                Holder::User { id, .. } => event.concerns(*id, tenant),
+                Holder::ApiKey(public_id) => tenant.is_some_and(|t| event.concerns_key(public_id, t)),
+            };
+            if concerns && !self.holds(&grant).await {
                 return;
             }
             event = match evictions.recv().await {
@@ -86,25 +104,37 @@ impl Revocations {
     /// Whether `grant` still holds. A cache failure keeps it (the stream stays
     /// open rather than every stream closing on a Redis or database blip).
     async fn holds(&self, grant: &Grant) -> bool {
-        let user = match self.cache.user(grant.user).await {
-            Ok(user) => user,
+        match self.check(grant).await {
+            Ok(holds) => holds,
             Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "cannot re-check an open stream's user; keeping it");
-                return true;
+                tracing::warn!(error = %error_chain(&e), "cannot re-check an open stream's access; keeping it");
+                true
             }
-        };
-        if user.is_none_or(|u| u.token_version != grant.token_version) {
-            return false;
         }
-        let Some((tenant, min_role)) = grant.tenant else { return true };
-        let (active, role) = match (self.cache.tenant(tenant).await, self.cache.role(grant.user, tenant).await) {
-            (Ok(t), Ok(role)) => (t.is_some_and(|t| t.is_active), role),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %error_chain(&e), "cannot re-check an open stream's tenant; keeping it");
-                return true;
+    }
+
+    async fn check(&self, grant: &Grant) -> Result<bool, shared::cache::Error> {
+        // A key's role is its own; a user's is their membership's.
+        let key_role = match &grant.holder {
+            Holder::User { id, token_version } => {
+                if self.cache.user(*id).await?.is_none_or(|u| u.token_version != *token_version) {
+                    return Ok(false);
+                }
+                None
             }
+            Holder::ApiKey(public_id) => match self.cache.api_key(public_id).await? {
+                Some(key) if key.is_live_at(chrono::Utc::now().timestamp()) => Some(key.role),
+                _ => return Ok(false),
+            },
         };
-        active && role.is_some_and(|r| min_role.is_none_or(|needed| r >= needed))
+        let Some((tenant, min_role)) = grant.tenant else { return Ok(true) };
+        let role = match (&grant.holder, key_role) {
+            (_, Some(role)) => Some(role),
+            (Holder::User { id, .. }, None) => self.cache.role(*id, tenant).await?,
+            (Holder::ApiKey(_), None) => None,
+        };
+        let active = self.cache.tenant(tenant).await?.is_some_and(|t| t.is_active);
+        Ok(active && role.is_some_and(|r| min_role.is_none_or(|needed| r >= needed)))
     }
 }
 

@@ -28,7 +28,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Email, Role, Slug, TenantId, UserId};
+use crate::domain::{ApiKeyId, Email, Role, Slug, TenantId, UserId};
 
 /// Why assertion keys could not be loaded or an assertion signed.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +84,16 @@ pub struct AssertionClaims {
     /// The tenant slug.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tslug: Option<String>,
-    /// The user's role in the tenant.
+    /// The caller's role in the tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Who the caller is: `user` or `api_key` (absent on anonymous requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_type: Option<String>,
+    /// The API key's id, when an API key authenticated the request (then there
+    /// is no `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<ApiKeyId>,
     /// The request id: one assertion per request.
     pub jti: String,
     /// The request's method.
@@ -108,6 +115,8 @@ pub struct AssertionClaims {
 pub struct Subject<'a> {
     /// The user, if any: id, email, verified.
     pub user: Option<(UserId, &'a Email, bool)>,
+    /// Or the API key that authenticated the request.
+    pub api_key: Option<ApiKeyId>,
     /// The tenant, if any: id and slug.
     pub tenant: Option<(TenantId, &'a Slug)>,
     /// The role there.
@@ -217,6 +226,12 @@ impl Assertions {
             tid: subject.tenant.as_ref().map(|t| t.0.to_string()),
             tslug: subject.tenant.as_ref().map(|t| t.1.as_str().to_owned()),
             role: subject.role.map(|r| r.as_str().to_owned()),
+            actor_type: match (&subject.user, &subject.api_key) {
+                (Some(_), _) => Some("user".to_owned()),
+                (None, Some(_)) => Some("api_key".to_owned()),
+                (None, None) => None,
+            },
+            api_key_id: subject.api_key,
             jti: request_id.to_owned(),
             htm: method.to_owned(),
             htu: path.to_owned(),

@@ -4,7 +4,12 @@ use jsonwebtoken::{DecodingKey, Validation};
 fn subject() -> Subject<'static> {
     let email = Box::leak(Box::new(Email::parse("ann@example.test").unwrap()));
     let slug = Box::leak(Box::new(Slug::parse("acme").unwrap()));
-    Subject { user: Some((UserId::new(), email, true)), tenant: Some((TenantId::new(), slug)), role: Some(Role::Admin) }
+    Subject {
+        user: Some((UserId::new(), email, true)),
+        api_key: None,
+        tenant: Some((TenantId::new(), slug)),
+        role: Some(Role::Admin),
+    }
 }
 
 /// Verifies `token` as an app would: the key picked by `kid` from the JWKS.

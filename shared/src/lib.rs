@@ -13,6 +13,8 @@ pub mod duration;
 pub mod portal_paths;
 
 #[cfg(feature = "runtime")]
+pub mod api_key;
+#[cfg(feature = "runtime")]
 pub mod assertion;
 #[cfg(feature = "runtime")]
 pub mod cache;

@@ -19,19 +19,25 @@ pub enum IdentityHeader {
     TenantId,
     /// `X-Tenant-Slug`: the tenant's slug.
     TenantSlug,
-    /// `X-Tenant-Role`: the user's role in it.
+    /// `X-Tenant-Role`: the user's (or API key's) role in it.
     TenantRole,
+    /// `X-Actor-Type`: `user` or `api_key`, on authenticated requests.
+    ActorType,
+    /// `X-Api-Key-Id`: the API key's id, on requests an API key authenticated.
+    ApiKeyId,
 }
 
 impl IdentityHeader {
     /// Every header, in the order they are written.
-    pub const ALL: [IdentityHeader; 6] = [
+    pub const ALL: [IdentityHeader; 8] = [
         IdentityHeader::UserId,
         IdentityHeader::UserEmail,
         IdentityHeader::UserEmailVerified,
         IdentityHeader::TenantId,
         IdentityHeader::TenantSlug,
         IdentityHeader::TenantRole,
+        IdentityHeader::ActorType,
+        IdentityHeader::ApiKeyId,
     ];
 
     /// The header's name (built once: a constant).
@@ -48,6 +54,8 @@ impl IdentityHeader {
             IdentityHeader::TenantId => "x-tenant-id",
             IdentityHeader::TenantSlug => "x-tenant-slug",
             IdentityHeader::TenantRole => "x-tenant-role",
+            IdentityHeader::ActorType => "x-actor-type",
+            IdentityHeader::ApiKeyId => "x-api-key-id",
         }
     }
 
@@ -73,8 +81,8 @@ impl fmt::Display for IdentityHeader {
 pub struct IdentityHeaders(u8);
 
 impl IdentityHeaders {
-    /// All six: the default.
-    pub const ALL: IdentityHeaders = IdentityHeaders(0b11_1111);
+    /// All eight: the default.
+    pub const ALL: IdentityHeaders = IdentityHeaders(0b1111_1111);
 
     /// None at all (`identity_headers = []`: the app reads the assertion, or
     /// nothing).
@@ -132,7 +140,7 @@ mod tests {
         }
         let set = IdentityHeaders::of([IdentityHeader::TenantRole, IdentityHeader::UserId]);
         assert_eq!(set.iter().collect::<Vec<_>>(), [IdentityHeader::UserId, IdentityHeader::TenantRole]);
-        assert_eq!((set.len(), IdentityHeaders::ALL.len(), IdentityHeaders::NONE.is_empty()), (2, 6, true));
+        assert_eq!((set.len(), IdentityHeaders::ALL.len(), IdentityHeaders::NONE.is_empty()), (2, 8, true));
         assert!(!set.contains(IdentityHeader::UserEmail));
         assert_eq!(IdentityHeaders::of(IdentityHeader::ALL), IdentityHeaders::ALL);
     }

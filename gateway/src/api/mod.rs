@@ -119,6 +119,8 @@ fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(tenants::members::change_role, tenants::members::remove))
         .routes(routes!(tenants::invitations::list, tenants::invitations::create))
         .routes(routes!(tenants::invitations::revoke))
+        .routes(routes!(tenants::api_keys::list, tenants::api_keys::create))
+        .routes(routes!(tenants::api_keys::revoke))
         .routes(routes!(tenants::audit::list))
         .routes(routes!(tenants::invitations::accept))
         .routes(routes!(keys::jwks))

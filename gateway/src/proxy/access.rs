@@ -1,17 +1,20 @@
-//! The access decision for a proxied request: who is calling (JWT, in memory), which
-//! tenant the request is for (by the route's `tenant_from` order) and whether the
-//! caller's role there is enough. With warm caches this does no network I/O.
+//! The access decision for a proxied request: who is calling (a user's JWT,
+//! checked in memory, or a tenant API key), which tenant the request is for (by
+//! the route's `tenant_from` order; an API key's own tenant when it names none)
+//! and whether the caller's role there is enough. With warm caches this does no
+//! network I/O.
 
 use std::sync::Arc;
 
 use edge::credentials::{self, Presented};
 use http::{header, HeaderMap, StatusCode};
-use shared::cache::{Cache, CachedTenant, CachedUser, Stamp};
+use shared::cache::{Cache, CachedApiKey, CachedTenant, CachedUser, Principal, Stamp};
 use shared::domain::{DomainName, Role, Slug, TenantId};
 use shared::jwt::AccessTokens;
 
 use super::identity_headers::{self, HeaderBlock};
 use crate::error_code::ErrorCode;
+use crate::key_uses::KeyUses;
 use crate::memo::{DecisionMemo, Inputs};
 use crate::metrics::MemoCounters;
 use crate::routes::{tenant, Requirement, Route, TenantSource};
@@ -21,6 +24,8 @@ use crate::routes::{tenant, Requirement, Route, TenantSource};
 pub struct Identity {
     /// The authenticated user.
     pub user: Option<Arc<CachedUser>>,
+    /// The API key that authenticated the request instead (never both).
+    pub api_key: Option<Arc<CachedApiKey>>,
     /// The resolved tenant.
     pub tenant: Option<Arc<CachedTenant>>,
     /// The user's role in it.
@@ -30,7 +35,10 @@ pub struct Identity {
     /// The gateway's token came in `Authorization`: it is removed before
     /// forwarding unless the route forwards credentials.
     pub via_header: bool,
-    /// When the access token expires (Unix seconds), if one authenticated.
+    /// An API key came in `X-Api-Key`: removed likewise.
+    pub via_api_key_header: bool,
+    /// When the access token (or API key) expires (Unix seconds), if one
+    /// authenticated; `i64::MAX` for a key without expiry.
     pub expires_at: Option<i64>,
     /// The identity headers the route's app receives, built once per decision
     /// (and kept with it in the memo).
@@ -123,15 +131,38 @@ pub struct AccessControl {
     pub memo: DecisionMemo<Memoized>,
     /// `tenantgate_decision_memo_total{result}`.
     pub memo_counters: MemoCounters,
+    /// Uses of API keys, written off the request path.
+    pub key_uses: Arc<KeyUses>,
 }
 
-/// Where an accepted access token came from.
-#[derive(Debug, Clone, Copy, Default)]
-struct TokenSource {
+/// Who an accepted credential is.
+#[derive(Debug, Clone, Default)]
+enum Caller {
+    /// Nobody (no credential, on a route that allows that).
+    #[default]
+    Anonymous,
+    /// A user, by access token.
+    User(Arc<CachedUser>),
+    /// A tenant API key.
+    ApiKey(Arc<CachedApiKey>),
+}
+
+/// An accepted credential: who, where it came from, until when.
+#[derive(Debug, Clone, Default)]
+struct Authenticated {
+    caller: Caller,
     cookie: bool,
     header: bool,
+    api_key_header: bool,
     expires_at: Option<i64>,
 }
+
+/// 401 for an API key that is not (or no longer) one: unknown, revoked or a
+/// wrong secret, told apart to nobody.
+const INVALID_API_KEY: Refusal = Refusal::new(ErrorCode::InvalidToken, "the API key is not valid");
+
+/// 403 for an API key used for a tenant other than its own.
+const FOREIGN_API_KEY: Refusal = Refusal::of(ErrorCode::ApiKeyWrongTenant);
 
 /// 400 when the request names two different tenants.
 pub const TENANT_CONFLICT: Refusal = Refusal::of(ErrorCode::TenantConflict);
@@ -173,10 +204,16 @@ impl AccessControl {
             Ok(identity) => {
                 // Only a verified token's decisions are kept: anonymous ones cost
                 // little to make, and must not let anyone fill the memo.
-                if let (Some(key), Some(user), Some(exp)) = (key, &identity.user, identity.expires_at) {
+                let remembered = match (&identity.user, &identity.api_key, identity.expires_at) {
+                    (Some(user), _, Some(exp)) => Some((Principal::User(user.id), shared::jwt::accepted_until(exp))),
+                    // A key's last accepted second is the one before its expiry.
+                    (_, Some(api_key), Some(exp)) => Some((Principal::ApiKey(&api_key.public_id), exp - 1)),
+                    _ => None,
+                };
+                if let (Some(key), Some((who, until))) = (key, remembered) {
                     let tenant = identity.tenant.as_ref().map(|t| t.id);
-                    if let Some(stamp) = self.cache.stamp(begun, Some(user.id), tenant) {
-                        self.memo.insert(key, (identity.clone(), stamp), shared::jwt::accepted_until(exp));
+                    if let Some(stamp) = self.cache.stamp(begun, Some(who), tenant) {
+                        self.memo.insert(key, (identity.clone(), stamp), until);
                     }
                 }
                 Decision::Allow(identity)
@@ -213,84 +250,137 @@ impl AccessControl {
         presented: Option<&Presented<'_>>,
         facts: &RequestFacts<'_>,
     ) -> Result<Identity, Refusal> {
-        let (user, presented) = self.authenticate(route, presented).await?;
-        let tenant = self.resolve_tenant(route, facts).await?;
-        let role = match (&user, &tenant) {
-            (Some(user), Some(tenant)) => self.cache.role(user.id, tenant.id).await.map_err(|_| UNAVAILABLE)?,
+        let authenticated = self.authenticate(route, presented).await?;
+        let tenant = match &authenticated.caller {
+            // A key acts in its own tenant only; a request that names none is for it.
+            Caller::ApiKey(key) => {
+                let facts = RequestFacts { remembered_tenant: None, ..*facts };
+                match self.requested_tenant(route, &facts).await? {
+                    Some(named) if named.id != key.tenant_id => return Err(FOREIGN_API_KEY.for_tenant(&named)),
+                    Some(named) => Some(named),
+                    None => {
+                        Some(self.cache.tenant(key.tenant_id).await.map_err(|_| UNAVAILABLE)?.ok_or(INVALID_API_KEY)?)
+                    }
+                }
+            }
+            _ => self.requested_tenant(route, facts).await?,
+        };
+        let tenant = match tenant {
+            Some(tenant) if !tenant.is_active => return Err(Refusal::of(ErrorCode::TenantInactive)),
+            None if route.tenant() == Requirement::Required => return Err(Refusal::of(ErrorCode::TenantRequired)),
+            tenant => tenant,
+        };
+        let role = match (&authenticated.caller, &tenant) {
+            (Caller::User(user), Some(tenant)) => self.cache.role(user.id, tenant.id).await.map_err(|_| UNAVAILABLE)?,
+            (Caller::ApiKey(key), Some(_)) => Some(key.role),
             _ => None,
         };
+        let authenticated_caller = !matches!(authenticated.caller, Caller::Anonymous);
         if let Some(min) = route.min_role() {
-            match (&user, &tenant, role) {
-                (None, _, _) => return Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
-                (Some(_), None, _) => return Err(Refusal::of(ErrorCode::TenantRequired)),
-                (Some(_), Some(t), None) => return Err(Refusal::of(ErrorCode::NotAMember).for_tenant(t)),
-                (Some(_), Some(t), Some(role)) if role < min => {
+            match (authenticated_caller, &tenant, role) {
+                (false, _, _) => return Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
+                (true, None, _) => return Err(Refusal::of(ErrorCode::TenantRequired)),
+                (true, Some(t), None) => return Err(Refusal::of(ErrorCode::NotAMember).for_tenant(t)),
+                (true, Some(t), Some(role)) if role < min => {
                     return Err(Refusal::of(ErrorCode::InsufficientRole).for_tenant(t))
                 }
                 _ => {}
             }
-        } else if let (Some(_), Some(t), None) = (&user, &tenant, role) {
+        } else if let (true, Some(t), None) = (authenticated_caller, &tenant, role) {
             // A tenant-scoped route without a minimum role still needs membership.
             return Err(Refusal::of(ErrorCode::NotAMember).for_tenant(t));
         }
-        let headers = identity_headers::block(user.as_deref(), tenant.as_deref(), role, route.identity_headers())
+        let (user, api_key) = match authenticated.caller {
+            Caller::Anonymous => (None, None),
+            Caller::User(user) => (Some(user), None),
+            Caller::ApiKey(key) => (None, Some(key)),
+        };
+        let actor = match (&user, &api_key) {
+            (Some(user), _) => Some(identity_headers::Actor::User(user)),
+            (_, Some(key)) => Some(identity_headers::Actor::ApiKey(key)),
+            _ => None,
+        };
+        let headers = identity_headers::block(actor, tenant.as_deref(), role, route.identity_headers())
             .ok_or(Refusal::new(ErrorCode::InternalError, "an identity value is not a valid header value"))?;
-        let identity = Identity {
+        Ok(Identity {
             user,
+            api_key,
             tenant,
             role,
-            via_cookie: presented.cookie,
-            via_header: presented.header,
-            expires_at: presented.expires_at,
+            via_cookie: authenticated.cookie,
+            via_header: authenticated.header,
+            via_api_key_header: authenticated.api_key_header,
+            expires_at: authenticated.expires_at,
             headers,
-        };
-        Ok(identity)
+        })
     }
 
-    /// The caller, if any, and where the token came from. A token that is present
-    /// but bad is refused even on `auth = "optional"` routes: silently downgrading
-    /// it would hide the problem.
-    async fn authenticate(
-        &self,
-        route: &Route,
-        presented: Option<&Presented<'_>>,
-    ) -> Result<(Option<Arc<CachedUser>>, TokenSource), Refusal> {
+    /// The caller, if any, and where the credential came from. A credential that
+    /// is present but bad is refused even on `auth = "optional"` routes: silently
+    /// downgrading it would hide the problem.
+    async fn authenticate(&self, route: &Route, presented: Option<&Presented<'_>>) -> Result<Authenticated, Refusal> {
         if route.auth() == Requirement::None {
-            return Ok((None, TokenSource::default()));
+            return Ok(Authenticated::default());
         }
         let Some(presented) = presented else {
             return match route.auth() {
                 Requirement::Required => Err(Refusal::new(ErrorCode::MissingToken, "this route needs an access token")),
-                _ => Ok((None, TokenSource::default())),
+                _ => Ok(Authenticated::default()),
             };
         };
+        let source = |caller, expires_at| Authenticated {
+            caller,
+            cookie: presented.in_cookie,
+            header: presented.in_header,
+            api_key_header: presented.in_api_key,
+            expires_at: Some(expires_at),
+        };
+        if credentials::is_api_key(presented.token) {
+            let key = self.api_key(presented).await?;
+            let expires_at = key.expires_at.unwrap_or(i64::MAX);
+            return Ok(source(Caller::ApiKey(key), expires_at));
+        }
         let claims = self.tokens.verify(presented.token).map_err(|e| match e {
             shared::jwt::Error::Expired => Refusal::new(ErrorCode::TokenExpired, "the access token has expired"),
             _ => Refusal::new(ErrorCode::InvalidToken, "the access token is not valid"),
         })?;
         let user = self.cache.user(claims.sub).await.map_err(|_| UNAVAILABLE)?;
-        let source =
-            TokenSource { cookie: presented.in_cookie, header: presented.in_header, expires_at: Some(claims.exp) };
         match user {
             Some(user) if user.token_version == claims.ver => {
                 if route.require_verified_email() && !user.email_verified {
                     return Err(Refusal::of(ErrorCode::EmailNotVerified));
                 }
-                Ok((Some(user), source))
+                Ok(source(Caller::User(user), claims.exp))
             }
             _ => Err(Refusal::new(ErrorCode::TokenRevoked, "the access token has been revoked")),
         }
+    }
+
+    /// The live API key `presented` is: its public id finds it (cached like
+    /// roles), its secret's hash must match in constant time, and it must not
+    /// have expired. Keys are for machines: never taken from a cookie.
+    async fn api_key(&self, presented: &Presented<'_>) -> Result<Arc<CachedApiKey>, Refusal> {
+        if presented.in_cookie {
+            return Err(Refusal::new(ErrorCode::InvalidToken, "an API key is not accepted in a cookie"));
+        }
+        let parsed = shared::api_key::Presented::parse(presented.token).ok_or(INVALID_API_KEY)?;
+        let key = self.cache.api_key(parsed.public_id).await.map_err(|_| UNAVAILABLE)?;
+        let key = key.filter(|key| parsed.matches(&key.secret_hash)).ok_or(INVALID_API_KEY)?;
+        if !key.is_live_at(chrono::Utc::now().timestamp()) {
+            return Err(Refusal::new(ErrorCode::TokenExpired, "the API key has expired"));
+        }
+        Ok(key)
     }
 
     /// Whether `Authorization` carries a token this gateway issued, on a route that
     /// does not authenticate (where [`AccessControl::decide`] did not look): such a
     /// token is kept from the app all the same.
     pub fn is_own_bearer(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(credentials::bearer)
-            .is_some_and(|token| token.split('.').count() == 3 && self.tokens.verify(token).is_ok())
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(credentials::bearer).is_some_and(
+            |token| {
+                credentials::is_api_key(token) || (token.split('.').count() == 3 && self.tokens.verify(token).is_ok())
+            },
+        )
     }
 
     /// The tenant the request names. Every source the route reads is looked at,
@@ -299,8 +389,9 @@ impl AccessControl {
     /// source would act for another tenant. A source that names a tenant
     /// explicitly (subdomain, path, header) and names an unknown one is a 404; a
     /// Host that is no tenant's domain names none. The tenant remembered by the
-    /// portal's cookie counts only when no source names one.
-    async fn resolve_tenant(
+    /// portal's cookie counts only when no source names one. Whether the route
+    /// needs one, and whether it is active, is the caller's to check.
+    async fn requested_tenant(
         &self,
         route: &Route,
         facts: &RequestFacts<'_>,
@@ -349,12 +440,7 @@ impl AccessControl {
                 found = self.cache.tenant_by_slug(&slug.to_ascii_lowercase()).await.map_err(|_| UNAVAILABLE)?;
             }
         }
-        match found {
-            Some(tenant) if !tenant.is_active => Err(Refusal::of(ErrorCode::TenantInactive)),
-            Some(tenant) => Ok(Some(tenant)),
-            None if route.tenant() == Requirement::Required => Err(Refusal::of(ErrorCode::TenantRequired)),
-            None => Ok(None),
-        }
+        Ok(found)
     }
 }
 

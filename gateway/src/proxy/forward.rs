@@ -11,6 +11,7 @@
 //! lowercase, whatever spelling the client used; every edit here is a plain
 //! `http::HeaderMap` write with names built once.
 
+use edge::credentials;
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -90,6 +91,11 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     if ctx.strip_authorization && !forward_credentials {
         headers.remove(header::AUTHORIZATION);
     }
+    // An API key of ours never reaches the app, whether it authenticated this
+    // request or not (the app's own X-Api-Key values stay).
+    if !forward_credentials && holds_api_key(headers) {
+        headers.remove(credentials::X_API_KEY);
+    }
     strip_cookies(headers, cookies, forward_credentials);
     let Some(route) = &ctx.route else { return Ok(()) };
     for (name, value) in route.headers() {
@@ -100,6 +106,13 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
         parts.headers.insert(ASSERTION, header_value(&token)?);
     }
     Ok(())
+}
+
+/// Whether an `X-Api-Key` header holds one of the gateway's API keys (a request
+/// with two such headers, one of them ours, is refused before it gets here on
+/// routes that authenticate; on others all are removed).
+fn holds_api_key(headers: &HeaderMap) -> bool {
+    headers.get_all(credentials::X_API_KEY).iter().any(|v| v.to_str().is_ok_and(|t| credentials::is_api_key(t.trim())))
 }
 
 /// A header value from text the gateway made or validated.
@@ -124,6 +137,7 @@ pub(super) fn sign_assertion(
     let identity = &ctx.identity;
     let subject = Subject {
         user: identity.user.as_ref().map(|u| (u.id, &u.email, u.email_verified)),
+        api_key: identity.api_key.as_ref().map(|k| k.id),
         tenant: identity.tenant.as_ref().map(|t| (t.id, &t.slug)),
         role: identity.role,
     };

@@ -9,7 +9,7 @@ use pingora::http::RequestHeader;
 
 use crate::routes::{IdentityHeader, IdentityHeaders};
 
-use shared::cache::{CachedTenant, CachedUser};
+use shared::cache::{CachedApiKey, CachedTenant, CachedUser};
 use shared::domain::Role;
 
 /// The signed identity assertion's header (see [`shared::assertion`]).
@@ -72,21 +72,34 @@ pub fn remove(headers: &mut http::HeaderMap, names: &[HeaderName]) {
 /// Headers written on every request an entry serves (see [`crate::memo`]).
 pub use crate::memo::HeaderBlock;
 
-/// The identity headers `wanted` by a route, for a decided user, tenant and role: built once per
-/// decision from the values each cached user and tenant built once (clones are
+/// Who a decided request is, for its headers.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A user: `X-User-*` and `X-Actor-Type: user`.
+    User(&'a CachedUser),
+    /// A tenant API key: `X-Api-Key-Id` and `X-Actor-Type: api_key`, no `X-User-*`.
+    ApiKey(&'a CachedApiKey),
+}
+
+/// The identity headers `wanted` by a route, for a decided actor, tenant and role: built once per
+/// decision from the values each cached user, key and tenant built once (clones are
 /// reference counts), and kept with the decision in the memo.
 ///
 /// `None` when a value is not a valid header value (cannot happen for ids and
 /// slugs; emails are validated at registration).
 pub fn block(
-    user: Option<&CachedUser>,
+    actor: Option<Actor<'_>>,
     tenant: Option<&CachedTenant>,
     role: Option<Role>,
     wanted: IdentityHeaders,
 ) -> Option<HeaderBlock> {
-    let user = match user {
-        Some(user) => Some((user.header_values()?, user.email_verified)),
-        None => None,
+    let user = match actor {
+        Some(Actor::User(user)) => Some((user.header_values()?, user.email_verified)),
+        _ => None,
+    };
+    let key_id = match actor {
+        Some(Actor::ApiKey(key)) => Some(key.header_value()?),
+        _ => None,
     };
     let tenant = match tenant {
         Some(tenant) => Some(tenant.header_values()?),
@@ -102,6 +115,13 @@ pub fn block(
             IdentityHeader::TenantId => tenant.map(|[id, _]| id.clone()),
             IdentityHeader::TenantSlug => tenant.map(|[_, slug]| slug.clone()),
             IdentityHeader::TenantRole => role.map(|role| HeaderValue::from_static(role.as_str())),
+            IdentityHeader::ActorType => actor.map(|actor| {
+                HeaderValue::from_static(match actor {
+                    Actor::User(_) => "user",
+                    Actor::ApiKey(_) => "api_key",
+                })
+            }),
+            IdentityHeader::ApiKeyId => key_id.cloned(),
         }
     };
     Some(wanted.iter().filter_map(|header| Some((header.name(), value(header)?))).collect())

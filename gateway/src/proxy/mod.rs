@@ -44,7 +44,7 @@ use crate::api;
 use crate::error_code::ErrorCode;
 use crate::metrics::{Metrics, RouteMeters};
 use crate::portal;
-use crate::revocation::{Grant, Revocations, Tap, Watch};
+use crate::revocation::{Grant, Holder, Revocations, Tap, Watch};
 use crate::routes::{Requirement, Route, RouteTable, TenantSource};
 use crate::web_session::rotation::Presenter;
 
@@ -202,7 +202,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream = Some(addr);
         peer.options.connection_timeout = Some(route.connect_timeout().unwrap_or(Duration::from_secs(5)));
         peer.options.read_timeout = Some(route.read_timeout().unwrap_or(Duration::from_secs(60)));
-        if let Some(grant) = ctx.stream_grant {
+        if let Some(grant) = ctx.stream_grant.clone() {
             self.watch_stream(&mut peer, ctx, grant);
         }
         Ok(Box::new(peer))
@@ -329,6 +329,9 @@ impl Gateway {
         if identity.via_cookie && !self.browser.csrf_ok(req, &target.host, https) {
             return Err(browser::CSRF_REJECTED);
         }
+        if let Some(key) = &identity.api_key {
+            self.access.key_uses.touch(key);
+        }
         let client_ip = ctx.client.as_ref().map(|c| c.ip);
         if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
@@ -348,7 +351,7 @@ impl Gateway {
     /// the same, and ends at its next chunk (keep-alives included) once its grant
     /// has ended.
     fn watch_untracked_stream(&self, response: &ResponseHeader, ctx: &mut RequestCtx) {
-        if ctx.stream_watch.is_some() || ctx.identity.user.is_none() {
+        if ctx.stream_watch.is_some() || (ctx.identity.user.is_none() && ctx.identity.api_key.is_none()) {
             return;
         }
         let event_stream = response
@@ -598,6 +601,7 @@ impl Gateway {
             status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             user_id = ctx.identity.user.as_ref().map(|u| u.id.to_string()),
+            api_key_id = ctx.identity.api_key.as_ref().map(|k| k.id.to_string()),
             tenant_id = ctx.identity.tenant.as_ref().map(|t| t.id.to_string()),
             tenant_slug = ctx.identity.tenant.as_ref().map(|t| t.slug.as_str()),
             upstream = ctx.upstream.map(|a| a.to_string()),
@@ -623,7 +627,9 @@ static STREAMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// request: a WebSocket (or any) upgrade, or an event stream (`Accept:
 /// text/event-stream`, as every `EventSource` sends).
 fn stream_grant(req: &RequestHeader, route: &Route, identity: &Identity) -> Option<Grant> {
-    identity.user.as_ref()?;
+    if identity.user.is_none() && identity.api_key.is_none() {
+        return None;
+    }
     let event_stream = req
         .headers
         .get_all(http::header::ACCEPT)
@@ -637,10 +643,13 @@ fn stream_grant(req: &RequestHeader, route: &Route, identity: &Identity) -> Opti
 
 /// What `identity` was admitted to `route` with.
 fn grant_of(route: &Route, identity: &Identity) -> Option<Grant> {
-    let user = identity.user.as_ref()?;
+    let holder = match (&identity.user, &identity.api_key) {
+        (Some(user), _) => Holder::User { id: user.id, token_version: user.token_version },
+        (None, Some(key)) => Holder::ApiKey(Arc::from(key.public_id.as_str())),
+        (None, None) => return None,
+    };
     Some(Grant {
-        user: user.id,
-        token_version: user.token_version,
+        holder,
         tenant: identity.tenant.as_ref().map(|t| (t.id, route.min_role())),
         expires_at: identity.expires_at?,
     })

@@ -1,5 +1,5 @@
 //! Per-route rate limits, in process (the proxied path does no network I/O): a GCRA
-//! limiter per route (governor), keyed by client IP, user or tenant, allowing
+//! limiter per route (governor), keyed by client IP, user (or API key) or tenant, allowing
 //! `requests` per `window` with bursts up to `requests`.
 
 use std::collections::HashMap;
@@ -51,7 +51,12 @@ impl RateLimits {
         let key = match limiter.config.key() {
             RateLimitKey::Ip => ip(),
             // Anonymous callers of a user- or tenant-keyed route share the IP key.
-            RateLimitKey::User => identity.user.as_ref().map_or_else(ip, |u| u.id.to_string()),
+            // An API key counts as its own caller.
+            RateLimitKey::User => match (&identity.user, &identity.api_key) {
+                (Some(user), _) => user.id.to_string(),
+                (None, Some(key)) => key.id.to_string(),
+                (None, None) => ip(),
+            },
             RateLimitKey::Tenant => identity.tenant.as_ref().map_or_else(ip, |t| t.id.to_string()),
         };
         match limiter.limiter.check_key(&key) {

@@ -267,3 +267,66 @@ async fn traefik_caddy_and_envoy_requests_are_read_as_they_send_them() {
         .unwrap();
     assert_error(res, 400, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn nginx_passes_an_api_key_actor_and_keeps_the_key_at_the_edge() {
+    let app = spawn_gateway(ROUTES, &[("GATEWAY_TRUSTED_PROXIES", "127.0.0.2")], None).await;
+    let gateway = app.base.trim_start_matches("http://").to_owned();
+    let nginx = start_nginx(&gateway, &app.upstream.addr).await;
+    let m = member(&app, "Acme").await;
+    let other = member(&app, "Globex").await;
+    let res = app
+        .client
+        .post(app.url(&format!("/auth/tenants/{}/api-keys", m.tenant_id)))
+        .bearer_auth(&m.token)
+        .json(&serde_json::json!({"name": "ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    let made: Value = res.json().await.unwrap();
+    let (key, id) = (made["key"].as_str().unwrap(), made["apiKey"]["id"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", nginx.port);
+
+    // In X-Api-Key or as a bearer token: the app sees the key's actor, never the key.
+    for (name, value) in [("x-api-key", key.to_owned()), ("authorization", format!("Bearer {key}"))] {
+        let res = client.get(url("/app/reports")).header(name, &value).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        let echo: Value = res.json().await.unwrap();
+        let seen = &echo["headers"];
+        assert_eq!(
+            (seen["x-actor-type"].as_str(), seen["x-api-key-id"].as_str()),
+            (Some("api_key"), Some(id)),
+            "{echo}"
+        );
+        assert_eq!(
+            (seen["x-tenant-id"].as_str(), seen["x-tenant-role"].as_str()),
+            (Some(m.tenant_id.as_str()), Some("viewer"))
+        );
+        assert!(
+            seen["x-user-id"].is_null() && seen["x-api-key"].is_null() && seen["authorization"].is_null(),
+            "{echo}"
+        );
+    }
+    // Its own tenant only; a wrong key is a 401.
+    let res = client.get(url("/app/reports")).header("x-api-key", key).header("x-tenant-id", &other.tenant_id).send();
+    assert_eq!(res.await.unwrap().status(), 403);
+    let wrong = format!("{}{}", &key[..key.len() - 1], if key.ends_with('a') { 'b' } else { 'a' });
+    assert_eq!(client.get(url("/app/reports")).header("x-api-key", wrong).send().await.unwrap().status(), 401);
+    // A user is marked as one; the app's own X-Api-Key passes as sent; a client
+    // claiming an actor is refused.
+    let res = client
+        .get(url("/app/reports"))
+        .bearer_auth(&m.token)
+        .header("x-tenant-id", &m.tenant_id)
+        .header("x-api-key", "app-own")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = res.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-actor-type"], "user", "{echo}");
+    assert_eq!(echo["headers"]["x-api-key"], "app-own");
+    assert!(echo["headers"]["x-api-key-id"].is_null());
+    let res = client.get(url("/public/page")).header("x-actor-type", "api_key").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+}

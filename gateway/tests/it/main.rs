@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod api_keys;
 mod assertions;
 mod attacks;
 mod auth_api;

@@ -53,6 +53,22 @@ fn slot(id: &Uuid) -> u16 {
     (id.as_u128() as u16) & (SLOTS as u16 - 1)
 }
 
+/// The slot of an API key, by its public id (random base62: its bytes are
+/// spread enough for a sum).
+fn key_slot(public_id: &str) -> u16 {
+    let sum = public_id.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (sum as u16) & (SLOTS as u16 - 1)
+}
+
+/// Whose entries a derived value was made from: a user's, or an API key's.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'a> {
+    /// A user (their `User` and `Role` entries).
+    User(UserId),
+    /// An API key (its `ApiKey` entry), by public id.
+    ApiKey(&'a str),
+}
+
 impl Generations {
     pub(super) fn new() -> Generations {
         Generations {
@@ -68,13 +84,14 @@ impl Generations {
 
     /// The stamp for a value derived since `begun` about `user` and `tenant`, or
     /// `None` when an eviction raced the derivation.
-    pub(super) fn stamp(&self, begun: Begun, user: Option<UserId>, tenant: Option<TenantId>) -> Option<Stamp> {
+    pub(super) fn stamp(&self, begun: Begun, who: Option<Principal<'_>>, tenant: Option<TenantId>) -> Option<Stamp> {
         let flush = self.flush.load(Ordering::SeqCst);
-        let read = |id: &Uuid| {
-            let i = slot(id);
-            (i, self.slots[usize::from(i)].load(Ordering::SeqCst))
-        };
-        let stamp = Stamp { flush, user: user.map(|u| read(&u.as_uuid())), tenant: tenant.map(|t| read(&t.as_uuid())) };
+        let read = |i: u16| (i, self.slots[usize::from(i)].load(Ordering::SeqCst));
+        let who = who.map(|p| match p {
+            Principal::User(u) => slot(&u.as_uuid()),
+            Principal::ApiKey(public_id) => key_slot(public_id),
+        });
+        let stamp = Stamp { flush, user: who.map(read), tenant: tenant.map(|t| read(slot(&t.as_uuid()))) };
         (self.evictions.load(Ordering::SeqCst) == begun.0).then_some(stamp)
     }
 
@@ -92,6 +109,9 @@ impl Generations {
             match key {
                 Key::User { user } | Key::Role { user, .. } => self.bump(&user.as_uuid()),
                 Key::Tenant { tenant } => self.bump(&tenant.as_uuid()),
+                Key::ApiKey { public_id } => {
+                    self.slots[usize::from(key_slot(public_id))].fetch_add(1, Ordering::SeqCst);
+                }
                 Key::Slug { .. } | Key::Domain { .. } => {
                     self.flush.fetch_add(1, Ordering::SeqCst);
                 }
@@ -118,7 +138,7 @@ mod tests {
     fn a_stamp_ends_with_an_eviction_of_its_user_tenant_or_a_flush_and_only_then() {
         let g = Generations::new();
         let (u, t, other) = (UserId::new(), TenantId::new(), UserId::new());
-        let fresh = |g: &Generations| g.stamp(g.begin(), Some(u), Some(t)).unwrap();
+        let fresh = |g: &Generations| g.stamp(g.begin(), Some(Principal::User(u)), Some(t)).unwrap();
 
         let s = fresh(&g);
         assert!(g.is_current(&s));
@@ -140,6 +160,23 @@ mod tests {
         let s = fresh(&g);
         g.flushed();
         assert!(!g.is_current(&s));
+    }
+
+    #[test]
+    fn a_key_stamp_ends_with_an_eviction_of_its_key_or_tenant() {
+        let g = Generations::new();
+        let t = TenantId::new();
+        let fresh = |g: &Generations| g.stamp(g.begin(), Some(Principal::ApiKey("AbCdEf123456")), Some(t)).unwrap();
+        let s = fresh(&g);
+        if key_slot("ZZZZZZ999999") != key_slot("AbCdEf123456") {
+            g.evicted(&[Key::ApiKey { public_id: "ZZZZZZ999999".into() }]);
+            assert!(g.is_current(&s), "another key's eviction leaves it");
+        }
+        g.evicted(&[Key::ApiKey { public_id: "AbCdEf123456".into() }]);
+        assert!(!g.is_current(&s), "its revocation ends it");
+        let s = fresh(&g);
+        g.evicted(&[Key::Tenant { tenant: t }]);
+        assert!(!g.is_current(&s), "a tenant change ends it");
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub enum Key {
         /// The domain (lowercase).
         domain: String,
     },
+    /// `apikey:{publicId}`: a live API key's tenant, role, expiry and secret hash.
+    ApiKey {
+        /// The key's public id.
+        public_id: String,
+    },
 }
 
 impl Key {
@@ -46,6 +51,7 @@ impl Key {
             Key::Role { .. } => "role",
             Key::Slug { .. } => "slug",
             Key::Domain { .. } => "domain",
+            Key::ApiKey { .. } => "api_key",
         }
     }
 
@@ -57,6 +63,7 @@ impl Key {
             Key::Role { user, tenant } => format!("{prefix}user:{user}:tenant:{tenant}:role"),
             Key::Slug { slug } => format!("{prefix}tenant:slug:{slug}"),
             Key::Domain { domain } => format!("{prefix}tenant:domain:{domain}"),
+            Key::ApiKey { public_id } => format!("{prefix}apikey:{public_id}"),
         }
     }
 }
@@ -72,5 +79,6 @@ mod tests {
         assert_eq!(Key::Tenant { tenant: t }.redis_key("tg:"), format!("tg:tenant:{t}"));
         assert_eq!(Key::Role { user: u, tenant: t }.redis_key("tg:"), format!("tg:user:{u}:tenant:{t}:role"));
         assert_eq!(Key::Slug { slug: "acme".into() }.redis_key(""), "tenant:slug:acme");
+        assert_eq!(Key::ApiKey { public_id: "AbC123xyz789".into() }.redis_key("tg:"), "tg:apikey:AbC123xyz789");
     }
 }

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-pub use generations::{Begun, Stamp};
+pub use generations::{Begun, Principal, Stamp};
 pub use invalidation::{channel, run_subscriber, Invalidation, Invalidator};
 pub use keys::Key;
 
@@ -35,7 +35,7 @@ pub use redis_tier::{Error as RedisError, RedisTier};
 use crate::db;
 use axum::http::HeaderValue;
 
-use crate::domain::{Email, Role, Slug, TenantId, UserId};
+use crate::domain::{ApiKeyId, Email, Role, Slug, TenantId, UserId};
 
 /// Errors from a lookup.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,6 +94,80 @@ impl CachedTenant {
     }
 }
 
+/// What the proxy needs to check a presented API key: only live (unrevoked)
+/// keys are cached; expiry is checked on every use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedApiKey {
+    /// The id (`X-Api-Key-Id`).
+    pub id: ApiKeyId,
+    /// The public id it was found by.
+    pub public_id: String,
+    /// The one tenant it acts in.
+    pub tenant_id: TenantId,
+    /// Its role there.
+    pub role: Role,
+    /// SHA-256 of its secret.
+    pub secret_hash: [u8; 32],
+    /// Unix second from which it no longer works.
+    pub expires_at: Option<i64>,
+    /// `X-Api-Key-Id`'s value, built on first use.
+    #[serde(skip)]
+    pub header: Derived<Option<HeaderValue>>,
+    /// The last Unix second this process reported a use of it (see
+    /// [`CachedApiKey::report_use`]).
+    #[serde(skip)]
+    pub reported: Reported,
+}
+
+impl CachedApiKey {
+    /// Whether it works at Unix second `now`.
+    pub fn is_live_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
+    /// The value of `X-Api-Key-Id`.
+    pub fn header_value(&self) -> Option<&HeaderValue> {
+        self.header.get_or_init(|| HeaderValue::from_str(&self.id.to_string()).ok()).as_ref()
+    }
+
+    /// Whether a use at Unix second `now` should be reported: the first one this
+    /// entry sees, then at most one per `every` seconds (one atomic load on the
+    /// way out).
+    pub fn report_use(&self, now: i64, every: i64) -> bool {
+        let last = self.reported.0.load(std::sync::atomic::Ordering::Relaxed);
+        now - last >= every
+            && self
+                .reported
+                .0
+                .compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// When a cache entry last reported a use; compares equal whatever it holds.
+#[derive(Default)]
+pub struct Reported(std::sync::atomic::AtomicI64);
+
+impl Clone for Reported {
+    fn clone(&self) -> Reported {
+        Reported(std::sync::atomic::AtomicI64::new(self.0.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for Reported {
+    fn eq(&self, _: &Reported) -> bool {
+        true
+    }
+}
+
+impl Eq for Reported {}
+
+impl std::fmt::Debug for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reported")
+    }
+}
+
 fn header_pair(a: &str, b: &str) -> Option<[HeaderValue; 2]> {
     Some([HeaderValue::from_str(a).ok()?, HeaderValue::from_str(b).ok()?])
 }
@@ -136,6 +210,9 @@ pub struct Ttls {
     /// Facts that do not exist.
     pub negative: Duration,
 }
+
+// API keys live as long as roles: both are grants, and both are evicted
+// everywhere when revoked.
 
 impl Default for Ttls {
     /// Our design's TTLs: user 5 min, tenant 1 h, role 10 min; negatives 30 s.
@@ -187,6 +264,7 @@ struct Inner {
     roles: Tier<(UserId, TenantId), Role>,
     slugs: Tier<String, TenantId>,
     domains: Tier<String, TenantId>,
+    api_keys: Tier<String, CachedApiKey>,
     /// The shared tier; `None` in single-node mode.
     redis: Option<RedisTier>,
     pool: PgPool,
@@ -220,14 +298,29 @@ impl Evicted {
                 Key::User { user: u } => *u == user,
                 Key::Role { user: u, tenant: t } => *u == user && Some(*t) == tenant,
                 Key::Tenant { tenant: t } => Some(*t) == tenant,
-                Key::Slug { .. } | Key::Domain { .. } => false,
+                Key::Slug { .. } | Key::Domain { .. } | Key::ApiKey { .. } => false,
+            }),
+        }
+    }
+}
+
+impl Evicted {
+    /// Whether this may concern the API key `public_id` (as itself, or through
+    /// its tenant).
+    pub fn concerns_key(&self, public_id: &str, tenant: TenantId) -> bool {
+        match self {
+            Evicted::All => true,
+            Evicted::Keys(keys) => keys.iter().any(|key| match key {
+                Key::ApiKey { public_id: p } => p == public_id,
+                Key::Tenant { tenant: t } => *t == tenant,
+                _ => false,
             }),
         }
     }
 }
 
 /// The `cache` label values.
-const CACHE_NAMES: [&str; 5] = ["user", "tenant", "role", "slug", "domain"];
+const CACHE_NAMES: [&str; 6] = ["user", "tenant", "role", "slug", "domain", "api_key"];
 
 /// The two-tier cache. Cheap to clone.
 #[derive(Clone)]
@@ -258,7 +351,7 @@ impl Cache {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "tenantgate_cache_lookups_total",
-                "Cache lookups by cache (user, tenant, role, slug, domain), tier (l1, l2, db) and result.",
+                "Cache lookups by cache (user, tenant, role, slug, domain, api_key), tier (l1, l2, db) and result.",
             ),
             &["cache", "tier", "result"],
         )?;
@@ -273,6 +366,7 @@ impl Cache {
                 roles: tier(n, t.role, t.negative),
                 slugs: tier(n, t.tenant, t.negative),
                 domains: tier(n, t.tenant, t.negative),
+                api_keys: tier(n, t.role, t.negative),
                 redis,
                 pool,
                 config,
@@ -384,6 +478,32 @@ impl Cache {
         Ok(role.map(|r| *r))
     }
 
+    /// The live (unrevoked) API key with this public id, or `None`. Expiry is
+    /// the caller's to check ([`CachedApiKey::is_live_at`]).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] on a miss while Postgres is down.
+    pub async fn api_key(&self, public_id: &str) -> Result<Option<Arc<CachedApiKey>>, Error> {
+        let pool = &self.inner.pool;
+        let key = Key::ApiKey { public_id: public_id.to_owned() };
+        self.lookup(&self.inner.api_keys, public_id.to_owned(), key, self.inner.config.ttls.role, || async move {
+            let Some(row) = db::api_keys::find_credential(pool, public_id).await? else { return Ok(None) };
+            let secret_hash = <[u8; 32]>::try_from(row.secret_hash.as_slice())
+                .map_err(|_| db::Error::Corrupt(format!("api key {}: secret hash is not 32 bytes", row.id)))?;
+            Ok(Some(CachedApiKey {
+                id: row.id,
+                public_id: public_id.to_owned(),
+                tenant_id: row.tenant_id,
+                role: row.role,
+                secret_hash,
+                expires_at: row.expires_at.map(|at| at.timestamp()),
+                header: Derived::default(),
+                reported: Reported::default(),
+            }))
+        })
+        .await
+    }
+
     /// Every later eviction from this process's tier. A receiver that falls more
     /// than 1024 evictions behind gets `Lagged`: treat it as [`Evicted::All`].
     pub fn evictions(&self) -> tokio::sync::broadcast::Receiver<Evicted> {
@@ -400,6 +520,7 @@ impl Cache {
                 Key::Role { user, tenant } => self.inner.roles.invalidate(&(*user, *tenant)).await,
                 Key::Slug { slug } => self.inner.slugs.invalidate(slug).await,
                 Key::Domain { domain } => self.inner.domains.invalidate(domain).await,
+                Key::ApiKey { public_id } => self.inner.api_keys.invalidate(public_id).await,
             }
         }
         self.inner.generations.evicted(keys);
@@ -414,6 +535,7 @@ impl Cache {
         self.inner.roles.invalidate_all();
         self.inner.slugs.invalidate_all();
         self.inner.domains.invalidate_all();
+        self.inner.api_keys.invalidate_all();
         self.inner.generations.flushed();
         let _ = self.inner.evicted.send(Evicted::All);
     }
@@ -424,11 +546,11 @@ impl Cache {
         self.inner.generations.begin()
     }
 
-    /// The stamp of a value derived since `begun` from the entries of `user` and
-    /// `tenant` (and any slug or domain mapping), or `None` when an eviction raced
-    /// the lookups: such a value must not be kept.
-    pub fn stamp(&self, begun: Begun, user: Option<UserId>, tenant: Option<TenantId>) -> Option<Stamp> {
-        self.inner.generations.stamp(begun, user, tenant)
+    /// The stamp of a value derived since `begun` from the entries of `who` (a
+    /// user or an API key) and `tenant` (and any slug or domain mapping), or
+    /// `None` when an eviction raced the lookups: such a value must not be kept.
+    pub fn stamp(&self, begun: Begun, who: Option<Principal<'_>>, tenant: Option<TenantId>) -> Option<Stamp> {
+        self.inner.generations.stamp(begun, who, tenant)
     }
 
     /// Whether no entry `stamp` vouches for has been evicted since (on this

@@ -47,6 +47,12 @@ pub enum AuditAction {
     InvitationCreated,
     /// An invitation was revoked.
     InvitationRevoked,
+    /// An API key was made.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
+    /// An API key authenticated its first request.
+    ApiKeyFirstUsed,
 }
 
 impl std::fmt::Display for AuditAction {
@@ -76,6 +82,9 @@ impl AuditAction {
         AuditAction::MemberLeft,
         AuditAction::InvitationCreated,
         AuditAction::InvitationRevoked,
+        AuditAction::ApiKeyCreated,
+        AuditAction::ApiKeyRevoked,
+        AuditAction::ApiKeyFirstUsed,
     ];
 
     /// The stored name.
@@ -100,6 +109,9 @@ impl AuditAction {
             AuditAction::MemberLeft => "member.left",
             AuditAction::InvitationCreated => "invitation.created",
             AuditAction::InvitationRevoked => "invitation.revoked",
+            AuditAction::ApiKeyCreated => "api_key.created",
+            AuditAction::ApiKeyRevoked => "api_key.revoked",
+            AuditAction::ApiKeyFirstUsed => "api_key.first_used",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! pool, or `&mut PgConnection` when they are steps of a caller's transaction.
 
 pub mod account_tokens;
+pub mod api_keys;
 pub mod audit;
 pub mod domain_claims;
 pub mod invitations;

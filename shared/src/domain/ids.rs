@@ -72,3 +72,8 @@ id_type!(
     TenantId,
     "tenantId"
 );
+id_type!(
+    /// A tenant API key's id.
+    ApiKeyId,
+    "apiKeyId"
+);

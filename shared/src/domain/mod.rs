@@ -3,6 +3,7 @@
 //! Each type keeps its field private and is built only through `parse`/`TryFrom`,
 //! which returns a typed [`ParseError`] naming the field and the rule it broke.
 
+mod api_key_name;
 mod domain_name;
 mod email;
 mod ids;
@@ -13,9 +14,10 @@ mod role;
 mod slug;
 mod tenant_name;
 
+pub use api_key_name::{ApiKeyName, API_KEY_PREFIX};
 pub use domain_name::DomainName;
 pub use email::Email;
-pub use ids::{TenantId, UserId};
+pub use ids::{ApiKeyId, TenantId, UserId};
 pub use language::Language;
 pub use password::Password;
 pub use person_name::PersonName;
@@ -63,7 +65,7 @@ macro_rules! text_type {
     )+};
 }
 
-text_type!(DomainName, Email, Language, Slug);
+text_type!(ApiKeyName, DomainName, Email, Language, Slug);
 
 /// Why a value was refused: the field and a human sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -20,7 +20,7 @@ use crate::api::extract::{ApiJson, BearerUser};
 use crate::api::openapi::errors;
 use crate::api::wire::{MarkReadRequest, NotificationEvent, NotificationsBody, NotificationsQuery};
 use crate::api::ApiState;
-use crate::revocation::Grant;
+use crate::revocation::{Grant, Holder};
 
 /// How often an idle stream sends a comment, so proxies and clients keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -141,8 +141,11 @@ pub async fn stream(
     });
     // Ends with the token, or sooner when the user's sessions end (logout-all,
     // a password reset): the client's next connection is then refused.
-    let grant =
-        Grant { user: caller.id(), token_version: caller.claims.ver, tenant: None, expires_at: caller.claims.exp };
+    let grant = Grant {
+        holder: Holder::User { id: caller.id(), token_version: caller.claims.ver },
+        tenant: None,
+        expires_at: caller.claims.exp,
+    };
     let revocations = state.revocations.clone();
     let ended = Box::pin(async move { revocations.ended(grant).await });
     let events = connected.chain(live).take_until(ended);

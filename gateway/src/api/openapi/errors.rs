@@ -125,6 +125,10 @@ error_responses! {
     RemovalRefused => [InsufficientRole, OwnerRequired, LastOwner];
     /// A tenant keeps at least one owner: make someone else owner first.
     LastOwner => [LastOwner];
+    /// Only admins and owners manage API keys, a key's role is at most its
+    /// maker's (and only owners revoke owner keys), and a deactivated tenant gets
+    /// no new keys.
+    ApiKeyRefused => [InsufficientRole, ApiKeyRoleTooHigh, TenantInactive];
 
     // 404
     /// No such tenant, or the caller is not a member of it.
@@ -137,6 +141,9 @@ error_responses! {
     /// No such tenant (or the caller is not a member), or it has no domain claim to
     /// verify.
     NoPendingDomain => [TenantNotFound, NoPendingDomain];
+    /// No such tenant (or the caller is not a member), or no API key with this id
+    /// in it.
+    ApiKeyNotFound => [TenantNotFound, ApiKeyNotFound];
 
     // 409
     /// The address is already registered, or (with an invitation) already a member.

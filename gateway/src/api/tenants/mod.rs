@@ -1,11 +1,12 @@
 //! Tenant management under `/auth/tenants` and `/auth/invitations`: tenants,
-//! members, roles, invitations and the audit trail.
+//! members, roles, invitations, API keys and the audit trail.
 //!
 //! Every change follows one shape: in one transaction, lock the tenant row, re-read
 //! the caller's role under the lock, check the rule ([`policy`]), write the change,
 //! its audit row and its `auth-event` (outbox); after the commit, invalidate the
 //! cached facts so every gateway instance enforces the change at once.
 
+pub mod api_keys;
 pub mod audit;
 pub mod domains;
 pub mod invitations;

@@ -346,3 +346,97 @@ pub struct AuditPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_before: Option<i64>,
 }
+
+/// `POST /auth/tenants/{id}/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateApiKeyRequest {
+    /// What the key is for (1..=100 characters, no control characters).
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$", example = "CI deploys")]
+    pub name: String,
+    /// Its role in the tenant: at most the caller's.
+    #[schema(schema_with = crate::api::openapi::role)]
+    pub role: String,
+    /// When it stops working (RFC 3339, in the future, within ten years); never
+    /// when absent.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as admins see it: never the key itself, which only the create
+/// answer carries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ApiKey)]
+pub struct ApiKeyBody {
+    /// Id (`X-Api-Key-Id` on the requests it makes).
+    pub id: uuid::Uuid,
+    /// The key's public part: it starts `tgk_<publicId>_`.
+    #[schema(example = "Xq3bT9kLm2Pa")]
+    pub public_id: String,
+    /// What it is for.
+    pub name: String,
+    /// Its role in the tenant.
+    #[schema(schema_with = crate::api::openapi::role)]
+    pub role: Role,
+    /// `active`, `revoked` or `expired`.
+    #[schema(value_type = String, example = "active")]
+    pub status: &'static str,
+    /// Who made it, or null (their account is gone).
+    #[schema(required = true)]
+    pub created_by: Option<uuid::Uuid>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, or null (never).
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Its last request, to within a minute, or null (never used).
+    #[schema(required = true)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked, or null.
+    #[schema(required = true)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyBody {
+    /// The listing of `key` at `now`.
+    pub fn new(key: &shared::db::api_keys::ApiKey, now: DateTime<Utc>) -> ApiKeyBody {
+        let status = match (key.revoked_at, key.is_live(now)) {
+            (Some(_), _) => "revoked",
+            (None, false) => "expired",
+            (None, true) => "active",
+        };
+        ApiKeyBody {
+            id: key.id.as_uuid(),
+            public_id: key.public_id.clone(),
+            name: key.name.as_str().to_owned(),
+            role: key.role,
+            status,
+            created_by: key.created_by,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            last_used_at: key.last_used_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// `201` of `POST /auth/tenants/{id}/api-keys`: the key, this once, and its listing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    /// `tgk_<publicId>_<secret>`: send it as `Authorization: Bearer` or
+    /// `X-Api-Key`. Shown only here; store it now.
+    #[schema(pattern = r"^tgk_[A-Za-z0-9]{12}_[A-Za-z0-9]{43}$")]
+    pub key: String,
+    /// The key as listings show it.
+    pub api_key: ApiKeyBody,
+}
+
+/// `{"apiKeys": [...]}`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ApiKeys)]
+pub struct ApiKeysBody {
+    /// The keys.
+    pub api_keys: Vec<ApiKeyBody>,
+}
