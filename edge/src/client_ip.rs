@@ -62,8 +62,29 @@ pub struct Client {
 /// Decides the client of a request from its TCP `peer` and its `X-Forwarded-For`
 /// values (every header, in order).
 pub fn resolve<'a>(peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>, trusted: &TrustedProxies) -> Client {
+    let trusted_peer = trusted.contains(canonical_ip(peer));
+    resolve_with(peer, trusted_peer, forwarded_for, trusted)
+}
+
+/// [`resolve`] for a peer trusted whatever its address (one that reached a
+/// listener only trusted proxies can reach, `GATEWAY_VERIFY_LISTEN`); the hops
+/// before it are believed only when `trusted` lists them.
+pub fn resolve_from_trusted_peer<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &TrustedProxies,
+) -> Client {
+    resolve_with(peer, true, forwarded_for, trusted)
+}
+
+fn resolve_with<'a>(
+    peer: IpAddr,
+    trusted_peer: bool,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &TrustedProxies,
+) -> Client {
     let peer = canonical_ip(peer);
-    if !trusted.contains(peer) {
+    if !trusted_peer {
         return Client { ip: peer, via_trusted_proxy: false, forwarded_for: ip_text(peer) };
     }
     let received: Vec<&str> =
@@ -193,6 +214,18 @@ mod tests {
         // Ports and brackets.
         assert_eq!(resolve(ip("10.0.0.2"), ["198.51.100.1:4711"].into_iter(), &trusted).ip, ip("198.51.100.1"));
         assert_eq!(resolve(ip("10.0.0.2"), ["[2001:db8::1]:80"].into_iter(), &trusted).ip, ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn a_peer_on_the_verify_listener_is_believed_but_only_listed_hops_before_it() {
+        let none = TrustedProxies::default();
+        let c = resolve_from_trusted_peer(ip("127.0.0.1"), ["6.6.6.6, 203.0.113.9"].into_iter(), &none);
+        assert_eq!((c.ip, c.via_trusted_proxy), (ip("203.0.113.9"), true));
+        assert_eq!(c.forwarded_for, "6.6.6.6, 203.0.113.9, 127.0.0.1");
+        let listed = TrustedProxies::parse(&["203.0.113.9"]).unwrap();
+        let c = resolve_from_trusted_peer(ip("127.0.0.1"), ["6.6.6.6, 203.0.113.9"].into_iter(), &listed);
+        assert_eq!(c.ip, ip("6.6.6.6"));
+        assert_eq!(resolve_from_trusted_peer(ip("127.0.0.1"), std::iter::empty(), &none).ip, ip("127.0.0.1"));
     }
 
     #[test]

@@ -155,6 +155,7 @@ impl Application {
             header_rules: HeaderRules::new(&settings.gateway.identity_header_prefixes)
                 .map_err(|e| anyhow::anyhow!("GATEWAY_IDENTITY_HEADER_PREFIXES: {e}"))?,
             trusted_proxies: TrustedProxies::new(settings.gateway.trusted_proxies.clone()),
+            verify_listen: settings.gateway.verify_listen,
             revocations,
             metrics: metrics.clone(),
             access_sample: settings.log.access_sample,
@@ -200,6 +201,9 @@ impl Application {
         let mut proxy =
             pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tenantgate proxy");
         proxy.add_tcp(&settings.gateway.listen.to_string());
+        if let Some(verify) = settings.gateway.verify_listen {
+            proxy.add_tcp(&verify.to_string());
+        }
         if let (Some(store), Some(addr)) = (&tls, settings.gateway.tls.listen) {
             let listener = store.listener().map_err(|e| anyhow::anyhow!("setting up GATEWAY_TLS_LISTEN: {e}"))?;
             proxy.add_tls_with_settings(&addr.to_string(), None, listener);

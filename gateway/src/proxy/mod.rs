@@ -64,6 +64,8 @@ pub struct RequestCtx {
     pub identity: Identity,
     /// The client, as decided from the TCP peer and trusted proxies.
     pub client: Option<Client>,
+    /// The request came in on `GATEWAY_VERIFY_LISTEN` (forward-auth only).
+    pub on_verify_listener: bool,
     /// The scheme the client used (`X-Forwarded-Proto` for the app): `https` over
     /// the TLS listener or when a trusted proxy says so, else `http`.
     pub forwarded_proto: &'static str,
@@ -117,6 +119,8 @@ pub struct Gateway {
     pub header_rules: HeaderRules,
     /// Proxies whose forwarding headers are believed (`GATEWAY_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// `GATEWAY_VERIFY_LISTEN`: the forward-auth-only listener, if any.
+    pub verify_listen: Option<std::net::SocketAddr>,
     /// Re-checks the grants of open streams.
     pub revocations: Revocations,
     /// Metrics.
@@ -140,6 +144,7 @@ impl ProxyHttp for Gateway {
             meters: None,
             identity: Identity::default(),
             client: None,
+            on_verify_listener: false,
             forwarded_proto: "http",
             strip_authorization: false,
             spoofed: Vec::new(),
@@ -157,7 +162,8 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = request_id::assign(session);
-        ctx.client = self.client_of(session);
+        ctx.on_verify_listener = self.on_verify_listener(session);
+        ctx.client = self.client_of(session, ctx.on_verify_listener);
         let trusted_peer = ctx.client.as_ref().is_some_and(|c| c.via_trusted_proxy);
         let over_tls = https::over_tls(session);
         ctx.forwarded_proto = forwarded_proto(session.req_header(), trusted_peer, over_tls);
@@ -165,6 +171,10 @@ impl ProxyHttp for Gateway {
         if verify::owns(session.req_header().uri.path()) {
             ctx.route_label = Arc::from("forward-auth");
             return Box::pin(self.verify(session, ctx)).await;
+        }
+        if ctx.on_verify_listener {
+            // That listener answers forward-auth only.
+            return Box::pin(self.refuse(session, ctx, &verify::NOT_ON_VERIFY_LISTENER)).await;
         }
         if over_tls || self.scheme.redirect {
             if let Some(answered) = Box::pin(self.check_scheme(session, ctx, over_tls)).await {
@@ -388,10 +398,15 @@ impl Gateway {
 
     /// The client of the request: the TCP peer, or the address a trusted proxy
     /// forwarded. `None` for a peer that is not an IP socket.
-    fn client_of(&self, session: &Session) -> Option<Client> {
+    fn client_of(&self, session: &Session, on_verify_listener: bool) -> Option<Client> {
         let peer = session.client_addr()?.as_inet()?.ip();
         let forwarded = session.req_header().headers.get_all(forward::X_FORWARDED_FOR);
-        Some(client_ip::resolve(peer, forwarded.iter().filter_map(|v| v.to_str().ok()), &self.trusted_proxies))
+        let forwarded = forwarded.iter().filter_map(|v| v.to_str().ok());
+        Some(match on_verify_listener {
+            // Only the proxies it serves reach that listener.
+            true => client_ip::resolve_from_trusted_peer(peer, forwarded, &self.trusted_proxies),
+            false => client_ip::resolve(peer, forwarded, &self.trusted_proxies),
+        })
     }
 
     /// The spoofed identity and override headers the upstream request must not

@@ -183,15 +183,28 @@ fn one(req: &RequestHeader, name: &str) -> std::result::Result<Option<String>, R
     Ok(Some(text.trim().to_owned()))
 }
 
+/// 404 for anything but forward-auth on `GATEWAY_VERIFY_LISTEN`.
+pub(super) const NOT_ON_VERIFY_LISTENER: Refusal =
+    Refusal::new(ErrorCode::RouteNotFound, "this listener answers forward-auth (/auth/verify) only");
+
 impl Gateway {
+    /// Whether the request came in on `GATEWAY_VERIFY_LISTEN`, whose peers are
+    /// believed like trusted proxies (the address is a private one: checked at
+    /// start).
+    pub(super) fn on_verify_listener(&self, session: &Session) -> bool {
+        let Some(listen) = self.verify_listen else { return false };
+        session.server_addr().and_then(|a| a.as_inet()).is_some_and(|local| *local == listen)
+    }
+
     /// Answers a forward-auth request: 200 with the identity headers when the
     /// original request would be let through, else what the proxy would have
     /// answered (JSON 401/403..., or the login redirect for browsers).
     pub(super) async fn verify(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let trusted = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|peer| self.trusted_proxies.contains(peer.ip()));
+        let trusted = ctx.on_verify_listener
+            || session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .is_some_and(|peer| self.trusted_proxies.contains(peer.ip()));
         if !trusted {
             return self.refuse(session, ctx, &Refusal::of(ErrorCode::UntrustedProxy)).await;
         }

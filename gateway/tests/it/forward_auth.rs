@@ -65,13 +65,23 @@ fn nginx_conf(dir: &std::path::Path, port: u16, gateway: &str, app: &str) -> Str
 }
 
 async fn start_nginx(gateway: &str, app: &str) -> Nginx {
+    start_nginx_asking(gateway, None, app).await
+}
+
+/// nginx asking `verify_listener` (`GATEWAY_VERIFY_LISTEN`) instead when given,
+/// from its usual address; else the gateway's listener from 127.0.0.2.
+async fn start_nginx_asking(gateway: &str, verify_listener: Option<&str>, app: &str) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let conf = dir.path().join("nginx.conf");
     let verify = format!("proxy_pass http://{gateway}/auth/verify/nginx;");
     let conf_text = nginx_conf(dir.path(), port, gateway, app);
     assert!(conf_text.contains(&verify), "the documented snippet asks /auth/verify");
-    let text = conf_text.replace(&verify, &format!("proxy_bind 127.0.0.2;\n        {verify}"));
+    let asking = match verify_listener {
+        Some(listener) => format!("proxy_pass http://{listener}/auth/verify/nginx;"),
+        None => format!("proxy_bind 127.0.0.2;\n        {verify}"),
+    };
+    let text = conf_text.replace(&verify, &asking);
     std::fs::write(&conf, text).unwrap();
     let nginx = if std::path::Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
     let child = Command::new(nginx)
@@ -329,4 +339,52 @@ async fn nginx_passes_an_api_key_actor_and_keeps_the_key_at_the_edge() {
     assert!(echo["headers"]["x-api-key-id"].is_null());
     let res = client.get(url("/public/page")).header("x-actor-type", "api_key").send().await.unwrap();
     assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn a_private_verify_listener_answers_forward_auth_only_and_believes_its_peers() {
+    let listener = format!("127.0.0.1:{}", free_port());
+    let app = spawn_gateway(ROUTES, &[("GATEWAY_VERIFY_LISTEN", &listener)], None).await;
+    let gateway = app.base.trim_start_matches("http://").to_owned();
+    let nginx = start_nginx_asking(&gateway, Some(&listener), &app.upstream.addr).await;
+    let m = member(&app, "Acme").await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", nginx.port);
+
+    // Through nginx, with no GATEWAY_TRUSTED_PROXIES at all: allowed, denied, spoof refused.
+    let res = client.get(url("/app/r")).bearer_auth(&m.token).header("x-tenant-id", &m.tenant_id).send().await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), 200);
+    let echo: Value = res.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-user-id"], m.user_id.as_str(), "{echo}");
+    assert_eq!(client.get(url("/app/r")).header("x-tenant-id", &m.tenant_id).send().await.unwrap().status(), 401);
+    let res = client.get(url("/public/p")).header("x-user-id", "forged").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    // The listener answers nothing but forward-auth: no proxying, no API, no portal.
+    for path in ["/app/r", "/public/p", "/auth/login", "/auth/ui/login", "/metrics", "/"] {
+        let res = client.get(format!("http://{listener}{path}")).bearer_auth(&m.token).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "route_not_found", "{path}");
+    }
+    // Asked directly, it answers (its peers are the proxies it serves).
+    let res = client
+        .get(format!("http://{listener}/auth/verify/nginx"))
+        .header("x-original-uri", "/public/p")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The public listener still answers forward-auth to trusted proxies only.
+    let res = client
+        .get(app.url("/auth/verify/nginx"))
+        .header("x-original-uri", "/public/p")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "untrusted_proxy");
 }

@@ -83,6 +83,7 @@ impl Default for Settings {
                 assertion_ttl: Duration::from_secs(60),
                 health_check_interval: Duration::from_secs(2),
                 trusted_proxies: Vec::new(),
+                verify_listen: None,
                 identity_header_prefixes: Vec::new(),
                 dns_resolver: Vec::new(),
                 runtime_dir: PathBuf::from("var/run"),

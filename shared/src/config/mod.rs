@@ -97,6 +97,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GATEWAY_ASSERTION_KEY_FILE", "gateway.assertion_key_file"),
     ("GATEWAY_HEALTH_CHECK_INTERVAL", "gateway.health_check_interval"),
     ("GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies"),
+    ("GATEWAY_VERIFY_LISTEN", "gateway.verify_listen"),
     ("GATEWAY_IDENTITY_HEADER_PREFIXES", "gateway.identity_header_prefixes"),
     ("GATEWAY_DNS_RESOLVER", "gateway.dns_resolver"),
     ("GATEWAY_RUNTIME_DIR", "gateway.runtime_dir"),
@@ -522,6 +523,11 @@ pub struct GatewaySettings {
     /// forwarding headers are believed; empty (the default) trusts none.
     #[serde(deserialize_with = "net_list", serialize_with = "display_list")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `GATEWAY_VERIFY_LISTEN`: a listener that answers only forward-auth
+    /// (`/auth/verify...`), to every peer, on a loopback or private address; empty
+    /// for none (forward-auth is then answered to `GATEWAY_TRUSTED_PROXIES` only).
+    #[serde(deserialize_with = "tls::optional_addr", serialize_with = "tls::optional_addr_text")]
+    pub verify_listen: Option<SocketAddr>,
     /// `GATEWAY_IDENTITY_HEADER_PREFIXES`: more header-name prefixes to strip from
     /// client requests in every spelling, besides the built-in `X-User-`,
     /// `X-Tenant-`, `X-Auth-` and `X-Tenantgate-`.

@@ -233,3 +233,19 @@ fn access_log_sample_is_a_share() {
     assert_eq!(env(&vars).unwrap().log.access_sample, 0.25);
     assert_eq!(env(&GOOD).unwrap().log.access_sample, 1.0);
 }
+
+#[test]
+fn the_verify_listener_is_private_and_its_own() {
+    for good in ["127.0.0.1:8081", "10.1.2.3:8081", "192.168.0.5:81", "[::1]:8081", "[fd00::1]:8081"] {
+        let mut vars = GOOD.to_vec();
+        vars.push(("GATEWAY_VERIFY_LISTEN", good));
+        assert_eq!(env(&vars).unwrap().gateway.verify_listen, Some(good.parse().unwrap()), "{good}");
+    }
+    for bad in ["0.0.0.0:8081", "203.0.113.5:8081", "[::]:8081", "[2001:db8::1]:8081", "127.0.0.1:8080", "nope"] {
+        let mut vars = GOOD.to_vec();
+        vars.push(("GATEWAY_VERIFY_LISTEN", bad));
+        let e = env(&vars).expect_err(bad).to_string();
+        assert!(e.contains("GATEWAY_VERIFY_LISTEN") || e.contains("verify_listen"), "{bad}: {e}");
+    }
+    assert_eq!(env(&GOOD).unwrap().gateway.verify_listen, None);
+}

@@ -117,7 +117,7 @@ impl TlsSettings {
 }
 
 /// Reads an optional `ip:port`: empty text is none.
-fn optional_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(super) fn optional_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     let raw = String::deserialize(d)?;
     let raw = raw.trim();
     if raw.is_empty() {
@@ -126,7 +126,7 @@ fn optional_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, 
     raw.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("{raw:?} is not an ip:port like 0.0.0.0:8443")))
 }
 
-fn optional_addr_text<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn optional_addr_text<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&addr.map(|a| a.to_string()).unwrap_or_default())
 }
 

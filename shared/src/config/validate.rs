@@ -124,6 +124,7 @@ impl Settings {
         }
         self.validate_portal()?;
         self.gateway.tls.validate(self.gateway.listen)?;
+        self.validate_verify_listen()?;
         for prefix in &self.gateway.identity_header_prefixes {
             if axum::http::HeaderName::from_bytes(prefix.as_bytes()).is_err() {
                 return invalid(format!(
@@ -136,6 +137,32 @@ impl Settings {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(format!("LOG_LEVEL {:?} is not a valid filter", self.log.level));
+        }
+        Ok(())
+    }
+
+    /// `GATEWAY_VERIFY_LISTEN` believes every peer: only on an address the
+    /// internet cannot reach, and not one of the other listeners.
+    fn validate_verify_listen(&self) -> Result<(), Error> {
+        let Some(verify) = self.gateway.verify_listen else { return Ok(()) };
+        let private = match verify.ip() {
+            std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+            std::net::IpAddr::V6(ip) => {
+                ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if !private {
+            return Err(Error::Invalid(format!(
+                "GATEWAY_VERIFY_LISTEN {verify} must be a loopback or private address (it believes every peer): \
+                 not a public or wildcard one"
+            )));
+        }
+        let others = [Some(self.gateway.listen), Some(self.gateway.admin_listen), self.gateway.tls.listen];
+        if others.contains(&Some(verify)) {
+            return Err(Error::Invalid(format!(
+                "GATEWAY_VERIFY_LISTEN {verify} is already another listener (GATEWAY_LISTEN, _ADMIN_LISTEN or \
+                 _TLS_LISTEN)"
+            )));
         }
         Ok(())
     }
