@@ -91,9 +91,7 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     if ctx.strip_authorization && !forward_credentials {
         headers.remove(header::AUTHORIZATION);
     }
-    // An API key of ours never reaches the app, whether it authenticated this
-    // request or not (the app's own X-Api-Key values stay).
-    if !forward_credentials && holds_api_key(headers) {
+    if ctx.strip_api_key && !forward_credentials {
         headers.remove(credentials::X_API_KEY);
     }
     strip_cookies(headers, cookies, forward_credentials);
@@ -108,10 +106,10 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     Ok(())
 }
 
-/// Whether an `X-Api-Key` header holds one of the gateway's API keys (a request
-/// with two such headers, one of them ours, is refused before it gets here on
-/// routes that authenticate; on others all are removed).
-fn holds_api_key(headers: &HeaderMap) -> bool {
+/// Whether an `X-Api-Key` header holds one of the gateway's API keys: on a route
+/// that does not authenticate (where the decision did not read it), such a key
+/// is kept from the app all the same (with every other `X-Api-Key` value).
+pub(super) fn holds_api_key(headers: &HeaderMap) -> bool {
     headers.get_all(credentials::X_API_KEY).iter().any(|v| v.to_str().is_ok_and(|t| credentials::is_api_key(t.trim())))
 }
 

@@ -72,6 +72,8 @@ pub struct RequestCtx {
     /// `Authorization` carried the gateway's token: removed before forwarding
     /// (unless the route forwards credentials).
     pub strip_authorization: bool,
+    /// `X-Api-Key` carried one of the gateway's API keys: removed likewise.
+    pub strip_api_key: bool,
     /// Client-sent identity and override headers: removed before forwarding.
     pub spoofed: Vec<HeaderName>,
     /// Path and query to send upstream.
@@ -147,6 +149,7 @@ impl ProxyHttp for Gateway {
             on_verify_listener: false,
             forwarded_proto: "http",
             strip_authorization: false,
+            strip_api_key: false,
             spoofed: Vec::new(),
             upstream_uri: http::Uri::from_static("/"),
             upstream: None,
@@ -347,8 +350,11 @@ impl Gateway {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
             return Err(routing::rate_limited(wait));
         }
-        ctx.strip_authorization = identity.via_header
-            || (target.route.auth() == Requirement::None && self.access.is_own_bearer(&req.headers));
+        let unauthenticated = target.route.auth() == Requirement::None;
+        ctx.strip_authorization = identity.via_header || (unauthenticated && self.access.is_own_bearer(&req.headers));
+        // An API key of ours never reaches the app (the app's own X-Api-Key does):
+        // on other routes the decision read it, and refused two of them.
+        ctx.strip_api_key = identity.via_api_key_header || (unauthenticated && forward::holds_api_key(&req.headers));
         ctx.upstream_uri = target.upstream_uri;
         ctx.stream_grant = stream_grant(req, &target.route, &identity);
         ctx.route = Some(target.route);
