@@ -1,18 +1,17 @@
-//! The signed-in pages: the tenant picker, invitations, logout.
+//! The signed-in pages: the tenant picker, invitations, logout (API keys: `api_keys`).
 
 use shared::portal_paths as paths;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::db::memberships;
-use tower::ServiceExt;
+use shared::domain::Role;
 
 use super::pages::{invalid_link, link_token, query, PageQuery, TokenForm};
 use super::{context, encode, Portal, Visit};
@@ -24,7 +23,7 @@ pub async fn index(State(portal): State<Arc<Portal>>, mut visit: Visit) -> Respo
 }
 
 /// To the login page, coming back to `here` afterwards.
-fn to_login(visit: Visit, here: &str) -> Response {
+pub(super) fn to_login(visit: Visit, here: &str) -> Response {
     visit.redirect(&format!("{}?return_to={}", paths::LOGIN, encode(here)))
 }
 
@@ -43,8 +42,14 @@ pub async fn tenants_page(
         Err(e) => return trouble(&portal, visit, &e),
     };
     let mut ctx = context(&visit, &return_to);
-    let list: Vec<Value> =
-        tenants.iter().map(|t| json!({"slug": t.slug, "name": t.name, "role": t.role.as_str()})).collect();
+    // Admins and owners get a link to the tenant's API keys.
+    let list: Vec<Value> = tenants
+        .iter()
+        .map(|t| {
+            let api_keys = (t.role >= Role::Admin).then(|| paths::api_keys(t.slug.as_str()));
+            json!({"slug": t.slug, "name": t.name, "role": t.role.as_str(), "api_keys": api_keys})
+        })
+        .collect();
     if list.is_empty() {
         ctx.insert("notice".into(), Value::from(portal.pages.text(visit.lang, "no_tenants")));
     }
@@ -128,26 +133,9 @@ pub async fn invitation(
     if portal.signed_in(&mut visit).await.is_none() {
         return to_login(visit, &here);
     }
-    // The access token: the one just refreshed (last session cookie set) or the
-    // request's cookie.
-    let refreshed = visit.set_cookies.iter().filter_map(|c| c.to_str().ok()).find_map(|c| {
-        c.strip_prefix(&format!("{}=", portal.cookies.access))
-            .and_then(|rest| rest.split(';').next())
-            .map(str::to_owned)
-    });
-    let access = refreshed
-        .or_else(|| crate::web_session::cookies::read(&visit.headers, &portal.cookies.access).map(str::to_owned));
-    let body = json!({"token": form.token}).to_string();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/auth/invitations/accept")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::AUTHORIZATION, format!("Bearer {}", access.unwrap_or_default()))
-        .body(Body::from(body));
-    let accepted = match request {
-        Ok(request) => portal.api.clone().oneshot(request).await.is_ok_and(|r| r.status().is_success()),
-        Err(_) => false,
-    };
+    let body = json!({"token": form.token});
+    let answer = portal.call_api(&visit, Method::POST, "/auth/invitations/accept", Some(&body)).await;
+    let accepted = answer.status.is_success();
     if accepted {
         return visit.redirect(&format!("{}?accepted=1", paths::TENANTS));
     }
@@ -199,7 +187,7 @@ pub async fn logout(
 
 /// The "something went wrong" page for a failure on our side (already logged by
 /// the error's conversion).
-fn trouble(portal: &Portal, visit: Visit, e: &dyn std::fmt::Debug) -> Response {
+pub(super) fn trouble(portal: &Portal, visit: Visit, e: &dyn std::fmt::Debug) -> Response {
     tracing::warn!(error = ?e, request_id = %visit.request_id, "portal page failed");
     let page = portal.pages.message(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -2,10 +2,13 @@
 //! users of apps that know nothing of JWTs. The pages call the same handlers as
 //! the JSON API (login, register, refresh, logout, password reset, email
 //! verification) and keep the token pair in cookies (`cookies`); the proxy
-//! refreshes an expired access cookie on the fly (`session`). Every form is
-//! protected by an Origin/Referer check and a double-submit CSRF token.
+//! refreshes an expired access cookie on the fly (`session`). The signed-in
+//! pages (invitations, a tenant's API keys) call the API router in process as
+//! the user ([`Portal::call_api`]). Every form is protected by an Origin/Referer
+//! check and a double-submit CSRF token.
 
 mod account;
+mod api_keys;
 mod pages;
 pub mod render;
 pub mod return_to;
@@ -15,16 +18,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map, Value};
 use shared::db::users::{self, User};
 use shared::domain::Slug;
 use subtle::ConstantTimeEq;
+use tower::ServiceExt;
 
 use self::render::Pages;
 use crate::api::extract::{ClientIp, RequestId};
@@ -40,7 +45,8 @@ pub use shared::portal_paths::{owns, PREFIX};
 pub struct Portal {
     /// Token rotation and the API state behind it.
     pub sessions: Arc<Sessions>,
-    /// The JSON API router, for calls into flows that live there (invitations).
+    /// The JSON API router, for calls into flows that live there (invitations,
+    /// API keys): see [`Portal::call_api`].
     pub api: Router,
     /// Cookie names and attributes.
     pub cookies: CookiePolicy,
@@ -65,6 +71,8 @@ pub fn router(portal: Arc<Portal>, body_limit: usize) -> Router {
         .route(paths::INVITATION, get(account::invitation_page).post(account::invitation))
         .route(paths::TENANTS, get(account::tenants_page).post(account::tenants))
         .route(paths::LOGOUT, get(account::logout_page).post(account::logout))
+        .route(paths::API_KEYS, get(api_keys::page).post(api_keys::create))
+        .route(paths::API_KEYS_REVOKE, post(api_keys::revoke))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(portal)
@@ -274,6 +282,59 @@ impl Portal {
             .unwrap_or_else(|| return_to::DEFAULT.to_owned())
     }
 
+    /// The access token of a signed-in visit: the one [`Portal::signed_in`] just
+    /// refreshed (the last session cookie set on the visit), else the request's
+    /// cookie.
+    pub fn access_token(&self, visit: &Visit) -> Option<String> {
+        let prefix = format!("{}=", self.cookies.access);
+        let refreshed = visit
+            .set_cookies
+            .iter()
+            .filter_map(|c| c.to_str().ok())
+            .rev()
+            .find_map(|c| c.strip_prefix(&prefix).and_then(|rest| rest.split(';').next()).map(str::to_owned));
+        refreshed.or_else(|| crate::web_session::cookies::read(&visit.headers, &self.cookies.access).map(str::to_owned))
+    }
+
+    /// Calls the JSON API in process as the visit's signed-in user (its access
+    /// token as `Authorization: Bearer`), with the visit's request id and client
+    /// address, so that parsing, policy, throttling and audit are the API's own.
+    /// `body` is sent as JSON. Returns the status and the JSON body (`Null` when
+    /// there is none); a request that cannot be built or an answer that cannot be
+    /// read is a 500.
+    pub async fn call_api(&self, visit: &Visit, method: Method, uri: &str, body: Option<&Value>) -> ApiAnswer {
+        let access = self.access_token(visit).unwrap_or_default();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {access}"))
+            .extension(RequestId(visit.request_id.clone()))
+            .extension(ClientIp(visit.ip));
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = match request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::error!(error = %e, request_id = %visit.request_id, "portal could not build an API request");
+                return ApiAnswer { status: StatusCode::INTERNAL_SERVER_ERROR, body: Value::Null };
+            }
+        };
+        let response = match self.api.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        match axum::body::to_bytes(response.into_body(), API_ANSWER_LIMIT).await {
+            Ok(bytes) if bytes.is_empty() => ApiAnswer { status, body: Value::Null },
+            Ok(bytes) => ApiAnswer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) },
+            Err(e) => {
+                tracing::error!(error = %e, request_id = %visit.request_id, "portal could not read an API answer");
+                ApiAnswer { status: StatusCode::INTERNAL_SERVER_ERROR, body: Value::Null }
+            }
+        }
+    }
+
     /// The 403 page for a form that failed the CSRF checks.
     pub fn forged(&self, visit: Visit) -> Response {
         let page = self.pages.message(
@@ -285,6 +346,25 @@ impl Portal {
             "back_to_sign_in",
         );
         visit.finish(page)
+    }
+}
+
+/// The most of an in-process API answer the portal reads (a listing of 1,000
+/// API keys is about 400 KB).
+const API_ANSWER_LIMIT: usize = 8 << 20;
+
+/// An answer of [`Portal::call_api`].
+pub struct ApiAnswer {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its JSON body, or `Null`.
+    pub body: Value,
+}
+
+impl ApiAnswer {
+    /// Whether the answer is the API error `code`.
+    pub fn is(&self, code: crate::error_code::ErrorCode) -> bool {
+        self.body.get("error").and_then(Value::as_str) == Some(code.as_str())
     }
 }
 

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("verified.html", include_str!("../../templates/portal/verified.html")),
     ("invitation.html", include_str!("../../templates/portal/invitation.html")),
     ("tenants.html", include_str!("../../templates/portal/tenants.html")),
+    ("api_keys.html", include_str!("../../templates/portal/api_keys.html")),
     ("logout.html", include_str!("../../templates/portal/logout.html")),
     ("message.html", include_str!("../../templates/portal/message.html")),
 ];

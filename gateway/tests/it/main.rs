@@ -18,6 +18,7 @@ mod memo;
 mod notifications;
 mod openapi;
 mod portal;
+mod portal_api_keys;
 mod portal_e2e;
 mod proxy;
 mod route_rules;
