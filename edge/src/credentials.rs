@@ -32,6 +32,13 @@ pub fn is_api_key(token: &str) -> bool {
     token.starts_with(shared::domain::API_KEY_PREFIX)
 }
 
+/// Whether any `X-Api-Key` header holds one of our API keys: such a request is
+/// a machine's (never redirected to a login page, never given a session), and
+/// the key never reaches the app.
+pub fn holds_api_key(headers: &HeaderMap) -> bool {
+    headers.get_all(X_API_KEY).iter().any(|v| v.to_str().is_ok_and(|t| is_api_key(t.trim())))
+}
+
 /// The access token a request presents and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Presented<'h> {
@@ -47,9 +54,10 @@ pub struct Presented<'h> {
     pub in_api_key: bool,
 }
 
-/// The bearer token of an `Authorization` value, if its scheme is `Bearer`.
+/// The bearer token of an `Authorization` value, if its scheme is `Bearer`
+/// (separated by a space or a tab, as servers behind the gateway read it).
 pub fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
+    let (scheme, token) = value.split_once([' ', '\t'])?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -163,6 +171,9 @@ mod tests {
             Ok(Some(Presented { token: "xyz", in_header: true, in_cookie: false, in_api_key: false }))
         );
         let h = headers(&[("authorization", "bearer  xyz ")]);
+        assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| p.token), Some("xyz"));
+        // A tab separates as well as a space (servers behind split on either).
+        let h = headers(&[("authorization", "Bearer\txyz")]);
         assert_eq!(access_token(&h, "tg_access").unwrap().map(|p| p.token), Some("xyz"));
         // Another scheme is the app's; the cookie still authenticates.
         let h = headers(&[("authorization", "Basic eHl6"), ("cookie", "tg_access=t")]);

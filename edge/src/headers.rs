@@ -44,6 +44,10 @@ pub const INJECTED: &[&str] = &[
     "x-tenantgate-assertion",
 ];
 
+/// The header API keys come in (see `credentials`): ordinary in this exact
+/// spelling, an identity header in any other.
+const API_KEY: &str = "x-api-key";
+
 /// Headers that make an app believe something else about the request (its host,
 /// path, method, scheme or client): honoured only from a trusted proxy. The
 /// gateway writes `X-Forwarded-For` and `X-Forwarded-Proto` itself.
@@ -153,6 +157,12 @@ impl HeaderRules {
             Cow::Owned(canonical(name))
         };
         let canonical = &*canonical;
+        if canonical == API_KEY {
+            // The gateway reads API keys from `X-Api-Key` spelled so; another
+            // spelling (`X_Api_Key`) is one a CGI/WSGI/PHP app reads as the same
+            // header: a key there would reach the app unchecked.
+            return if name == API_KEY { Kind::Ordinary } else { Kind::Identity(API_KEY) };
+        }
         if let Some(known) = INJECTED.iter().find(|n| **n == canonical) {
             return Kind::Identity(known);
         }
@@ -228,6 +238,17 @@ mod tests {
         for name in ["accept", "x-users-count", "user-agent", "x-request-id", "authorization", "xuser-id"] {
             assert_eq!(kind(&rules, name), Kind::Ordinary, "{name}");
         }
+    }
+
+    #[test]
+    fn x_api_key_is_ordinary_only_in_its_own_spelling() {
+        let rules = HeaderRules::default();
+        assert_eq!(kind(&rules, "x-api-key"), Kind::Ordinary);
+        assert_eq!(kind(&rules, "X-Api-Key"), Kind::Ordinary, "names are lowercased when parsed");
+        for name in ["X_Api_Key", "x.api.key", "x-api_key", "X~API~KEY"] {
+            assert_eq!(kind(&rules, name), Kind::Identity("x-api-key"), "{name}");
+        }
+        assert_eq!(kind(&rules, "x-api-keys"), Kind::Ordinary);
     }
 
     #[test]

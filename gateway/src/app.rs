@@ -37,6 +37,7 @@ use crate::portal::{self, Portal};
 use crate::proxy::access::AccessControl;
 use crate::proxy::browser::Browser;
 use crate::proxy::https::SchemePolicy;
+use crate::proxy::key_guard::KeyGuard;
 use crate::proxy::rate_limit::RateLimits;
 use crate::proxy::upstreams::Pools;
 use crate::proxy::Gateway;
@@ -148,6 +149,7 @@ impl Application {
                 memo: DecisionMemo::new(settings.cache.l1_max_entries),
                 memo_counters: metrics.memo.clone(),
                 key_uses: key_uses.clone(),
+                key_guard: KeyGuard::default(),
             },
             pools: pools.clone(),
             limits: limits.clone(),

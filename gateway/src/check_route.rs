@@ -148,6 +148,7 @@ fn access_control(settings: &Settings) -> anyhow::Result<(AccessControl, PgPool)
         memo_counters: Metrics::new().context("metrics")?.memo,
         // Nothing is written: a check is not a use.
         key_uses: std::sync::Arc::default(),
+        key_guard: crate::proxy::key_guard::KeyGuard::default(),
     };
     Ok((access, pool))
 }

@@ -121,6 +121,8 @@ error_codes! {
     ApiKeyWrongTenant => (FORBIDDEN, "api_key_wrong_tenant", "this API key belongs to another tenant"),
     /// An API key cannot be given a role above its creator's.
     ApiKeyRoleTooHigh => (FORBIDDEN, "api_key_role_too_high", "an API key's role cannot be above your own"),
+    /// The tenant holds the most live API keys allowed.
+    ApiKeyLimit => (CONFLICT, "api_key_limit", "this tenant has the most live API keys allowed (100); revoke one first"),
     /// No such API key in this tenant.
     ApiKeyNotFound => (NOT_FOUND, "api_key_not_found", "no such API key in this tenant"),
     /// Only an owner grants, changes or removes the owner role.

@@ -13,6 +13,7 @@ use shared::domain::{DomainName, Role, Slug, TenantId};
 use shared::jwt::AccessTokens;
 
 use super::identity_headers::{self, HeaderBlock};
+use super::key_guard::KeyGuard;
 use crate::error_code::ErrorCode;
 use crate::key_uses::KeyUses;
 use crate::memo::{DecisionMemo, Inputs};
@@ -111,6 +112,8 @@ pub struct RequestFacts<'a> {
     /// request to a route that resolves tenants by header but sent none. Tried
     /// after every other source.
     pub remembered_tenant: Option<&'a str>,
+    /// The client's address (for [`KeyGuard`]; not an input of the decision).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A remembered decision: the identity and the generations it was made at.
@@ -133,6 +136,8 @@ pub struct AccessControl {
     pub memo_counters: MemoCounters,
     /// Uses of API keys, written off the request path.
     pub key_uses: Arc<KeyUses>,
+    /// Failed API keys per client.
+    pub key_guard: KeyGuard,
 }
 
 /// Who an accepted credential is.
@@ -250,7 +255,7 @@ impl AccessControl {
         presented: Option<&Presented<'_>>,
         facts: &RequestFacts<'_>,
     ) -> Result<Identity, Refusal> {
-        let authenticated = self.authenticate(route, presented).await?;
+        let authenticated = self.authenticate(route, presented, facts.client_ip).await?;
         let tenant = match &authenticated.caller {
             // A key acts in its own tenant only; a request that names none is for it.
             Caller::ApiKey(key) => {
@@ -318,7 +323,12 @@ impl AccessControl {
     /// The caller, if any, and where the credential came from. A credential that
     /// is present but bad is refused even on `auth = "optional"` routes: silently
     /// downgrading it would hide the problem.
-    async fn authenticate(&self, route: &Route, presented: Option<&Presented<'_>>) -> Result<Authenticated, Refusal> {
+    async fn authenticate(
+        &self,
+        route: &Route,
+        presented: Option<&Presented<'_>>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Authenticated, Refusal> {
         if route.auth() == Requirement::None {
             return Ok(Authenticated::default());
         }
@@ -336,7 +346,7 @@ impl AccessControl {
             expires_at: Some(expires_at),
         };
         if credentials::is_api_key(presented.token) {
-            let key = self.api_key(presented).await?;
+            let key = self.api_key(presented, client_ip).await?;
             let expires_at = key.expires_at.unwrap_or(i64::MAX);
             return Ok(source(Caller::ApiKey(key), expires_at));
         }
@@ -358,14 +368,25 @@ impl AccessControl {
 
     /// The live API key `presented` is: its public id finds it (cached like
     /// roles), its secret's hash must match in constant time, and it must not
-    /// have expired. Keys are for machines: never taken from a cookie.
-    async fn api_key(&self, presented: &Presented<'_>) -> Result<Arc<CachedApiKey>, Refusal> {
+    /// have expired. Keys are for machines: never taken from a cookie. A client
+    /// that keeps presenting keys that are none is refused before the lookup
+    /// ([`KeyGuard`]).
+    async fn api_key(
+        &self,
+        presented: &Presented<'_>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Arc<CachedApiKey>, Refusal> {
         if presented.in_cookie {
             return Err(Refusal::new(ErrorCode::InvalidToken, "an API key is not accepted in a cookie"));
         }
-        let parsed = shared::api_key::Presented::parse(presented.token).ok_or(INVALID_API_KEY)?;
+        self.key_guard.admit(client_ip).map_err(super::routing::rate_limited)?;
+        let failed = || {
+            self.key_guard.failed(client_ip);
+            INVALID_API_KEY
+        };
+        let parsed = shared::api_key::Presented::parse(presented.token).ok_or_else(failed)?;
         let key = self.cache.api_key(parsed.public_id).await.map_err(|_| UNAVAILABLE)?;
-        let key = key.filter(|key| parsed.matches(&key.secret_hash)).ok_or(INVALID_API_KEY)?;
+        let key = key.filter(|key| parsed.matches(&key.secret_hash)).ok_or_else(failed)?;
         if !key.is_live_at(chrono::Utc::now().timestamp()) {
             return Err(Refusal::new(ErrorCode::TokenExpired, "the API key has expired"));
         }
@@ -376,11 +397,15 @@ impl AccessControl {
     /// does not authenticate (where [`AccessControl::decide`] did not look): such a
     /// token is kept from the app all the same.
     pub fn is_own_bearer(&self, headers: &HeaderMap) -> bool {
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(credentials::bearer).is_some_and(
-            |token| {
-                credentials::is_api_key(token) || (token.split('.').count() == 3 && self.tokens.verify(token).is_ok())
-            },
-        )
+        // Every value: an app may read any of several Authorization headers.
+        let mut tokens = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(credentials::bearer);
+        tokens.any(|token| {
+            credentials::is_api_key(token) || (token.split('.').count() == 3 && self.tokens.verify(token).is_ok())
+        })
     }
 
     /// The tenant the request names. Every source the route reads is looked at,

@@ -41,14 +41,17 @@ pub enum Refreshed {
 impl Browser {
     /// The refresh cookie of a request a new pair could help: refused 401, or let
     /// through anonymously on an `auth = "optional"` route (a browser whose access
-    /// cookie expired is still signed in). Only without an `Authorization` header
-    /// (bearer requests are never touched) and with a refresh cookie.
+    /// cookie expired is still signed in). Only without an `Authorization` header or
+    /// an API key (such requests are never touched) and with a refresh cookie.
     pub fn refresh_candidate<'h>(&self, headers: &'h HeaderMap, route: &Route, decision: &Decision) -> Option<&'h str> {
         let helps = match decision {
             Decision::Deny(refusal) => refusal.status() == StatusCode::UNAUTHORIZED,
-            Decision::Allow(identity) => identity.user.is_none() && route.auth() == Requirement::Optional,
+            Decision::Allow(identity) => {
+                identity.user.is_none() && identity.api_key.is_none() && route.auth() == Requirement::Optional
+            }
         };
-        if !helps || headers.contains_key(header::AUTHORIZATION) {
+        // Bearer and API key requests are programs': never given a session.
+        if !helps || headers.contains_key(header::AUTHORIZATION) || edge::credentials::holds_api_key(headers) {
             return None;
         }
         cookies::read(headers, &self.cookies.refresh)

@@ -106,13 +106,6 @@ fn shape(parts: &mut Parts, ctx: &RequestCtx, cookies: &CookiePolicy, assertions
     Ok(())
 }
 
-/// Whether an `X-Api-Key` header holds one of the gateway's API keys: on a route
-/// that does not authenticate (where the decision did not read it), such a key
-/// is kept from the app all the same (with every other `X-Api-Key` value).
-pub(super) fn holds_api_key(headers: &HeaderMap) -> bool {
-    headers.get_all(credentials::X_API_KEY).iter().any(|v| v.to_str().is_ok_and(|t| credentials::is_api_key(t.trim())))
-}
-
 /// A header value from text the gateway made or validated.
 ///
 /// # Errors

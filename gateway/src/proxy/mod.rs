@@ -11,6 +11,7 @@ pub mod browser;
 mod forward;
 pub(crate) mod https;
 pub mod identity_headers;
+pub mod key_guard;
 pub mod rate_limit;
 mod request_id;
 pub mod respond;
@@ -32,6 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use shared::assertion::Assertions;
 
 use edge::client_ip::{self, Client, TrustedProxies};
+use edge::credentials;
 use edge::headers::HeaderRules;
 
 use self::access::{AccessControl, Decision, Identity, Refusal};
@@ -321,7 +323,9 @@ impl Gateway {
         if !target.route.allows_method(&req.method) {
             return Err(routing::METHOD_NOT_ALLOWED);
         }
-        let facts = routing::facts(req, &target, &self.browser.cookies.tenant)?;
+        let client_ip = ctx.client.as_ref().map(|c| c.ip);
+        let mut facts = routing::facts(req, &target, &self.browser.cookies.tenant)?;
+        facts.client_ip = client_ip;
         let mut decision = self.access.decide(&target.route, &req.headers, &facts).await;
         let candidate =
             self.browser.refresh_candidate(&req.headers, &target.route, &decision).filter(|_| rotate == Rotate::Yes);
@@ -345,7 +349,6 @@ impl Gateway {
         if let Some(key) = &identity.api_key {
             self.access.key_uses.touch(key);
         }
-        let client_ip = ctx.client.as_ref().map(|c| c.ip);
         if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
             return Err(routing::rate_limited(wait));
@@ -354,7 +357,8 @@ impl Gateway {
         ctx.strip_authorization = identity.via_header || (unauthenticated && self.access.is_own_bearer(&req.headers));
         // An API key of ours never reaches the app (the app's own X-Api-Key does):
         // on other routes the decision read it, and refused two of them.
-        ctx.strip_api_key = identity.via_api_key_header || (unauthenticated && forward::holds_api_key(&req.headers));
+        ctx.strip_api_key =
+            identity.via_api_key_header || (unauthenticated && credentials::holds_api_key(&req.headers));
         ctx.upstream_uri = target.upstream_uri;
         ctx.stream_grant = stream_grant(req, &target.route, &identity);
         ctx.route = Some(target.route);
@@ -483,7 +487,11 @@ impl Gateway {
     /// get this far; the route is looked up again here, off the allowed path.
     fn browser_redirect(&self, req: &RequestHeader, refusal: &Refusal) -> Option<String> {
         let actionable = refusal.status() == StatusCode::UNAUTHORIZED || refusal.code == ErrorCode::TenantRequired;
-        if !actionable || req.headers.contains_key(http::header::AUTHORIZATION) {
+        // Bearer and API key clients are programs: they get the refusal.
+        if !actionable
+            || req.headers.contains_key(http::header::AUTHORIZATION)
+            || credentials::holds_api_key(&req.headers)
+        {
             return None;
         }
         let table = self.routes.load();

@@ -241,6 +241,7 @@ pub fn facts<'a>(
         header_tenant_id,
         header_tenant_slug,
         remembered_tenant,
+        client_ip: None,
     })
 }
 

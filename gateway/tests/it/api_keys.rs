@@ -113,6 +113,13 @@ async fn owners_and_admins_manage_keys_shown_once_and_stored_only_as_a_hash() {
     let app = spawn_gateway(KEY_ROUTES, &[], None).await;
     let owner = member(&app, "Keys Inc").await;
     let (admin, plain, outsider) = (member(&app, "A").await, member(&app, "M").await, member(&app, "O").await);
+    for maker in [&owner, &admin, &outsider] {
+        mark_verified(&app, &maker.user_id).await;
+    }
+    // Only a verified maker: a key has no address of its own to verify.
+    let unverified = member(&app, "U").await;
+    let refused = create(&app, &unverified.token, &unverified.tenant_id, json!({"name": "a", "role": "viewer"})).await;
+    assert_eq!(code(&refused), (403, Some("email_not_verified")));
     join(&app, &admin, &owner.tenant_id, Role::Admin).await;
     join(&app, &plain, &owner.tenant_id, Role::Member).await;
     let t = owner.tenant_id.as_str();
@@ -215,6 +222,7 @@ async fn owners_and_admins_manage_keys_shown_once_and_stored_only_as_a_hash() {
 async fn a_key_acts_in_its_own_tenant_with_its_role_and_the_app_sees_an_api_key_actor() {
     let app = spawn_gateway(KEY_ROUTES, &[], None).await;
     let owner = member(&app, "Acme").await;
+    mark_verified(&app, &owner.user_id).await;
     let other = member(&app, "Other").await;
     let t = owner.tenant_id.as_str();
     let (id, member_key) = make_key(&app, &owner, "member").await;
@@ -292,6 +300,7 @@ async fn revocation_reaches_every_instance_within_a_second_and_expiry_holds_in_t
     let a = spawn_gateway(KEY_ROUTES, &[], None).await;
     let b = spawn_gateway(KEY_ROUTES, &[], Some(&a)).await;
     let owner = member(&a, "Acme").await;
+    mark_verified(&a, &owner.user_id).await;
     let (id, api_key) = make_key(&a, &owner, "member").await;
     let headers = [("x-api-key", api_key.as_str())];
     for gw in [&a, &b] {
@@ -341,6 +350,7 @@ async fn revocation_reaches_every_instance_within_a_second_and_expiry_holds_in_t
 async fn warm_key_requests_make_no_network_call_uses_are_recorded_and_limits_are_per_key() {
     let app = spawn_gateway(KEY_ROUTES, &[], None).await;
     let owner = member(&app, "Acme").await;
+    mark_verified(&app, &owner.user_id).await;
     let (id, api_key) = make_key(&app, &owner, "member").await;
     let (_, second) = make_key(&app, &owner, "member").await;
     let headers = [("x-api-key", api_key.as_str())];

@@ -284,6 +284,7 @@ async fn nginx_passes_an_api_key_actor_and_keeps_the_key_at_the_edge() {
     let gateway = app.base.trim_start_matches("http://").to_owned();
     let nginx = start_nginx(&gateway, &app.upstream.addr).await;
     let m = member(&app, "Acme").await;
+    mark_verified(&app, &m.user_id).await;
     let other = member(&app, "Globex").await;
     let res = app
         .client

@@ -389,3 +389,12 @@ impl TestApp {
         false
     }
 }
+
+/// Marks the user's address verified (API keys are made only by verified makers).
+pub async fn mark_verified(app: &TestApp, user_id: &str) {
+    sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1::uuid")
+        .bind(user_id)
+        .execute(&app.db.pool().await)
+        .await
+        .expect("mark verified");
+}

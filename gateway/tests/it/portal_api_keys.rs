@@ -113,6 +113,7 @@ async fn fetch(app: &TestApp, jar: &Jar, path: &str) -> (u16, String) {
 async fn an_owner_makes_a_key_in_the_portal_sees_it_once_uses_it_and_revokes_it() {
     let (app, log) = app_with_log().await;
     let owner = member(&app, "Keys Portal").await;
+    mark_verified(&app, &owner.user_id).await;
     let host = host(&app);
     let mut jar = signed_in(&app, &owner).await;
 
@@ -211,6 +212,7 @@ async fn an_owner_makes_a_key_in_the_portal_sees_it_once_uses_it_and_revokes_it(
 async fn forged_forms_members_outsiders_and_visitors_change_nothing() {
     let (app, _log) = app_with_log().await;
     let owner = member(&app, "Guarded").await;
+    mark_verified(&app, &owner.user_id).await;
     let (plain, outsider) = (member(&app, "Plain").await, member(&app, "Outsider").await);
     join(&app, &plain, &owner, Role::Member).await;
     let host = host(&app);
@@ -286,6 +288,8 @@ async fn admins_cannot_reach_above_their_role_and_bad_input_keeps_the_form() {
     let (app, _log) = app_with_log().await;
     let owner = member(&app, "Ranked").await;
     let admin = member(&app, "Admin Own").await;
+    mark_verified(&app, &owner.user_id).await;
+    mark_verified(&app, &admin.user_id).await;
     join(&app, &admin, &owner, Role::Admin).await;
     let host = host(&app);
     let here = page(&owner.slug);

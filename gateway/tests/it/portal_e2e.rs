@@ -112,6 +112,8 @@ on_unauthenticated = "redirect"
         .execute(&app.db.pool().await)
         .await
         .unwrap();
+    // The owner makes an API key in the portal: only verified makers may.
+    mark_verified(&app, acme["user"]["id"].as_str().unwrap()).await;
 
     let root = repo_root();
     let screenshot = root.join("docs/img/portal-login.png");

@@ -108,18 +108,41 @@ pub async fn insert(conn: &mut PgConnection, new: &NewApiKey<'_>) -> Result<ApiK
     .await?)
 }
 
-/// The tenant's keys, newest first (revoked and expired ones too).
+/// The tenant's keys: every live one (unrevoked, unexpired), newest first, then
+/// at most `inactive` revoked or expired ones, newest first. No live key is
+/// ever left out, however many others there are.
 ///
 /// # Errors
 /// [`Error::Query`] on database failure.
-pub async fn list_for_tenant(ex: impl PgExecutor<'_>, tenant: TenantId, limit: i64) -> Result<Vec<ApiKey>, Error> {
+pub async fn list_for_tenant(ex: impl PgExecutor<'_>, tenant: TenantId, inactive: i64) -> Result<Vec<ApiKey>, Error> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        "(SELECT {COLUMNS} FROM api_keys
+           WHERE tenant_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+           ORDER BY created_at DESC, id DESC)
+         UNION ALL
+         (SELECT {COLUMNS} FROM api_keys
+           WHERE tenant_id = $1 AND (revoked_at IS NOT NULL OR expires_at <= now())
+           ORDER BY created_at DESC, id DESC LIMIT $2)"
     ))
     .bind(tenant.as_uuid())
-    .bind(limit)
+    .bind(inactive)
     .fetch_all(ex)
     .await?)
+}
+
+/// How many live (unrevoked, unexpired) keys the tenant holds.
+///
+/// # Errors
+/// [`Error::Query`] on database failure.
+pub async fn count_live(ex: impl PgExecutor<'_>, tenant: TenantId) -> Result<i64, Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM api_keys
+          WHERE tenant_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
 }
 
 /// One key of the tenant, locked for a change.
@@ -182,12 +205,15 @@ pub struct Use {
 pub async fn record_uses(conn: &mut PgConnection, uses: &[Use]) -> Result<Vec<(ApiKeyId, TenantId)>, Error> {
     let ids: Vec<Uuid> = uses.iter().map(|u| u.id.as_uuid()).collect();
     let ats: Vec<DateTime<Utc>> = uses.iter().map(|u| u.at).collect();
-    let first: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT id, tenant_id FROM api_keys WHERE id = ANY($1) AND last_used_at IS NULL ORDER BY id FOR UPDATE",
+    // Every row locked, in id order: two gateways writing the same keys wait for
+    // each other instead of deadlocking.
+    let locked: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+        "SELECT id, tenant_id, last_used_at IS NULL FROM api_keys WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
+    let first = locked.into_iter().filter(|(_, _, never)| *never).map(|(id, tenant, _)| (id, tenant));
     sqlx::query(
         "UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
            FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE k.id = u.id",
@@ -196,5 +222,5 @@ pub async fn record_uses(conn: &mut PgConnection, uses: &[Use]) -> Result<Vec<(A
     .bind(&ats)
     .execute(&mut *conn)
     .await?;
-    Ok(first.into_iter().map(|(id, tenant)| (ApiKeyId::from(id), TenantId::from(tenant))).collect())
+    Ok(first.map(|(id, tenant)| (ApiKeyId::from(id), TenantId::from(tenant))).collect())
 }

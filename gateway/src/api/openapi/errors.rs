@@ -125,10 +125,10 @@ error_responses! {
     RemovalRefused => [InsufficientRole, OwnerRequired, LastOwner];
     /// A tenant keeps at least one owner: make someone else owner first.
     LastOwner => [LastOwner];
-    /// Only admins and owners manage API keys, a key's role is at most its
-    /// maker's (and only owners revoke owner keys), and a deactivated tenant gets
-    /// no new keys.
-    ApiKeyRefused => [InsufficientRole, ApiKeyRoleTooHigh, TenantInactive];
+    /// Only admins and owners manage API keys, with a verified address to make
+    /// one; a key's role is at most its maker's (and only owners revoke owner
+    /// keys), and a deactivated tenant gets no new keys.
+    ApiKeyRefused => [InsufficientRole, ApiKeyRoleTooHigh, EmailNotVerified, TenantInactive];
 
     // 404
     /// No such tenant, or the caller is not a member of it.
@@ -159,6 +159,8 @@ error_responses! {
     DomainNotVerified => [DomainNotVerified, DomainTaken];
     /// The user is already a member of this tenant.
     AlreadyMember => [AlreadyMember];
+    /// The tenant holds the most live API keys allowed (100): revoke one first.
+    ApiKeyLimit => [ApiKeyLimit];
 
     // Reading the request, limits, dependencies.
     /// The body is over `GATEWAY_BODY_LIMIT`.

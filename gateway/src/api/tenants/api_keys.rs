@@ -26,6 +26,10 @@ use crate::api::openapi::errors;
 use crate::api::ApiState;
 use crate::error_code::ErrorCode;
 
+/// Live (unrevoked, unexpired) keys a tenant may hold at once: every one of them
+/// is always in the listing, so none can be hidden among many.
+pub const MAX_LIVE_KEYS: i64 = 100;
+
 /// A key may live at most this long (about ten years): far enough for "never",
 /// near enough that every date is one Postgres and the proxy agree on.
 const MAX_LIFETIME_DAYS: i64 = 3660;
@@ -43,8 +47,9 @@ fn expiry(requested: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Option
 
 /// Makes an API key.
 ///
-/// `POST /auth/tenants/{id}/api-keys {name, role, expiresAt?}`: admins and owners;
-/// the role is at most the caller's. 201 with the key, shown this once.
+/// `POST /auth/tenants/{id}/api-keys {name, role, expiresAt?}`: admins and owners
+/// with a verified address; the role is at most the caller's; at most
+/// [`MAX_LIVE_KEYS`] live keys per tenant. 201 with the key, shown this once.
 #[utoipa::path(
     post,
     path = "/auth/tenants/{id}/api-keys",
@@ -61,6 +66,7 @@ fn expiry(requested: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Option
         (status = 401, response = errors::Unauthenticated),
         (status = 403, response = errors::ApiKeyRefused),
         (status = 404, response = errors::TenantNotFound),
+        (status = 409, response = errors::ApiKeyLimit),
         (status = 413, response = errors::PayloadTooLarge),
         (status = 415, response = errors::UnsupportedMediaType),
         (status = 503, response = errors::Unavailable),
@@ -85,8 +91,17 @@ pub async fn create(
     if role > actor {
         return Err(ErrorCode::ApiKeyRoleTooHigh.into());
     }
+    // A key has no address to verify: its maker's must be, or a key would pass
+    // routes that require a verified email for an account that has none.
+    if caller.user.email_verified_at.is_none() {
+        return Err(ErrorCode::EmailNotVerified.into());
+    }
     if !tenant.is_active {
         return Err(ErrorCode::TenantInactive.into());
+    }
+    // Counted under the tenant lock: concurrent creations cannot pass the cap.
+    if api_keys::count_live(&mut *tx, tenant_id).await? >= MAX_LIVE_KEYS {
+        return Err(ErrorCode::ApiKeyLimit.into());
     }
     let made = shared::api_key::generate();
     let new = NewApiKey {
@@ -125,8 +140,8 @@ pub async fn create(
 
 /// Lists a tenant's API keys.
 ///
-/// `GET /auth/tenants/{id}/api-keys`: admins and owners; newest first, revoked and
-/// expired ones included; never a key itself.
+/// `GET /auth/tenants/{id}/api-keys`: admins and owners; every live key, then the
+/// newest revoked and expired ones, each part newest first; never a key itself.
 #[utoipa::path(
     get,
     path = "/auth/tenants/{id}/api-keys",
@@ -137,7 +152,7 @@ pub async fn create(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The tenant's API keys, newest first (admins and owners)", body = ApiKeysBody),
+        (status = 200, description = "The tenant's API keys (admins and owners): every live one, then the 100 newest revoked or expired", body = ApiKeysBody),
         (status = 400, response = errors::InvalidRequest),
         (status = 401, response = errors::Unauthenticated),
         (status = 403, response = errors::InsufficientRole),
@@ -153,7 +168,7 @@ pub async fn list(
 ) -> Result<Json<ApiKeysBody>, ApiError> {
     let tenant_id = TenantId::from(id);
     policy::require(role_in(&state.pool, caller.id(), tenant_id).await?, Role::Admin)?;
-    let keys = api_keys::list_for_tenant(&state.pool, tenant_id, MAX_PAGE * 10).await?;
+    let keys = api_keys::list_for_tenant(&state.pool, tenant_id, MAX_PAGE).await?;
     let now = Utc::now();
     Ok(Json(ApiKeysBody { api_keys: keys.iter().map(|k| ApiKeyBody::new(k, now)).collect() }))
 }

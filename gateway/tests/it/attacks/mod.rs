@@ -8,6 +8,7 @@
 //! where `X-User-Id`, `X_User_Id` and `x.user.id` all land). [`raw_request`] sends
 //! exact bytes, since HTTP client libraries normalize the tricks away.
 
+mod api_keys;
 mod headers;
 mod paths;
 mod tenants;
