@@ -46,7 +46,7 @@ auth = "none"
 "#;
 
 /// `POST /auth/tenants/{tenant}/api-keys` as `token`: status and body.
-async fn create(app: &TestApp, token: &str, tenant: &str, body: Value) -> (u16, Value) {
+pub async fn create(app: &TestApp, token: &str, tenant: &str, body: Value) -> (u16, Value) {
     let res = app
         .client
         .post(app.url(&format!("/auth/tenants/{tenant}/api-keys")))
@@ -58,8 +58,10 @@ async fn create(app: &TestApp, token: &str, tenant: &str, body: Value) -> (u16, 
     (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
 }
 
-/// A key of `role` in `owner`'s tenant: (id, key).
-async fn make_key(app: &TestApp, owner: &Member, role: &str) -> (String, String) {
+/// A key of `role` in `owner`'s tenant (whose address is first marked verified:
+/// only verified makers make keys): (id, key).
+pub async fn make_key(app: &TestApp, owner: &Member, role: &str) -> (String, String) {
+    mark_verified(app, &owner.user_id).await;
     let (status, body) = create(app, &owner.token, &owner.tenant_id, json!({"name": "ci", "role": role})).await;
     assert_eq!(status, 201, "{body}");
     (body["apiKey"]["id"].as_str().unwrap().to_owned(), body["key"].as_str().unwrap().to_owned())

@@ -37,8 +37,8 @@ auth = "none"
 
 /// nginx in front of the echo upstream, asking the gateway; it connects to the
 /// gateway from 127.0.0.2, the only trusted proxy.
-struct Nginx {
-    port: u16,
+pub struct Nginx {
+    pub port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -64,24 +64,25 @@ fn nginx_conf(dir: &std::path::Path, port: u16, gateway: &str, app: &str) -> Str
     )
 }
 
-async fn start_nginx(gateway: &str, app: &str) -> Nginx {
+pub async fn start_nginx(gateway: &str, app: &str) -> Nginx {
     start_nginx_asking(gateway, None, app).await
 }
 
 /// nginx asking `verify_listener` (`GATEWAY_VERIFY_LISTEN`) instead when given,
 /// from its usual address; else the gateway's listener from 127.0.0.2.
-async fn start_nginx_asking(gateway: &str, verify_listener: Option<&str>, app: &str) -> Nginx {
+pub async fn start_nginx_asking(gateway: &str, verify_listener: Option<&str>, app: &str) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let conf = dir.path().join("nginx.conf");
-    let verify = format!("proxy_pass http://{gateway}/auth/verify/nginx;");
+    let verify = "proxy_pass http://tenantgate_verify/auth/verify/nginx;";
     let conf_text = nginx_conf(dir.path(), port, gateway, app);
-    assert!(conf_text.contains(&verify), "the documented snippet asks /auth/verify");
-    let asking = match verify_listener {
-        Some(listener) => format!("proxy_pass http://{listener}/auth/verify/nginx;"),
-        None => format!("proxy_bind 127.0.0.2;\n        {verify}"),
+    assert!(conf_text.contains(verify), "the documented snippet asks /auth/verify");
+    let server = format!("server {gateway};");
+    assert!(conf_text.contains(&server), "the documented snippet keeps connections to tenantgate");
+    let text = match verify_listener {
+        Some(listener) => conf_text.replace(&server, &format!("server {listener};")),
+        None => conf_text.replace(verify, &format!("proxy_bind 127.0.0.2;\n        {verify}")),
     };
-    let text = conf_text.replace(&verify, &asking);
     std::fs::write(&conf, text).unwrap();
     let nginx = if std::path::Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
     let child = Command::new(nginx)
