@@ -79,6 +79,14 @@ impl Refusal {
         Refusal { tenant: Some(Arc::from(tenant.slug.as_str())), ..self }
     }
 
+    /// 429 with the wait rounded up to whole seconds.
+    #[must_use]
+    pub fn rate_limited(wait: std::time::Duration) -> Refusal {
+        let mut refusal = Refusal::new(ErrorCode::RateLimited, "too many requests; slow down");
+        refusal.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        refusal
+    }
+
     /// The HTTP status: the code's.
     #[must_use]
     pub const fn status(&self) -> StatusCode {
@@ -379,7 +387,7 @@ impl AccessControl {
         if presented.in_cookie {
             return Err(Refusal::new(ErrorCode::InvalidToken, "an API key is not accepted in a cookie"));
         }
-        self.key_guard.admit(client_ip).map_err(super::routing::rate_limited)?;
+        self.key_guard.admit(client_ip).map_err(Refusal::rate_limited)?;
         let failed = || {
             self.key_guard.failed(client_ip);
             INVALID_API_KEY

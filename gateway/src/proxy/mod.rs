@@ -351,7 +351,7 @@ impl Gateway {
         }
         if let Verdict::Limited(wait) = self.limits.check(&target.route, client_ip, &identity) {
             ctx.status = Some(StatusCode::TOO_MANY_REQUESTS);
-            return Err(routing::rate_limited(wait));
+            return Err(Refusal::rate_limited(wait));
         }
         let unauthenticated = target.route.auth() == Requirement::None;
         ctx.strip_authorization = identity.via_header || (unauthenticated && self.access.is_own_bearer(&req.headers));

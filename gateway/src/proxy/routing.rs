@@ -3,7 +3,6 @@
 //! upstream.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use edge::path::{self, Ambiguity, PathError, RequestPath};
 use http::{HeaderName, StatusCode};
@@ -247,13 +246,6 @@ pub fn facts<'a>(
 
 const X_TENANT_ID: HeaderName = IdentityHeader::TenantId.name();
 const X_TENANT_SLUG: HeaderName = IdentityHeader::TenantSlug.name();
-
-/// 429 with the wait rounded up to whole seconds.
-pub fn rate_limited(wait: Duration) -> Refusal {
-    let mut refusal = Refusal::new(ErrorCode::RateLimited, "too many requests; slow down");
-    refusal.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-    refusal
-}
 
 /// The status logged and counted for a request whose client hung up before the
 /// answer was written (nginx's convention; never sent).
