@@ -3,7 +3,8 @@
 # alone, side by side in one run, alternating, the order rotating per round:
 #   nginx         nginx alone: the documented `location /` without the auth lines,
 #                 proxy_pass to the demo upstream over a keepalive pool (`upstream
-#                 { keepalive 32; }`, proxy_http_version 1.1, Connection "");
+#                 { keepalive $CONNS; }`, as many idle connections as wrk has
+#                 connections; proxy_http_version 1.1, Connection "");
 #   nginx-noka    the same, proxying the upstream as the documented snippet does
 #                 (`proxy_pass http://ADDR;`: HTTP/1.0, a new connection per
 #                 request): the baseline for the next target's app hop;
@@ -11,17 +12,24 @@
 #                 as docs/examples/nginx-forward-auth.conf configures it (read when
 #                 this script runs; only the addresses and `listen` replaced, as
 #                 gateway/tests/it/forward_auth.rs does);
-#   nginx+tg+kav  the same, the verify subrequest over a keepalive pool to the
-#                 gateway (proxy_pass to an `upstream { keepalive 32; }`,
-#                 proxy_http_version 1.1, Connection "");
-#   nginx+tg+ka   the same, the app hop over a keepalive pool too;
+#   nginx+tg+pool the same, the `keepalive` of the snippet's upstream block for the
+#                 check raised to $CONNS (nginx keeps that many idle connections;
+#                 while more checks run at once, each one beyond opens a connection
+#                 and closes it after);
+#   nginx+tg+ka   the same, both hops kept alive over the pools nginx alone uses
+#                 (the check and the app, `keepalive $CONNS`, HTTP/1.1, Connection "");
+#   nginx+tg+newconn  the same, the check over a new connection per request
+#                 (proxy_pass straight to the gateway, HTTP/1.0), as the snippet
+#                 was before it kept its connections;
 #   gateway       the gateway as the proxy itself, its default route /d (run.sh's
 #                 "default");
 #   bare          bare Pingora (run.sh's "bare").
-# The two keepalive variants are made only while the snippet has no `keepalive` of
-# its own. Every nginx is the same binary with the same http block (worker_processes
-# 1, access_log off, default buffers, the same two upstream pools defined), a
-# non-daemon child with its own prefix and temp folders under $WORK. The gateway
+# bench/gateway/forward_auth_conf.py writes the nginx+tg configs; a variant
+# that would be the documented config itself is left out. Every nginx is the same
+# binary with the same http block (worker_processes 1, access_log off, default
+# buffers, the same two upstream pools defined), a non-daemon child with its own
+# prefix and temp folders under $WORK; each run's configs are kept beside its
+# results. The gateway
 # runs 1 worker thread, trusts 127.0.0.1/32 (GATEWAY_TRUSTED_PROXIES), and every
 # request is a warm one on its default route /d (JWT, tenant by header, role check).
 # Every target gets the same request bytes (path /d/x, a Host of the same length,
@@ -34,8 +42,14 @@
 # Reports per target the median and per-round requests/s, median p50/p99, non-2xx
 # answers and socket errors, the CPU time per request (user + system,
 # /proc/<pid>/stat) of nginx (master and worker), the gateway, the bare proxy, the
-# upstream and all of them together, and the CPU the rest of the machine took
-# meanwhile (all CPU time less ours and the client's, as a share of all cores);
+# upstream and all the processes the target's requests pass through together
+# (the client's not included), the machine's busy time charged to no process per
+# request ("kernel": interrupts and softirqs on otherwise idle CPUs, where much of
+# the loopback TCP work of connections opened and closed lands; the busy time
+# from /proc/stat less every process's CPU time and the client's), the CPU the
+# hypervisor stole and the CPU the other processes on the machine took meanwhile
+# (/proc/*/stat), both as shares of all cores, and the TCP connections accepted
+# per request (PassiveOpens, /proc/net/snmp: the whole machine's);
 # then the median per-round ratios. Checks with the gateway's /metrics that no warm
 # request reached Redis or Postgres (cache lookups on tiers other than l1), and
 # counts the requests the gateway answered.
@@ -52,7 +66,11 @@ ECHO=127.0.0.1:3901   # the echoing upstream the checks run against
 SNIPPET=docs/examples/nginx-forward-auth.conf
 NGINX=/usr/sbin/nginx; [ -x "$NGINX" ] || NGINX=nginx
 # Each nginx's port: a Host as long as the proxies' 8180 and 8181.
-declare -A port=([nginx]=8183 [nginx-noka]=8184 [nginx+tg]=8185 [nginx+tg+kav]=8186 [nginx+tg+ka]=8187)
+declare -A port=([nginx]=8183 [nginx-noka]=8184 [nginx+tg]=8185 [nginx+tg+newconn]=8186 [nginx+tg+ka]=8187
+    [nginx+tg+pool]=8188)
+# What forward_auth_conf.py makes of the snippet for each nginx+tg target.
+declare -A variant=([nginx+tg]=documented [nginx+tg+ka]=keepalive [nginx+tg+newconn]=newconn
+    [nginx+tg+pool]="pool:$CONNS")
 OUT=bench/results; mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT   # stack.sh replaces it with its own cleanup
@@ -82,8 +100,8 @@ http {
     fastcgi_temp_path $d/fastcgi;
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
-    upstream tg_app { server $app; keepalive 32; }
-    upstream tg_verify { server $GW; keepalive 32; }
+    upstream tg_app { server $app; keepalive $CONNS; }
+    upstream tg_verify { server $GW; keepalive $CONNS; }
     include $d/site.conf;
 }
 CONF
@@ -92,15 +110,9 @@ CONF
 KEEPALIVE='proxy_http_version 1.1;
         proxy_set_header Connection "";'
 
-# Prints ${1//$2/$3}, failing when $2 is not in $1.
-replace() { # text old new
-    [[ $1 == *"$2"* ]] || { echo "!! $SNIPPET no longer contains: $2" >&2; return 1; }
-    printf '%s\n' "${1//"$2"/"$3"}"
-}
-
 # The server block of one target, in front of `app`.
 site() { # target app
-    local target=$1 app=$2 listen="listen 127.0.0.1:${port[$1]};" text
+    local target=$1 app=$2 listen="listen 127.0.0.1:${port[$1]};"
     case $target in
         nginx | nginx-noka)
             local pass="proxy_pass http://tg_app;
@@ -118,21 +130,7 @@ server {
 }
 SITE
             ;;
-        nginx+tg*)
-            text=$(<"$SNIPPET")
-            text=$(replace "$text" "127.0.0.1:8080" "$GW")
-            text=$(replace "$text" "127.0.0.1:3000" "$app")
-            text=$(replace "$text" "listen 80;" "$listen")
-            if [ "$target" != nginx+tg ]; then
-                text=$(replace "$text" "proxy_pass http://$GW/auth/verify/nginx;" "proxy_pass http://tg_verify/auth/verify/nginx;
-        $KEEPALIVE")
-            fi
-            if [ "$target" = nginx+tg+ka ]; then
-                text=$(replace "$text" "proxy_pass http://$app;" "proxy_pass http://tg_app;
-        $KEEPALIVE")
-            fi
-            printf '%s\n' "$text"
-            ;;
+        nginx+tg*) python3 bench/gateway/forward_auth_conf.py "$SNIPPET" "${variant[$target]}" "$GW" "$app" "${port[$target]}" ;;
     esac
 }
 
@@ -162,11 +160,14 @@ stop_nginx() { # target
 }
 
 TARGETS=(nginx nginx-noka nginx+tg)
-if grep -q keepalive "$SNIPPET"; then
-    echo "==> $SNIPPET keeps connections alive itself: no keepalive variants"
-else
-    TARGETS+=(nginx+tg+kav nginx+tg+ka)
-fi
+for t in nginx+tg+pool nginx+tg+ka nginx+tg+newconn; do
+    if why=$(site "$t" "$UP"); then
+        TARGETS+=("$t")
+    else
+        [ $? -eq 3 ] || { echo "!! $t: the snippet could not be changed (above)"; exit 1; }
+        echo "==> no $t target: $why"
+    fi
+done
 NGINX_TARGETS=("${TARGETS[@]}")
 TARGETS+=(gateway bare)
 
@@ -197,7 +198,7 @@ else:
     print("200, no identity headers")
 PY
     ) || { echo "!! $t: the check failed"; tail -5 "$WORK/gateway.log" "$WORK/nginx-$t/error.log"; exit 1; }
-    printf '  %-13s %s\n' "$t" "$verdict"
+    printf '  %-16s %s\n' "$t" "$verdict"
     stop_nginx "$t"
 done
 stop "$ECHO_PID"
@@ -210,15 +211,32 @@ for t in "${NGINX_TARGETS[@]}"; do url[$t]="http://127.0.0.1:${port[$t]}/d/x"; d
 check_targets "${url[@]}"
 
 TSV="$WORK/rounds.tsv"
-printf 'target\tround\trps\tp50_us\tp99_us\trequests\tnon2xx\terrors\tnginx_us\tgateway_us\tbare_us\tupstream_us\tall_us\tothers_pct\n' >"$TSV"
+printf 'target\tround\trps\tp50_us\tp99_us\trequests\tnon2xx\terrors\tnginx_us\tgateway_us\tbare_us\tupstream_us\tall_us\tkernel_us\tsteal_pct\tothers_pct\tconns\n' >"$TSV"
 
 ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }   # utime + stime
 sum_ticks() { local n=0 p; for p in "$@"; do n=$((n + $(ticks "$p"))); done; echo "$n"; }
 CLK=$(getconf CLK_TCK)
-busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }   # all CPUs, ticks
+# All CPUs, ticks: busy (user, nice, system, irq, softirq) and stolen by the
+# hypervisor.
+busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8, $9}' /proc/stat; }
+# TCP connections accepted on this machine so far.
+accepted() { awk '/^Tcp:/ {if (!c) {for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i} else print $c}' /proc/net/snmp; }
+# Every process's CPU ticks ("pid ticks name"), ours left out.
+processes() { # our pids...
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v ours=" $* " '{
+        pid = $1; name = $0; sub(/^[^(]*\(/, "", name); sub(/\).*/, "", name); gsub(/ /, "_", name)
+        sub(/.*\) /, ""); if (index(ours, " " pid " ") == 0) print pid, $12 + $13, name}'
+}
+# The ticks the other processes took between two snapshots (those started
+# meanwhile: all theirs; those ended meanwhile are lost); the busiest three into
+# $WORK/busiest.
+others_ticks() { # before after
+    awk 'NR == FNR {t0[$1] = $2; next} {d = $2 - ($1 in t0 ? t0[$1] : 0); n += d; if (d > 0) print d, $3 > "/dev/stderr"}
+        END {print n + 0}' "$1" "$2" 2> >(sort -rn | head -3 | awk '{printf "%s %s, ", $2, $1}' >"$WORK/busiest")
+}
 NCPU=$(nproc)
 micros() { awk '{v=$1; if (v ~ /us$/) f=1; else if (v ~ /ms$/) f=1e3; else f=1e6; sub(/[a-z]+$/, "", v); printf "%.1f\n", v*f}' <<<"$1"; }
-all_nginx() { local t; for t in "${NGINX_TARGETS[@]}"; do echo "${nginx_pid[$t]} ${nginx_worker[$t]}"; done; }
+all_nginx() { local t; for t in "${NGINX_TARGETS[@]}"; do printf '%s %s ' "${nginx_pid[$t]}" "${nginx_worker[$t]}"; done; }
 lookups() { curl -s "http://$ADMIN/metrics" | grep '^tenantgate_cache_lookups_total' | grep -v 'tier="l1"' | sort; }
 answered() { curl -s "http://$ADMIN/metrics" | awk '/^tenantgate_http_requests_total/ {n += $NF} END {printf "%d\n", n}'; }
 answers() { curl -s "http://$ADMIN/metrics" | grep '^tenantgate_http_requests_total' | sed -E 's/,?tenant="[^"]*"//' | sort; }
@@ -227,16 +245,18 @@ measure() { # target round
     local t=$1 round=$2 out="$WORK/wrk.txt"
     local ng=() ; [ -z "${nginx_pid[$t]:-}" ] || ng=("${nginx_pid[$t]}" "${nginx_worker[$t]}")
     local mine; read -r -a mine <<<"$(all_nginx)"
-    local n0=0 g0 b0 u0 o0 busy0 ns0
+    local n0=0 g0 b0 u0 o0 busy0 steal0 ns0
     [ ${#ng[@]} -eq 0 ] || n0=$(sum_ticks "${ng[@]}")
     g0=$(ticks "$GW_PID"); b0=$(ticks "$BARE_PID"); u0=$(ticks "$UP_PID"); o0=$(sum_ticks "${mine[@]}")
-    busy0=$(busy); ns0=$(date +%s%N)
+    processes "$GW_PID" "$BARE_PID" "$UP_PID" "${mine[@]}" >"$WORK/procs0"
+    read -r busy0 steal0 <<<"$(busy)"; ns0=$(date +%s%N); local acc0; acc0=$(accepted)
     /usr/bin/time -o "$WORK/client.time" -f '%U %S' \
         wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$AUTH" -H "$TEN" "${url[$t]}" >"$out"
-    local n1=0 g1 b1 u1 o1 busy1 ns1
+    local n1=0 g1 b1 u1 o1 busy1 steal1 ns1
     [ ${#ng[@]} -eq 0 ] || n1=$(sum_ticks "${ng[@]}")
     g1=$(ticks "$GW_PID"); b1=$(ticks "$BARE_PID"); u1=$(ticks "$UP_PID"); o1=$(sum_ticks "${mine[@]}")
-    busy1=$(busy); ns1=$(date +%s%N)
+    read -r busy1 steal1 <<<"$(busy)"; ns1=$(date +%s%N); local acc1; acc1=$(accepted)
+    processes "$GW_PID" "$BARE_PID" "$UP_PID" "${mine[@]}" >"$WORK/procs1"
     local rps p50 p99 reqs non2xx errors cpu
     reqs=$(awk '/requests in/ {print $1}' "$out")
     rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -244,19 +264,26 @@ measure() { # target round
     p99=$(micros "$(awk '$1=="99%" {print $2}' "$out")")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
     errors=$(awk '/Socket errors/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out"); errors=${errors:-0}
+    # "all": the processes this target's requests pass through.
+    local via_gw=0 via_bare=0
+    case $t in gateway | nginx+tg*) via_gw=1 ;; bare) via_bare=1 ;; esac
     cpu=$(awk -v r="$reqs" -v hz="$CLK" -v ng="${#ng[@]}" -v n=$((n1 - n0)) -v g=$((g1 - g0)) -v b=$((b1 - b0)) \
-        -v u=$((u1 - u0)) -v o=$((o1 - o0)) -v busy=$((busy1 - busy0)) -v ns=$((ns1 - ns0)) -v ncpu="$NCPU" \
-        -v client="$(cat "$WORK/client.time")" 'BEGIN {
+        -v via_gw="$via_gw" -v via_bare="$via_bare" \
+        -v u=$((u1 - u0)) -v o=$((o1 - o0)) -v busy=$((busy1 - busy0)) -v steal=$((steal1 - steal0)) -v ns=$((ns1 - ns0)) -v ncpu="$NCPU" \
+        -v client="$(cat "$WORK/client.time")" -v rest="$(others_ticks "$WORK/procs0" "$WORK/procs1")" 'BEGIN {
             split(client, c, " "); us = 1e6 / hz / r
-            others = (busy - o - g - b - u - (c[1] + c[2]) * hz) / (ns / 1e9 * hz * ncpu) * 100
-            printf "%s %.2f %.2f %.2f %.2f %.1f\n", ng ? sprintf("%.2f", n * us) : "-", g * us, b * us, u * us,
-                (n + g + b + u) * us, others}')
-    # shellcheck disable=SC2086 # cpu is six fields
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$round" "$rps" "$p50" "$p99" "$reqs" \
-        "$non2xx" "$errors" $cpu >>"$TSV"
-    read -r c_ng c_gw c_bare c_up c_all c_oth <<<"$cpu"
-    printf '  round %s  %-13s %9s req/s  p50 %7s p99 %7s us  non-2xx %s err %s  cpu us/req: nginx %s gw %s bare %s up %s all %s  others %s%%\n' \
-        "$round" "$t" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$c_ng" "$c_gw" "$c_bare" "$c_up" "$c_all" "$c_oth"
+            all = ns / 1e9 * hz * ncpu
+            kernel = busy - o - g - b - u - (c[1] + c[2]) * hz - rest
+            printf "%s %.2f %.2f %.2f %.2f %.2f %.1f %.1f\n", ng ? sprintf("%.2f", n * us) : "-", g * us, b * us, u * us,
+                (n + via_gw * g + via_bare * b + u) * us, kernel * us, steal / all * 100, rest / all * 100}')
+    local conns; conns=$(awk -v a=$((acc1 - acc0)) -v r="$reqs" 'BEGIN {printf "%.3f\n", a / r}')
+    # shellcheck disable=SC2086 # cpu is eight fields
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$round" "$rps" "$p50" "$p99" "$reqs" \
+        "$non2xx" "$errors" $cpu "$conns" >>"$TSV"
+    read -r c_ng c_gw c_bare c_up c_all c_kernel c_steal c_oth <<<"$cpu"
+    printf '  round %s  %-16s %9s req/s  p50 %7s p99 %7s us  non-2xx %s err %s  cpu us/req: nginx %s gw %s bare %s up %s all %s kernel %s  steal %s%% others %s%%  conns/req %s\n' \
+        "$round" "$t" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$c_ng" "$c_gw" "$c_bare" "$c_up" "$c_all" "$c_kernel" "$c_steal" "$c_oth" "$conns"
+    sleep 0.2; echo "           busiest others (ticks): $(cat "$WORK/busiest")"
 }
 
 n=${#TARGETS[@]}
@@ -288,6 +315,7 @@ echo "==> the gateway's log: $(wc -l <"$WORK/gateway.log") lines"; tail -3 "$WOR
 stamp=$(date -u +%Y%m%dT%H%M%S)
 cp "$TSV" "$OUT/forward-auth-$stamp.tsv"
 for t in "${NGINX_TARGETS[@]}"; do cp "$WORK/nginx-$t/site.conf" "$OUT/forward-auth-$stamp-$t.conf"; done
+cp "$SNIPPET" "$OUT/forward-auth-$stamp-snippet.conf"
 python3 - "$TSV" <<'PY' | tee "$OUT/forward-auth-$stamp.md"
 import csv, statistics, sys
 from collections import defaultdict
@@ -313,8 +341,9 @@ def fmt(v, digits=1):
 
 print(f"\n### forward-auth ({len(next(iter(of.values())))} rounds)\n")
 print("| target | req/s median | rounds | p50 µs | p99 µs | non-2xx | errors | nginx CPU µs/req | gateway CPU µs/req "
-      "| bare CPU µs/req | upstream CPU µs/req | all CPU µs/req | rest of the machine, max % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| bare CPU µs/req | upstream CPU µs/req | all CPU µs/req | kernel µs/req | new connections/req "
+      "| steal, max % | rest of the machine, max % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for t, by_round in of.items():
     rs = [by_round[k] for k in sorted(by_round, key=int)]
     rps = [float(r["rps"]) for r in rs]
@@ -323,11 +352,12 @@ for t, by_round in of.items():
           f"| {fmt(med(num(r['p50_us']) for r in rs))} | {fmt(med(num(r['p99_us']) for r in rs))} "
           f"| {sum(int(r['non2xx']) for r in rs)} | {sum(int(r['errors']) for r in rs)} "
           f"| {col('nginx_us')} | {col('gateway_us')} | {col('bare_us')} | {col('upstream_us')} | {col('all_us')} "
-          f"| {fmt(max(num(r['others_pct']) for r in rs))} |")
+          f"| {col('kernel_us')} | {fmt(med(num(r['conns']) for r in rs), 3)} | {fmt(max(num(r['steal_pct']) for r in rs))} | {fmt(max(num(r['others_pct']) for r in rs))} |")
 
-pairs = [("nginx+tg", "nginx"), ("nginx+tg", "nginx-noka"), ("nginx+tg+kav", "nginx-noka"), ("nginx+tg+ka", "nginx"),
-         ("nginx+tg+kav", "nginx+tg"), ("nginx+tg+ka", "nginx+tg"), ("nginx-noka", "nginx"), ("gateway", "bare"),
-         ("nginx", "bare"), ("nginx+tg+ka", "gateway"), ("nginx+tg", "gateway")]
+pairs = [("nginx+tg", "nginx"), ("nginx+tg", "nginx-noka"), ("nginx+tg+ka", "nginx"), ("nginx+tg+ka", "nginx+tg"),
+         ("nginx+tg+pool", "nginx+tg"), ("nginx+tg+pool", "nginx-noka"),
+         ("nginx+tg+newconn", "nginx+tg"), ("nginx+tg+newconn", "nginx-noka"), ("nginx-noka", "nginx"),
+         ("gateway", "bare"), ("nginx", "bare"), ("nginx+tg", "gateway"), ("nginx+tg+ka", "gateway")]
 print()
 for a, b in pairs:
     if a not in of or b not in of:
