@@ -29,9 +29,9 @@
 # binary with the same http block (worker_processes 1, access_log off, default
 # buffers, the same two upstream pools defined), a non-daemon child with its own
 # prefix and temp folders under $WORK; each run's configs are kept beside its
-# results. The gateway
-# runs 1 worker thread, trusts 127.0.0.1/32 (GATEWAY_TRUSTED_PROXIES), and every
-# request is a warm one on its default route /d (JWT, tenant by header, role check).
+# results. The gateway runs 1 worker thread, trusts 127.0.0.1/32
+# (GATEWAY_TRUSTED_PROXIES), and every request is a warm one on its default route
+# /d (JWT, tenant by header, role check).
 # Every target gets the same request bytes (path /d/x, a Host of the same length,
 # the same Authorization and X-Tenant-Id).
 # Before anything is measured, each nginx config is started once in front of an
@@ -44,9 +44,9 @@
 # /proc/<pid>/stat) of nginx (master and worker), the gateway, the bare proxy, the
 # upstream and all the processes the target's requests pass through together
 # (the client's not included), the machine's busy time charged to no process per
-# request ("kernel": interrupts and softirqs on otherwise idle CPUs, where much of
-# the loopback TCP work of connections opened and closed lands; the busy time
-# from /proc/stat less every process's CPU time and the client's), the CPU the
+# request ("kernel": the busy time from /proc/stat less every process's CPU time
+# and the client's; interrupts on idle CPUs, and the CPU of processes that ended
+# during the round: within a few µs of 0 in a quiet round), the CPU the
 # hypervisor stole and the CPU the other processes on the machine took meanwhile
 # (/proc/*/stat), both as shares of all cores, and the TCP connections accepted
 # per request (PassiveOpens, /proc/net/snmp: the whole machine's);
